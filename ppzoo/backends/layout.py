@@ -1,0 +1,197 @@
+"""What a model looks like to a gradient-based sampler, independent of the PPL.
+
+Each backend traces the user's program once and describes every site as a
+:class:`SiteRecord`; :func:`plan_layout` then decides, the same way for both
+PPLs, which plate holds the data, which sites are latent, and how the latent
+sites are packed into one flat unconstrained vector ``theta`` of length ``D``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "SiteRecord",
+    "PlateRecord",
+    "LatentSite",
+    "ObservedSite",
+    "ModelLayout",
+    "plan_layout",
+    "model_name",
+]
+
+
+@dataclass(frozen=True)
+class PlateRecord:
+    """A plate seen in the trace: its name, full size and the subsample size the model asked for."""
+
+    name: str
+    size: int
+    subsample_size: int | None
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    """A sample site seen in the trace, described without reference to the PPL.
+
+    ``shape`` is the shape of the site's value; ``unconstrained_shape`` the shape
+    of its value after the PPL's ``biject_to(support).inv``; ``plates`` the
+    names of the plates the site sits in.
+    """
+
+    name: str
+    observed: bool
+    shape: tuple[int, ...]
+    unconstrained_shape: tuple[int, ...]
+    is_discrete: bool
+    plates: tuple[str, ...]
+    plate_dims: dict[str, int] = field(default_factory=dict)
+    value: object = None  # the observed value (observed sites only)
+
+
+@dataclass(frozen=True)
+class LatentSite:
+    """A latent site's slot in ``theta``: ``theta[offset:offset + size]`` reshaped to ``unconstrained_shape``."""
+
+    name: str
+    shape: tuple[int, ...]
+    unconstrained_shape: tuple[int, ...]
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class ObservedSite:
+    """An observed site inside the data plate; ``plate_dim`` is the plate's (negative) batch dim."""
+
+    name: str
+    shape: tuple[int, ...]
+    plate_dim: int
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """The sampler's view of a model.
+
+    ``num_data`` is N, the size of the data plate (1 when the model has no data
+    plate: the whole data set then counts as one datum). ``dim`` is D, the
+    length of the unconstrained parameter vector.
+    """
+
+    latent: tuple[LatentSite, ...]
+    observed: tuple[ObservedSite, ...]
+    data_plate: str | None
+    num_data: int
+    dim: int
+    declared_subsample_size: int | None
+
+    @property
+    def latent_names(self) -> tuple[str, ...]:
+        return tuple(site.name for site in self.latent)
+
+    def default_batch_size(self) -> int:
+        """The model's own ``subsample_size`` if it declares one, else ``ceil(sqrt(N))`` capped at N."""
+        if self.declared_subsample_size is not None:
+            return self.declared_subsample_size
+        return min(self.num_data, math.ceil(math.sqrt(self.num_data)))
+
+
+def model_name(model) -> str:
+    """A readable name for a model callable, for messages."""
+    return getattr(model, "__qualname__", None) or getattr(model, "__name__", None) or repr(model)
+
+
+def _check_observed_values(sites: list[SiteRecord]) -> None:
+    for site in sites:
+        if site.observed and site.value is not None:
+            value = np.asarray(site.value)
+            if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"observed site {site.name!r} contains NaN or infinite values; "
+                    "ppzoo expects finite observations (mask or drop missing data first)"
+                )
+
+
+def _find_data_plate(
+    sites: list[SiteRecord], plates: dict[str, PlateRecord], data_plate: str | None, name: str
+) -> str | None:
+    if data_plate is not None:
+        if not isinstance(data_plate, str):
+            raise TypeError(f"data_plate must be a plate name (str), got {type(data_plate).__name__}")
+        if data_plate not in plates:
+            known = ", ".join(repr(p) for p in plates) or "none"
+            raise ValueError(
+                f"data_plate={data_plate!r} is not a plate of model {name!r}; its plates are: {known}"
+            )
+        return data_plate
+    # The single plate that holds observed sites and whose size equals the
+    # leading dimension of those observed values.
+    candidates = []
+    for plate in plates.values():
+        inside = [s for s in sites if s.observed and plate.name in s.plates]
+        if inside and all(len(s.shape) > 0 and s.shape[0] == plate.size for s in inside):
+            candidates.append(plate.name)
+    if len(candidates) > 1:
+        raise ValueError(
+            f"model {name!r} has several plates that could hold the data ({candidates}); "
+            "say which with data_plate=..."
+        )
+    return candidates[0] if candidates else None
+
+
+def plan_layout(
+    sites: list[SiteRecord],
+    plates: dict[str, PlateRecord],
+    data_plate: str | None,
+    model,
+) -> ModelLayout:
+    """Choose the data plate, validate the sites and pack the latent ones into ``theta``.
+
+    Raises ``ValueError`` naming the site for discrete latent sites, latent sites
+    inside the data plate (per-datum latents) and non-finite observations.
+    Warns once, naming the model, when there is no data plate (full-batch).
+    """
+    name = model_name(model)
+    _check_observed_values(sites)
+    plate_name = _find_data_plate(sites, plates, data_plate, name)
+    latent_records = sorted((s for s in sites if not s.observed), key=lambda s: s.name)
+    if not latent_records:
+        raise ValueError(f"model {name!r} has no latent sample sites to sample")
+    for site in latent_records:
+        if site.is_discrete:
+            raise ValueError(
+                f"latent site {site.name!r} is discrete; gradient-based samplers need continuous "
+                "latent variables (marginalise it out, or observe it)"
+            )
+        if plate_name is not None and plate_name in site.plates:
+            raise ValueError(
+                f"latent site {site.name!r} lies inside the data plate {plate_name!r} (a per-datum "
+                "latent); stochastic-gradient samplers need global latents only"
+            )
+    latent, offset = [], 0
+    for site in latent_records:
+        size = int(np.prod(site.unconstrained_shape, dtype=int))
+        latent.append(LatentSite(site.name, site.shape, site.unconstrained_shape, offset, size))
+        offset += size
+    if plate_name is None:
+        warnings.warn(
+            f"model {name!r} has no data plate (a plate whose size is the number of observations); "
+            "ppzoo runs it full-batch, treating the whole data set as one datum",
+            UserWarning,
+            stacklevel=3,
+        )
+        observed = tuple(
+            ObservedSite(s.name, s.shape, 0) for s in sites if s.observed and s.value is not None
+        )
+        return ModelLayout(tuple(latent), observed, None, 1, offset, None)
+    plate = plates[plate_name]
+    observed = tuple(
+        ObservedSite(s.name, s.shape, s.plate_dims[plate_name])
+        for s in sites
+        if s.observed and plate_name in s.plates
+    )
+    return ModelLayout(tuple(latent), observed, plate_name, plate.size, offset, plate.subsample_size)

@@ -1,0 +1,294 @@
+"""NumPyro programs seen through the gradient-oracle contract (JAX).
+
+The minibatch is chosen by ``handlers.substitute`` on the data plate's site,
+which NumPyro honours under ``jit`` with traced indices; the plate then
+scales the data sites by ``N / B`` itself. Latent values are substituted in
+the constrained space, ``biject_to(support)`` from NumPyro maps ``theta`` there
+and its log-Jacobian enters the prior term. Chains are vectorised with
+``jax.vmap``; blocks of steps run under ``jit`` with ``lax`` loops.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+
+from ppzoo.backends.base import Backend, reduce_info
+from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
+
+__all__ = ["NumPyroBackend", "trace_numpyro"]
+
+#: data per chunk when the full-data gradient or likelihood is summed
+FULL_DATA_CHUNK = 4096
+
+
+def _to_jax(tree, device=None):
+    def convert(leaf):
+        if type(leaf).__module__.startswith("torch"):
+            leaf = leaf.detach().cpu().numpy()
+        if isinstance(leaf, np.ndarray):
+            leaf = jnp.asarray(leaf)
+        if device is not None and isinstance(leaf, jax.Array):
+            leaf = jax.device_put(leaf, device)
+        return leaf
+
+    return jax.tree_util.tree_map(convert, tree)
+
+
+def _jax_device(device):
+    if device is None or isinstance(device, jax.Device):
+        return device
+    if isinstance(device, str):
+        platform = {"cuda": "gpu"}.get(device.split(":")[0], device.split(":")[0])
+        index = int(device.split(":")[1]) if ":" in device else 0
+        try:
+            return jax.devices(platform)[index]
+        except RuntimeError as err:
+            raise ValueError(f"device={device!r} is not available to JAX: {err}") from None
+    raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a jax.Device; got {device!r}")
+
+
+def trace_numpyro(model, args, kwargs, data=None):
+    """Trace a NumPyro program once (seeded), optionally substituting ``data``."""
+    fn = handlers.seed(model, rng_seed=0)
+    if data:
+        fn = handlers.substitute(fn, data=data)
+    return handlers.trace(fn).get_trace(*args, **kwargs)
+
+
+def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
+    sites, plates = [], {}
+    for name, site in trace.items():
+        if site["type"] == "plate":
+            size, subsample_size = site["args"]
+            plates[name] = PlateRecord(name, int(size), None if subsample_size is None else int(subsample_size))
+        elif site["type"] == "sample":
+            shape = tuple(jnp.shape(site["value"]))
+            observed = bool(site["is_observed"])
+            discrete = (not observed) and bool(site["fn"].support.is_discrete)
+            unconstrained = shape
+            if not observed and not discrete:
+                unconstrained = tuple(biject_to(site["fn"].support).inverse_shape(shape))
+            frames = site["cond_indep_stack"]
+            sites.append(
+                SiteRecord(
+                    name=name,
+                    observed=observed,
+                    shape=shape,
+                    unconstrained_shape=unconstrained,
+                    is_discrete=discrete,
+                    plates=tuple(f.name for f in frames),
+                    plate_dims={f.name: f.dim for f in frames},
+                    value=np.asarray(site["value"]) if observed else None,
+                )
+            )
+    return sites, plates
+
+
+class NumPyroBackend(Backend):
+    """The gradient oracle of a NumPyro program (see :class:`ppzoo.backends.base.Backend`)."""
+
+    name = "numpyro"
+
+    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None):
+        self.model = model
+        self.device = _jax_device(device)
+        self.args = _to_jax(tuple(args), self.device)
+        self.kwargs = _to_jax(dict(kwargs or {}), self.device)
+        if trace is None:
+            trace = trace_numpyro(model, self.args, self.kwargs)
+        full = {n: jnp.arange(s["args"][0]) for n, s in trace.items() if s["type"] == "plate" and s["args"][1] not in (None, s["args"][0])}
+        if full:  # see the full data, not the model's own subsample
+            trace = trace_numpyro(model, self.args, self.kwargs, data=full)
+        self.layout = plan_layout(*_records(trace), data_plate, model)
+        self._transforms = {
+            s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
+        }
+        self._observed = {
+            s.name: trace[s.name]["value"] for s in self.layout.observed
+        }
+        self._block_cache = {}
+
+        self._potential = jax.jit(jax.vmap(self._potential_single))
+        self._grad = jax.jit(jax.vmap(jax.grad(self._potential_single)))
+        self._full_potential = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[0]))
+        self._full_grad = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[1]))
+        self._pointwise = jax.jit(jax.vmap(self._pointwise_single))
+        self._constrain = jax.jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
+
+    # -- single-chain maths ---------------------------------------------------
+    def _constrain_single(self, theta):
+        """``(D,) -> ({site: value}, log|J|)`` through NumPyro's ``biject_to``."""
+        params, log_det = {}, 0.0
+        for s in self.layout.latent:
+            u = theta[s.offset : s.offset + s.size].reshape(s.unconstrained_shape)
+            t = self._transforms[s.name]
+            x = t(u)
+            params[s.name] = x
+            log_det = log_det + jnp.sum(t.log_abs_det_jacobian(u, x))
+        return params, log_det
+
+    def _log_joint(self, params, idx):
+        """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
+        layout = self.layout
+        data = dict(params)
+        if layout.data_plate is not None:
+            data[layout.data_plate] = idx
+        trace = trace_numpyro(self.model, self.args, self.kwargs, data=data)
+        batch_factor = idx.shape[0] / layout.num_data
+        log_prior, log_lik = 0.0, 0.0
+        for site in trace.values():
+            if site["type"] != "sample":
+                continue
+            lp = site["fn"].log_prob(site["value"])
+            if site.get("mask") is not None:
+                lp = jnp.where(site["mask"], lp, 0.0)
+            total = jnp.sum(lp) * (1.0 if site.get("scale") is None else site["scale"])
+            in_data = site["is_observed"] and (
+                layout.data_plate is None
+                or any(f.name == layout.data_plate for f in site["cond_indep_stack"])
+            )
+            if in_data:
+                log_lik = log_lik + total * batch_factor  # undo the plate's N/B
+            else:
+                log_prior = log_prior + total
+        return log_prior, log_lik
+
+    def _potential_single(self, theta, idx):
+        params, log_det = self._constrain_single(theta)
+        log_prior, log_lik = self._log_joint(params, idx)
+        return -(log_prior + log_det) - (self.layout.num_data / idx.shape[0]) * log_lik
+
+    def _chunks(self):
+        n = self.layout.num_data
+        size = min(n, FULL_DATA_CHUNK)
+        whole = (n // size) * size
+        return jnp.arange(whole).reshape(-1, size), (jnp.arange(whole, n) if whole < n else None)
+
+    def _full_value_and_grad(self, theta):
+        """Full-data potential and gradient, summing per-chunk gradients so memory stays O(chunk)."""
+
+        def prior_term(th):
+            params, log_det = self._constrain_single(th)
+            return -(self._log_joint(params, jnp.arange(1))[0] + log_det)
+
+        def lik_term(th, idx):
+            return -self._log_joint(self._constrain_single(th)[0], idx)[1]
+
+        value, grad = jax.value_and_grad(prior_term)(theta)
+        lik_vg = jax.value_and_grad(lik_term)
+
+        def body(carry, idx):
+            v, g = lik_vg(theta, idx)
+            return (carry[0] + v, carry[1] + g), None
+
+        chunks, rest = self._chunks()
+        (value, grad), _ = jax.lax.scan(body, (value, grad), chunks)
+        if rest is not None:
+            (value, grad), _ = body((value, grad), rest)
+        return value, grad
+
+    def _pointwise_single(self, theta):
+        params = self._constrain_single(theta)[0]
+        layout = self.layout
+        data = dict(params)
+        if layout.data_plate is not None:
+            data[layout.data_plate] = jnp.arange(layout.num_data)
+        trace = trace_numpyro(self.model, self.args, self.kwargs, data=data)
+        out = {}
+        for s in layout.observed:
+            site = trace[s.name]
+            lp = site["fn"].log_prob(site["value"])
+            if site.get("mask") is not None:
+                lp = jnp.where(site["mask"], lp, 0.0)
+            if layout.data_plate is None:
+                out[s.name] = jnp.sum(lp).reshape(1)
+            else:
+                lp = jnp.broadcast_to(lp, site["fn"].batch_shape)
+                out[s.name] = jnp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+        return out
+
+    # -- public chain-batched API --------------------------------------------
+    def potential(self, theta, idx):
+        return self._potential(theta, idx)
+
+    def grad(self, theta, idx):
+        return self._grad(theta, idx)
+
+    def full_potential(self, theta):
+        return self._full_potential(theta)
+
+    def full_grad(self, theta):
+        return self._full_grad(theta)
+
+    def log_likelihood(self, theta):
+        return {k: np.asarray(v) for k, v in self._pointwise(jnp.asarray(theta)).items()}
+
+    def constrain(self, theta):
+        return {k: np.asarray(v) for k, v in self._constrain(jnp.asarray(theta)).items()}
+
+    def unconstrain(self, values):
+        parts = []
+        for s in self.layout.latent:
+            x = jnp.asarray(values[s.name])
+            u = self._transforms[s.name].inv(x)
+            parts.append(u.reshape(u.shape[0], s.size))
+        return jnp.concatenate(parts, axis=1)
+
+    def observed_data(self):
+        return {k: np.asarray(v) for k, v in self._observed.items()}
+
+    # -- array primitives ----------------------------------------------------
+    def rng(self, seed):
+        return jax.random.PRNGKey(seed)
+
+    def init_positions(self, rng, num_chains, radius=2.0):
+        rng, key = jax.random.split(rng)
+        theta = jax.random.uniform(key, (num_chains, self.dim), minval=-radius, maxval=radius)
+        if self.device is not None:
+            theta = jax.device_put(theta, self.device)
+        return theta, rng
+
+    def cond(self, pred, true_fn, false_fn, *operands):
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def asarray(self, x):
+        x = jnp.asarray(x, dtype=jnp.result_type(float))
+        return jax.device_put(x, self.device) if self.device is not None else x
+
+    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size):
+        key = (step_fn, batch_size, num_draws, thinning)
+        if key not in self._block_cache:
+            block = partial(self._block, step_fn, batch_size, num_draws, thinning)
+            self._block_cache[key] = jax.jit(block)
+        state, rng, positions, infos = self._block_cache[key](state, rng)
+        return state, rng, np.asarray(positions), {k: np.asarray(v) for k, v in infos.items()}
+
+    def _block(self, step_fn, batch_size, num_draws, thinning, state, rng):
+        # Static-length scans: XLA runs them as tight loops (a dynamic trip
+        # count costs several times more per step on CPU).
+        num_chains = state.position.shape[0]
+        n = self.layout.num_data
+
+        def one_step(carry, _):
+            state, rng = carry
+            rng, k_idx, k_noise = jax.random.split(rng, 3)
+            idx = jax.random.randint(k_idx, (num_chains, batch_size), 0, n)
+            noise = jax.random.normal(k_noise, state.position.shape, state.position.dtype)
+            state, info = step_fn(state, idx, noise)
+            return (state, rng), info
+
+        def draw(carry, _):
+            carry, infos = jax.lax.scan(one_step, carry, None, length=thinning)
+            return carry, (carry[0].position, reduce_info(infos, jnp))
+
+        (state, rng), (positions, infos) = jax.lax.scan(draw, (state, rng), None, length=num_draws)
+        return state, rng, positions, infos

@@ -1,0 +1,318 @@
+"""Pyro programs seen through the gradient-oracle contract (PyTorch).
+
+The minibatch is chosen by ``poutine.condition`` on the data plate's name,
+which fixes the plate's subsample indices; the plate then scales the data
+sites by ``N / B`` itself. Latent values are conditioned in the constrained
+space, ``biject_to(support)`` from Pyro maps ``theta`` there and its
+log-Jacobian enters the prior term.
+
+Chains: the chain-batched potential runs each chain's trace side by side and,
+with its backward pass, is compiled once per shape with ``torch.jit.trace``
+(as Pyro's own HMC does with ``jit_compile=True``), so the Python cost of
+Pyro's effect handlers is paid when tracing, not at every step.
+(``torch.func.vmap`` over a Pyro trace works eagerly but cannot be traced,
+and eagerly it costs about as much as the Python loop.) Distribution argument validation is switched off inside
+the potential, since its data-dependent checks cannot be traced.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import array_api_compat
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions.transforms import biject_to
+from pyro.poutine.util import site_is_subsample
+
+from ppzoo.backends.base import Backend, reduce_info
+from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
+
+__all__ = ["PyroBackend", "trace_pyro"]
+
+#: data per chunk when the full-data gradient or likelihood is summed
+FULL_DATA_CHUNK = 4096
+
+
+def _torch_device(device):
+    if device is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a torch device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available to torch")
+    return device
+
+
+def _to_torch(tree, device):
+    def convert(leaf):
+        if isinstance(leaf, torch.Tensor):
+            return leaf.to(device)
+        if isinstance(leaf, np.ndarray) or type(leaf).__module__.startswith(("jax", "jaxlib")):
+            leaf = np.asarray(leaf)
+            dtype = torch.get_default_dtype() if np.issubdtype(leaf.dtype, np.floating) else None
+            return torch.as_tensor(leaf, dtype=dtype, device=device)
+        if isinstance(leaf, (list, tuple)):
+            return type(leaf)(convert(v) for v in leaf)
+        if isinstance(leaf, dict):
+            return {k: convert(v) for k, v in leaf.items()}
+        return leaf
+
+    return convert(tree)
+
+
+def trace_pyro(model, args, kwargs, data=None):
+    """Trace a Pyro program once, optionally conditioning on ``data``, validation off."""
+    fn = poutine.condition(model, data=data) if data else model
+    with pyro.validation_enabled(False):
+        return poutine.trace(fn).get_trace(*args, **kwargs)
+
+
+def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
+    sites, plates = [], {}
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample":
+            continue
+        if site_is_subsample(site):
+            fn = site["fn"]
+            plates[name] = PlateRecord(name, int(fn.size), None if fn.subsample_size in (None, fn.size) else int(fn.subsample_size))
+            continue
+        shape = tuple(site["value"].shape)
+        observed = bool(site["is_observed"])
+        discrete = (not observed) and bool(site["fn"].support.is_discrete)
+        unconstrained = shape
+        if not observed and not discrete:
+            unconstrained = tuple(biject_to(site["fn"].support).inverse_shape(torch.Size(shape)))
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        sites.append(
+            SiteRecord(
+                name=name,
+                observed=observed,
+                shape=shape,
+                unconstrained_shape=unconstrained,
+                is_discrete=discrete,
+                plates=tuple(f.name for f in frames),
+                plate_dims={f.name: f.dim for f in frames},
+                value=site["value"].detach().cpu().numpy() if observed else None,
+            )
+        )
+    return sites, plates
+
+
+class PyroBackend(Backend):
+    """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
+
+    ``jit_compile=False`` runs the chains' traces eagerly (slower, but for
+    models whose Python control flow depends on the parameters).
+    """
+
+    name = "pyro"
+
+    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, jit_compile=True):
+        self.model = model
+        self.device = _torch_device(device)
+        self.args = _to_torch(tuple(args), self.device)
+        self.kwargs = _to_torch(dict(kwargs or {}), self.device)
+        self.jit_compile = jit_compile
+        if trace is None:
+            trace = trace_pyro(model, self.args, self.kwargs)
+        full = {
+            n: torch.arange(s["fn"].size, device=self.device)
+            for n, s in trace.nodes.items()
+            if s["type"] == "sample" and site_is_subsample(s) and s["fn"].subsample_size not in (None, s["fn"].size)
+        }
+        if full:  # see the full data, not the model's own subsample
+            trace = trace_pyro(model, self.args, self.kwargs, data=full)
+        self.layout = plan_layout(*_records(trace), data_plate, model)
+        self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
+        self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.observed}
+        self._compiled = {}
+
+    # -- single-chain maths ---------------------------------------------------
+    def _constrain_single(self, theta):
+        params, log_det = {}, theta.new_zeros(())
+        for s in self.layout.latent:
+            u = theta[s.offset : s.offset + s.size].reshape(s.unconstrained_shape)
+            t = self._transforms[s.name]
+            x = t(u)
+            params[s.name] = x
+            log_det = log_det + t.log_abs_det_jacobian(u, x).sum()
+        return params, log_det
+
+    def _log_joint(self, params, idx):
+        """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
+        layout = self.layout
+        data = dict(params)
+        if layout.data_plate is not None:
+            data[layout.data_plate] = idx
+        trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
+        batch_factor = idx.shape[0] / layout.num_data
+        log_prior, log_lik = 0.0, 0.0
+        for name, site in trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):
+                continue
+            lp = site["fn"].log_prob(site["value"])
+            if site.get("mask") is not None:
+                lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+            scale = site.get("scale", 1.0)
+            total = lp.sum() * scale
+            in_data = name not in params and site["is_observed"] and (
+                layout.data_plate is None
+                or any(f.name == layout.data_plate for f in site["cond_indep_stack"])
+            )
+            if in_data:
+                log_lik = log_lik + total * batch_factor  # undo the plate's N/B
+            else:
+                log_prior = log_prior + total
+        return log_prior, log_lik
+
+    def _potential_single(self, theta, idx):
+        params, log_det = self._constrain_single(theta)
+        log_prior, log_lik = self._log_joint(params, idx)
+        return -(log_prior + log_det) - (self.layout.num_data / idx.shape[0]) * log_lik
+
+    def _lik_single(self, theta, idx):
+        return -self._log_joint(self._constrain_single(theta)[0], idx)[1]
+
+    def _prior_single(self, theta, idx):
+        params, log_det = self._constrain_single(theta)
+        return -(self._log_joint(params, idx[:1])[0] + log_det)
+
+    # -- chain batching -------------------------------------------------------
+    def _value_and_grad(self, fn, theta, idx):
+        """``fn(theta (D,), idx (B,))`` for every chain: values ``(C,)`` and gradients ``(C, D)``.
+
+        The chains' traces run side by side and, with ``jit_compile``, the
+        whole computation, backward pass included, is traced once per shape.
+        """
+
+        def eager(theta, idx):
+            with torch.enable_grad():
+                theta = theta.detach().requires_grad_(True)
+                value = torch.stack([fn(theta[c], idx[c]) for c in range(theta.shape[0])])
+                (grad,) = torch.autograd.grad(value.sum(), theta)
+            return value.detach(), grad
+
+        if not self.jit_compile:
+            with pyro.validation_enabled(False):
+                return eager(theta, idx)
+        key = (fn.__name__, tuple(theta.shape), tuple(idx.shape), theta.dtype)
+        if key not in self._compiled:
+            with warnings.catch_warnings(), pyro.validation_enabled(False):
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self._compiled[key] = torch.jit.trace(eager, (theta, idx), check_trace=False)
+        return self._compiled[key](theta, idx)
+
+    def potential(self, theta, idx):
+        return self._value_and_grad(self._potential_single, theta, idx)[0]
+
+    def grad(self, theta, idx):
+        return self._value_and_grad(self._potential_single, theta, idx)[1]
+
+    def _chunks(self, num_chains):
+        n = self.layout.num_data
+        size = min(n, FULL_DATA_CHUNK)
+        for start in range(0, n, size):
+            chunk = torch.arange(start, min(start + size, n), device=self.device)
+            yield chunk.expand(num_chains, -1)
+
+    def _full_value_and_grad(self, theta):
+        value, grad = self._value_and_grad(self._prior_single, theta, self._zero_idx(theta.shape[0]))
+        for idx in self._chunks(theta.shape[0]):
+            v, g = self._value_and_grad(self._lik_single, theta, idx)
+            value, grad = value + v, grad + g
+        return value, grad
+
+    def _zero_idx(self, num_chains):
+        return torch.zeros((num_chains, 1), dtype=torch.long, device=self.device)
+
+    def full_potential(self, theta):
+        return self._full_value_and_grad(theta)[0]
+
+    def full_grad(self, theta):
+        return self._full_value_and_grad(theta)[1]
+
+    # -- conversions ----------------------------------------------------------
+    def log_likelihood(self, theta):
+        theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
+        layout = self.layout
+        out = {s.name: [] for s in layout.observed}
+        full = torch.arange(layout.num_data, device=self.device)
+        with torch.no_grad():
+            for th in theta:
+                data = dict(self._constrain_single(th)[0])
+                if layout.data_plate is not None:
+                    data[layout.data_plate] = full
+                trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
+                for s in layout.observed:
+                    site = trace.nodes[s.name]
+                    lp = site["fn"].log_prob(site["value"])
+                    if site.get("mask") is not None:
+                        lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+                    if layout.data_plate is None:
+                        lp = lp.sum().reshape(1)
+                    else:
+                        lp = lp.expand(site["fn"].batch_shape)
+                        lp = lp.movedim(lp.dim() + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+                    out[s.name].append(lp)
+        return {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
+
+    def constrain(self, theta):
+        theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
+        with torch.no_grad():
+            out = {}
+            for s in self.layout.latent:
+                u = theta[:, s.offset : s.offset + s.size].reshape((-1,) + s.unconstrained_shape)
+                out[s.name] = self._transforms[s.name](u).cpu().numpy()
+        return out
+
+    def unconstrain(self, values):
+        parts = []
+        for s in self.layout.latent:
+            x = torch.as_tensor(np.asarray(values[s.name]), dtype=torch.get_default_dtype(), device=self.device)
+            u = self._transforms[s.name].inv(x)
+            parts.append(u.reshape(u.shape[0], s.size))
+        return torch.cat(parts, dim=1)
+
+    def observed_data(self):
+        return {k: v.detach().cpu().numpy() for k, v in self._observed.items()}
+
+    # -- array primitives ----------------------------------------------------
+    def rng(self, seed):
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def init_positions(self, rng, num_chains, radius=2.0):
+        u = torch.rand((num_chains, self.dim), generator=rng, device=self.device, dtype=torch.get_default_dtype())
+        return (2.0 * u - 1.0) * radius, rng
+
+    def cond(self, pred, true_fn, false_fn, *operands):
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+    def to_numpy(self, x):
+        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    def asarray(self, x):
+        return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype(), device=self.device)
+
+    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size):
+        num_chains = state.position.shape[0]
+        n = self.layout.num_data
+        positions, infos = [], []
+        with torch.no_grad():
+            for _ in range(num_draws):
+                steps = []
+                for _ in range(thinning):
+                    idx = torch.randint(n, (num_chains, batch_size), generator=rng, device=self.device)
+                    noise = torch.randn(state.position.shape, generator=rng, device=self.device, dtype=state.position.dtype)
+                    state, info = step_fn(state, idx, noise)
+                    steps.append(info)
+                stacked = {k: torch.stack([i[k] for i in steps]) for k in steps[0]}
+                infos.append(reduce_info(stacked, array_api_compat.array_namespace(state.position)))
+                positions.append(state.position.clone())
+        positions = torch.stack(positions).cpu().numpy()
+        infos = {k: torch.stack([i[k] for i in infos]).cpu().numpy() for k in infos[0]}
+        return state, rng, positions, infos

@@ -1,0 +1,80 @@
+"""Conversion of sampler runs to ``arviz.InferenceData``.
+
+Groups: ``posterior`` (constrained values, dims ``chain``, ``draw`` and
+``<site>_dim_k``), ``sample_stats`` (``step_size``, cumulative per-datum
+``grad_evals``, ``diverging``), ``log_likelihood`` (per observed site and
+datum, dim named after the data plate, so ``az.loo`` works) and
+``observed_data``.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+
+from ppzoo._version import __version__
+
+__all__ = ["sampler_run_to_inference_data"]
+
+#: draws per call when the per-datum log-likelihood is evaluated
+_LOGLIK_CHUNK = 256
+
+
+def _per_draw(fn, flat, chunk):
+    parts = [fn(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
+    return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+def _observed_dims(name, shape, data_dim):
+    return [data_dim] + [f"{name}_dim_{k}" for k in range(len(shape) - 1)]
+
+
+def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True, method: str | None = None):
+    """``InferenceData`` of a :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
+
+    Args:
+        run: draws ``(C, S, D)`` in unconstrained space and their stats.
+        backend: the backend that made them (for the transforms and likelihood).
+        log_likelihood: compute the ``(C, S, N)`` per-datum log-likelihood
+            (memory ``C * S * N`` floats; turn off for very large N).
+    """
+    num_chains, num_draws, dim = run.positions.shape
+    flat = run.positions.reshape(num_chains * num_draws, dim)
+    posterior = {
+        k: v.reshape((num_chains, num_draws) + v.shape[1:])
+        for k, v in _per_draw(backend.constrain, flat, 4 * _LOGLIK_CHUNK).items()
+    }
+    layout = backend.layout
+    data_dim = layout.data_plate or "datum"
+    observed = backend.observed_data()
+    dims = {name: _observed_dims(name, value.shape, data_dim) for name, value in observed.items()}
+    groups = {"posterior": posterior, "observed_data": observed, "dims": dims}
+    if log_likelihood:
+        loglik = _per_draw(backend.log_likelihood, flat, _LOGLIK_CHUNK)
+        groups["log_likelihood"] = {
+            k: v.reshape(num_chains, num_draws, v.shape[-1]) for k, v in loglik.items()
+        }
+        for name in loglik:
+            dims.setdefault(name, [data_dim])
+    stats = dict(run.stats)
+    stats["diverging"] = stats["diverging"].astype(bool)
+    groups["sample_stats"] = stats
+    kernel = run.kernel
+    idata = az.from_dict(**groups)
+    attrs = {
+        "inference_library": "ppzoo",
+        "inference_library_version": __version__,
+        "backend": backend.name,
+        "method": method or getattr(kernel, "name", type(kernel).__name__),
+        "num_data": layout.num_data,
+        "batch_size": int(kernel.batch_size),
+        "num_warmup": run.num_warmup,
+        "thinning": run.thinning,
+        "interrupted": int(run.interrupted),
+        "temperature": float(getattr(kernel, "temperature", 1.0)),
+    }
+    if layout.data_plate is not None:
+        attrs["data_plate"] = layout.data_plate
+    for group in idata.groups():
+        getattr(idata, group).attrs.update(attrs)
+    return idata

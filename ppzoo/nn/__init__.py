@@ -1,0 +1,1 @@
+"""Constrained decoder networks (inverse-Lipschitz, bi-Lipschitz, spectrally normalised)."""

@@ -1,0 +1,75 @@
+"""``ppzoo.sample``: a Pyro or NumPyro program in, Langevin draws out as ``arviz.InferenceData``."""
+
+from __future__ import annotations
+
+from ppzoo.backends import make_backend
+from ppzoo.diagnostics import sampler_run_to_inference_data
+from ppzoo.inference import get_sampler, run_chains
+
+__all__ = ["sample"]
+
+
+def sample(
+    model,
+    *args,
+    method: str = "sgld",
+    num_samples: int = 1000,
+    num_warmup: int = 1000,
+    num_chains: int = 4,
+    thinning: int = 1,
+    step_size=None,
+    batch_size: int | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+    device=None,
+    backend: str | None = None,
+    data_plate: str | None = None,
+    log_likelihood: bool = True,
+    progress_bar: bool = True,
+    **kwargs,
+):
+    """Sample the posterior of ``model(*args, **kwargs)`` with a stochastic-gradient Langevin method.
+
+    The model is an ordinary Pyro or NumPyro program; its data plate (named by
+    ``data_plate``, or the single plate whose size is the leading dimension of
+    the observations) is subsampled by ppzoo, ``batch_size`` indices per chain
+    and step, with the data terms scaled by ``N / B``.
+
+    Args:
+        method: ``"sgld"``.
+        num_samples: draws kept per chain (``S``).
+        num_warmup: steps discarded first.
+        num_chains: chains run side by side (``C``), each with its own minibatches.
+        thinning: keep every ``thinning``-th step.
+        step_size: ``h`` in ``theta' = theta - h grad U + sqrt(2 h T) xi``; a
+            number, a schedule ``t -> h_t`` such as
+            ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` for
+            ``0.5 / lambda_max`` of the potential's Hessian (estimated).
+        batch_size: ``B``; default the model's ``subsample_size``, else ``ceil(sqrt(N))``.
+        temperature: ``T``; 1 samples the posterior.
+        seed: the same seed gives the same draws on the same device.
+        device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
+            platform name for NumPyro (default: JAX's default device).
+        backend: ``"pyro"`` or ``"numpyro"`` (default: detected by tracing).
+        log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats).
+        progress_bar: show a tqdm progress bar.
+
+    Returns:
+        ``arviz.InferenceData`` with ``posterior`` ``(chain, draw, ...)``,
+        ``sample_stats`` (``step_size``, cumulative ``grad_evals``,
+        ``diverging``), ``log_likelihood`` and ``observed_data``.
+    """
+    kernel_cls = get_sampler(method)
+    kernel = kernel_cls(step_size=step_size, batch_size=batch_size, temperature=temperature)
+    oracle = make_backend(model, args, kwargs, backend=backend, data_plate=data_plate, device=device)
+    run = run_chains(
+        kernel,
+        oracle,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        thinning=thinning,
+        seed=seed,
+        progress_bar=progress_bar,
+    )
+    return sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood, method=method)
