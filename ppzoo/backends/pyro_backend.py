@@ -28,7 +28,7 @@ from pyro.distributions.transforms import biject_to
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
+from ppzoo.backends.layout import PlateRecord, SiteRecord, model_name, plan_layout
 
 __all__ = ["PyroBackend", "trace_pyro"]
 
@@ -204,7 +204,21 @@ class PyroBackend(Backend):
         if key not in self._compiled:
             with warnings.catch_warnings(), pyro.validation_enabled(False):
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                self._compiled[key] = torch.jit.trace(eager, (theta, idx), check_trace=False)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                try:
+                    self._compiled[key] = torch.jit.trace(eager, (theta, idx), check_trace=False)
+                except RuntimeError as err:
+                    # Some backward formulas keep tensors the tracer cannot
+                    # capture; such models run eagerly (slower, same values).
+                    warnings.warn(
+                        f"ppzoo could not compile the potential of {model_name(self.model)!r} "
+                        f"with torch.jit.trace ({str(err).splitlines()[0]}); running it eagerly",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                    self.jit_compile = False
+                    with pyro.validation_enabled(False):
+                        return eager(theta, idx)
         return self._compiled[key](theta, idx)
 
     def potential(self, theta, idx):

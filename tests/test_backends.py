@@ -1,0 +1,159 @@
+"""The gradient oracle: potentials against hand-computed log joints and the PPLs' own."""
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from conftest import LINEAR_REGRESSION
+
+from ppzoo.backends import detect_backend, make_backend
+
+BACKENDS = ["numpyro", "pyro"]
+
+
+def _idx(backend, idx):
+    idx = np.asarray(idx)
+    if backend.name == "numpyro":
+        import jax.numpy as jnp
+
+        return jnp.asarray(idx)
+    import torch
+
+    return torch.as_tensor(idx, dtype=torch.long)
+
+
+def _hand_potential(theta, x, y, idx):
+    """-log p(b, sigma, w) - log|J| - (N/B) sum_idx log N(y_i | x_i w + b, sigma); theta = [b, log sigma, w]."""
+    b, log_sigma, w = theta[0], theta[1], theta[2:]
+    sigma = np.exp(log_sigma)
+    log_prior = st.norm.logpdf(w).sum() + st.norm.logpdf(b) + st.halfnorm.logpdf(sigma) + log_sigma
+    lik = st.norm.logpdf(y[idx], x[idx] @ w + b, sigma).sum()
+    return -log_prior - len(y) / len(idx) * lik
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_detects_each_ppl(name, regression_data):
+    x, y = regression_data
+    assert detect_backend(LINEAR_REGRESSION[name], (x,), {"y": y}) == name
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_potential_equals_hand_computed_log_joint(name, regression_data):
+    x, y = regression_data
+    backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y})
+    assert [s.name for s in backend.layout.latent] == ["b", "sigma", "w"]
+    assert backend.num_data == 60 and backend.dim == 5
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-1, 1, (3, 5))
+    idx = np.stack([rng.choice(60, 12, replace=False) for _ in range(3)])
+    got = backend.to_numpy(backend.potential(backend.asarray(theta), _idx(backend, idx)))
+    want = [_hand_potential(theta[c], x.astype(np.float64), y.astype(np.float64), idx[c]) for c in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    full = backend.to_numpy(backend.full_potential(backend.asarray(theta)))
+    want_full = [_hand_potential(theta[c], x.astype(np.float64), y.astype(np.float64), np.arange(60)) for c in range(3)]
+    np.testing.assert_allclose(full, want_full, rtol=1e-5)
+
+
+def test_backends_agree_on_potential_and_gradient(regression_data):
+    x, y = regression_data
+    nb = make_backend(LINEAR_REGRESSION["numpyro"], (x,), {"y": y})
+    pb = make_backend(LINEAR_REGRESSION["pyro"], (x,), {"y": y})
+    rng = np.random.default_rng(2)
+    theta = rng.uniform(-1, 1, (4, 5))
+    idx = rng.integers(0, 60, (4, 7))
+    for fn in ("potential", "grad"):
+        a = nb.to_numpy(getattr(nb, fn)(nb.asarray(theta), _idx(nb, idx)))
+        b = pb.to_numpy(getattr(pb, fn)(pb.asarray(theta), _idx(pb, idx)))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        nb.to_numpy(nb.full_grad(nb.asarray(theta))), pb.to_numpy(pb.full_grad(pb.asarray(theta))), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_minibatch_estimate_averages_to_full_potential_over_a_partition(name, regression_data):
+    x, y = regression_data
+    backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y})
+    theta = backend.asarray(np.random.default_rng(3).uniform(-1, 1, (1, 5)))
+    perm = np.random.default_rng(4).permutation(60).reshape(5, 12)  # 5 minibatches of B = 12
+    pots = [backend.to_numpy(backend.potential(theta, _idx(backend, part[None]))) for part in perm]
+    grads = [backend.to_numpy(backend.grad(theta, _idx(backend, part[None]))) for part in perm]
+    np.testing.assert_allclose(np.mean(pots, axis=0), backend.to_numpy(backend.full_potential(theta)), rtol=1e-5)
+    np.testing.assert_allclose(np.mean(grads, axis=0), backend.to_numpy(backend.full_grad(theta)), rtol=1e-4, atol=1e-3)
+    # a single minibatch is not the full potential (the test can fail)
+    assert not np.allclose(pots[0], pots[1], rtol=1e-3)
+
+
+def numpyro_constrained(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    scale = numpyro.sample("scale", dist.HalfNormal(2.0))
+    probs = numpyro.sample("probs", dist.Dirichlet(np.ones(3, dtype=np.float32)))
+    loc = numpyro.sample("loc", dist.Uniform(-1.0, 3.0))
+    with numpyro.plate("data", y.shape[0]) as idx:
+        numpyro.sample("y", dist.Normal(loc + probs[0] - probs[2], scale), obs=y[idx])
+
+
+def pyro_constrained(y):
+    import pyro
+    import pyro.distributions as dist
+    import torch
+
+    scale = pyro.sample("scale", dist.HalfNormal(2.0))
+    probs = pyro.sample("probs", dist.Dirichlet(torch.ones(3)))
+    loc = pyro.sample("loc", dist.Uniform(-1.0, 3.0))
+    with pyro.plate("data", y.shape[0]) as idx:
+        pyro.sample("y", dist.Normal(loc + probs[0] - probs[2], scale), obs=y[idx])
+
+
+CONSTRAINED = {"numpyro": numpyro_constrained, "pyro": pyro_constrained}
+
+
+def _ppl_potential(name, model, y, theta, backend):
+    """The PPL's own full-data potential energy at unconstrained values."""
+    unconstrained = {
+        s.name: theta[s.offset : s.offset + s.size].reshape(s.unconstrained_shape) for s in backend.layout.latent
+    }
+    if name == "numpyro":
+        import jax.numpy as jnp
+        from numpyro.infer.util import potential_energy
+
+        params = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in unconstrained.items()}
+        return float(potential_energy(model, (jnp.asarray(y),), {}, params))
+    import torch
+    from pyro.infer.mcmc.util import initialize_model
+
+    _, potential_fn, _, _ = initialize_model(model, model_args=(torch.as_tensor(y),))
+    return float(potential_fn({k: torch.as_tensor(v, dtype=torch.float32) for k, v in unconstrained.items()}))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_constrained_sites_round_trip_and_match_the_ppl_potential(name):
+    y = np.random.default_rng(5).normal(0.5, 1.5, 40).astype(np.float32)
+    model = CONSTRAINED[name]
+    backend = make_backend(model, (y,), {})
+    layout = {s.name: s for s in backend.layout.latent}
+    assert layout["probs"].unconstrained_shape == (2,) and layout["probs"].shape == (3,)
+    theta = np.random.default_rng(6).uniform(-1.5, 1.5, (3, backend.dim))
+    values = backend.constrain(theta)
+    assert np.all(values["scale"] > 0)
+    assert np.all((values["loc"] > -1) & (values["loc"] < 3))
+    np.testing.assert_allclose(values["probs"].sum(-1), 1.0, rtol=1e-5)
+    back = backend.to_numpy(backend.unconstrain(values))
+    np.testing.assert_allclose(back, theta, rtol=1e-4, atol=1e-4)
+    ours = backend.to_numpy(backend.full_potential(backend.asarray(theta)))
+    theirs = [_ppl_potential(name, model, y, theta[c], backend) for c in range(3)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_per_datum_log_likelihood(name, regression_data):
+    x, y = regression_data
+    backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y})
+    theta = np.random.default_rng(7).uniform(-1, 1, (2, 5))
+    loglik = backend.log_likelihood(theta)["y"]
+    assert loglik.shape == (2, 60)
+    b, sigma, w = theta[:, 0], np.exp(theta[:, 1]), theta[:, 2:]
+    want = st.norm.logpdf(y[None], (x @ w.T).T + b[:, None], sigma[:, None])
+    np.testing.assert_allclose(loglik, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(backend.observed_data()["y"], y)

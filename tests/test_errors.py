@@ -1,0 +1,112 @@
+"""Bad input gets a clear error naming the argument or site."""
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pyro
+import pyro.distributions as pdist
+import pytest
+from conftest import LINEAR_REGRESSION
+
+import ppzoo
+
+KW = dict(num_warmup=5, num_samples=5, num_chains=1, progress_bar=False, step_size=1e-3)
+
+
+def discrete_latent(y):
+    k = numpyro.sample("k", dist.Poisson(3.0))
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Normal(k, 1.0), obs=y)
+
+
+def per_datum_latent(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", y.shape[0]):
+        z = numpyro.sample("z", dist.Normal(mu, 1.0))
+        numpyro.sample("y", dist.Normal(z, 1.0), obs=y)
+
+
+def pyro_discrete_latent(y):
+    k = pyro.sample("k", pdist.Poisson(3.0))
+    with pyro.plate("data", y.shape[0]):
+        pyro.sample("y", pdist.Normal(k, 1.0), obs=y)
+
+
+def not_a_program(x):
+    return x * 2
+
+
+Y = np.linspace(-1, 1, 20).astype(np.float32)
+
+
+def test_not_callable():
+    with pytest.raises(TypeError, match="model must be a callable"):
+        ppzoo.sample(42, Y, **KW)
+
+
+def test_program_without_sample_statements():
+    with pytest.raises(TypeError, match="neither a Pyro nor a NumPyro program"):
+        ppzoo.sample(not_a_program, Y, **KW)
+
+
+def test_nan_observation_names_the_site(regression_data):
+    x, y = regression_data
+    y = y.copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="observed site 'y'.*NaN"):
+        ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **KW)
+
+
+@pytest.mark.parametrize("model", [discrete_latent, pyro_discrete_latent])
+def test_discrete_latent_names_the_site(model):
+    with pytest.raises(ValueError, match="latent site 'k' is discrete"):
+        ppzoo.sample(model, Y, **KW)
+
+
+def test_per_datum_latent_names_the_site():
+    with pytest.raises(ValueError, match="latent site 'z' lies inside the data plate 'data'"):
+        ppzoo.sample(per_datum_latent, Y, **KW)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"step_size": 0.0}, "step_size must be > 0"),
+        ({"step_size": -1.0}, "step_size must be > 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 61}, "batch_size must be at most N=60"),
+        ({"num_samples": 0}, "num_samples must be >= 1"),
+        ({"num_chains": 0}, "num_chains must be >= 1"),
+        ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
+        ({"data_plate": "rows"}, "data_plate='rows' is not a plate of model .* its plates are: 'data'"),
+        ({"method": "hmc"}, r"method must be one of \['sgld'\]"),
+        ({"backend": "stan"}, "backend must be one of"),
+    ],
+)
+def test_bad_arguments(regression_data, kwargs, match):
+    x, y = regression_data
+    options = {**KW, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **options)
+
+
+def test_model_without_data_plate_runs_full_batch_and_says_so():
+    def no_plate(y):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu, 1.0).expand([y.shape[0]]).to_event(1), obs=y)
+
+    with pytest.warns(UserWarning, match="model .*no_plate.* has no data plate"):
+        idata = ppzoo.sample(no_plate, Y, **KW)
+    assert idata.posterior.attrs["num_data"] == 1 and idata.posterior.attrs["batch_size"] == 1
+
+
+def test_divergence_keeps_the_draws_made_so_far(regression_data):
+    x, y = regression_data
+    with pytest.warns(RuntimeWarning, match="every chain diverged"):
+        idata = ppzoo.sample(
+            LINEAR_REGRESSION["numpyro"], x, y=y, step_size=0.5, num_warmup=0, num_samples=200,
+            num_chains=2, progress_bar=False, log_likelihood=False,
+        )
+    assert idata.posterior.sizes["draw"] < 200
+    assert bool(idata.sample_stats["diverging"][:, -1].all())
+    assert idata.posterior.attrs["interrupted"] == 1

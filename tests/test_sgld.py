@@ -1,0 +1,101 @@
+"""SGLD against closed forms and a NUTS reference.
+
+Gaussian location model x_i ~ N(theta, 1), theta ~ N(0, 1): the posterior is
+N(N xbar / lam, 1 / lam) with precision lam = N + 1. SGLD's gradient
+estimate is lam theta - (N/B) sum_I x_i, so the chain is a Gaussian AR(1)
+with the exact mean and stationary variance
+
+    V(h) = (2 + h N^2 s^2 / B) / (lam (2 - h lam)),
+
+s^2 the (1/N) variance of the data, B indices drawn with replacement. At
+h = 0 it is the posterior variance 1/lam; the h-dependence is Langevin's
+step-size bias plus the minibatch noise.
+"""
+
+import json
+import pathlib
+
+import arviz as az
+import numpy as np
+import pytest
+from conftest import GAUSSIAN_LOCATION
+
+import ppzoo
+import ppzoo.models
+
+N, B = 1000, 32
+DATA = (1.0 + 0.2 * np.random.default_rng(0).standard_normal(N)).astype(np.float32)
+LAM = N + 1.0
+POST_MEAN = N * DATA.astype(np.float64).mean() / LAM
+S2 = DATA.astype(np.float64).var()
+
+
+def sgld_variance(h):
+    return (2 + h * N**2 * S2 / B) / (LAM * (2 - h * LAM))
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+def test_conjugate_gaussian_mean_and_variance_at_a_small_step(backend):
+    h = 0.02 / LAM
+    idata = ppzoo.sample(
+        GAUSSIAN_LOCATION[backend], DATA, step_size=h, batch_size=B, num_warmup=2000,
+        num_samples=2000, thinning=10, num_chains=16 if backend == "numpyro" else 8, seed=1,
+        progress_bar=False,
+    )
+    theta = idata.posterior["theta"].values
+    ess = float(az.ess(idata, var_names=["theta"])["theta"])
+    mcse_mean = float(az.mcse(idata, var_names=["theta"])["theta"])
+    var = theta.var()
+    se_var = var * np.sqrt(2.0 / ess)
+    assert ess > 1000
+    assert abs(theta.mean() - POST_MEAN) < 4 * mcse_mean
+    assert abs(var - sgld_variance(h)) < 4 * se_var
+    assert abs(var * LAM - 1) < 0.10  # within 10% of the posterior variance
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+def test_step_size_bias_is_visible(backend):
+    h = 0.5 / LAM
+    idata = ppzoo.sample(
+        GAUSSIAN_LOCATION[backend], DATA, step_size=h, batch_size=B, num_warmup=500,
+        num_samples=2000, thinning=2, num_chains=8, seed=2, progress_bar=False,
+    )
+    theta = idata.posterior["theta"].values
+    ess = float(az.ess(idata, var_names=["theta"])["theta"])
+    var = theta.var()
+    se_var = var * np.sqrt(2.0 / ess)
+    assert abs(var - sgld_variance(h)) < 4 * se_var  # the biased law Langevin theory predicts
+    assert var - 1 / LAM > 10 * se_var  # measurably above the posterior variance
+
+
+def test_default_settings_record_step_size_and_work(regression_data):
+    from conftest import LINEAR_REGRESSION
+
+    x, y = regression_data
+    idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, progress_bar=False)
+    stats = idata.sample_stats
+    h = stats.step_size.values
+    assert np.all(h == h[0, 0]) and h[0, 0] > 0
+    # ceil(sqrt(60)) = 8 per step, plus 2 * 20 full gradients for the curvature estimate
+    np.testing.assert_array_equal(stats.grad_evals.values[:, 0], 40 * 60 + 101 * 8)
+    np.testing.assert_array_equal(np.diff(stats.grad_evals.values, axis=1), 8)
+    assert idata.posterior.attrs["batch_size"] == 8
+
+
+REFERENCE = pathlib.Path(ppzoo.models.__file__).parent / "references" / "logistic_regression_breast_cancer.json"
+
+
+def test_breast_cancer_logistic_regression_matches_nuts():
+    """Default step size; 16 chains x 420,000 steps so the Monte Carlo error is about 0.025 sd."""
+    from ppzoo.models import logistic_regression
+
+    ref = json.loads(REFERENCE.read_text())["params"]
+    args, kwargs = logistic_regression.load_data()
+    idata = ppzoo.sample(
+        logistic_regression.numpyro_model, *args, num_warmup=20000, num_samples=500, thinning=800,
+        num_chains=16, seed=0, progress_bar=False, log_likelihood=False, **kwargs,
+    )
+    summary = az.summary(idata, var_names=["w", "b"], round_to="none")
+    z = np.array([(summary.loc[k, "mean"] - ref[k]["mean"]) / ref[k]["sd"] for k in ref])
+    assert (summary["mcse_mean"] / summary["sd"]).max() < 0.03  # 0.1 sd is at least 3 MCSE
+    assert np.abs(z).max() < 0.1, dict(zip(ref, np.round(z, 3)))
