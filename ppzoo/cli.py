@@ -48,10 +48,18 @@ def _positive_int(text):
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end with one line on stderr and exit status 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser():
     from ppzoo.inference import SAMPLERS
 
-    parser = argparse.ArgumentParser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
+    parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="sample a zoo model and write its InferenceData (netCDF)")
     run.add_argument("model", nargs="?", default="logistic_regression", help="zoo model (default: logistic_regression on the breast-cancer data)")

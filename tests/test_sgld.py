@@ -17,11 +17,11 @@ import pathlib
 
 import arviz as az
 import numpy as np
+import ppzoo.models
 import pytest
 from conftest import GAUSSIAN_LOCATION
 
 import ppzoo
-import ppzoo.models
 
 N, B = 1000, 32
 DATA = (1.0 + 0.2 * np.random.default_rng(0).standard_normal(N)).astype(np.float32)

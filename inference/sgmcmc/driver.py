@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -39,6 +39,13 @@ class SamplerRun:
     thinning: int
     interrupted: bool = False
     attrs: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=16)
+def _bound_step(kernel, backend):
+    """``kernel.step`` bound to ``backend``, one object per (settings, backend) so that
+    backends can reuse what they compiled for it in an earlier run."""
+    return partial(kernel.step, backend)
 
 
 def _block_size(total: int) -> int:
@@ -90,7 +97,7 @@ def run_chains(
     position, rng = backend.init_positions(rng, num_chains)
     kernel, setup_cost = kernel.setup(backend, position)
     state = kernel.init(backend, position)
-    step_fn = partial(kernel.step, backend)
+    step_fn = _bound_step(kernel, backend)
     batch_size = kernel.batch_size
 
     total = num_warmup + num_samples * thinning

@@ -135,8 +135,10 @@ class PyroBackend(Backend):
     # -- single-chain maths ---------------------------------------------------
     def _constrain_single(self, theta):
         params, log_det = {}, theta.new_zeros(())
-        for s in self.layout.latent:
-            u = theta[s.offset : s.offset + s.size].reshape(s.unconstrained_shape)
+        # split (one cat in the backward pass) rather than slices (a zeros + copy each)
+        parts = torch.split(theta, [s.size for s in self.layout.latent])
+        for s, part in zip(self.layout.latent, parts):
+            u = part.reshape(s.unconstrained_shape)
             t = self._transforms[s.name]
             x = t(u)
             params[s.name] = x
@@ -193,7 +195,7 @@ class PyroBackend(Backend):
         def eager(theta, idx):
             with torch.enable_grad():
                 theta = theta.detach().requires_grad_(True)
-                value = torch.stack([fn(theta[c], idx[c]) for c in range(theta.shape[0])])
+                value = torch.stack([fn(th, ix) for th, ix in zip(theta.unbind(0), idx.unbind(0))])
                 (grad,) = torch.autograd.grad(value.sum(), theta)
             return value.detach(), grad
 
@@ -315,18 +317,21 @@ class PyroBackend(Backend):
     def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size):
         num_chains = state.position.shape[0]
         n = self.layout.num_data
+        shape, dtype = state.position.shape, state.position.dtype
         positions, infos = [], []
         with torch.no_grad():
             for _ in range(num_draws):
                 steps = []
                 for _ in range(thinning):
                     idx = torch.randint(n, (num_chains, batch_size), generator=rng, device=self.device)
-                    noise = torch.randn(state.position.shape, generator=rng, device=self.device, dtype=state.position.dtype)
+                    noise = torch.randn(shape, generator=rng, device=self.device, dtype=dtype)
                     state, info = step_fn(state, idx, noise)
                     steps.append(info)
-                stacked = {k: torch.stack([i[k] for i in steps]) for k in steps[0]}
-                infos.append(reduce_info(stacked, array_api_compat.array_namespace(state.position)))
-                positions.append(state.position.clone())
+                if thinning > 1:
+                    stacked = {k: torch.stack([i[k] for i in steps]) for k in steps[0]}
+                    steps = [reduce_info(stacked, array_api_compat.array_namespace(state.position))]
+                infos.append(steps[0])
+                positions.append(state.position)
         positions = torch.stack(positions).cpu().numpy()
         infos = {k: torch.stack([i[k] for i in infos]).cpu().numpy() for k in infos[0]}
         return state, rng, positions, infos
