@@ -1,5 +1,20 @@
-"""ppzoo.inference: SG-MCMC kernels and their driver (generic: never imports the zoo)."""
+"""ppzoo.inference: SG-MCMC kernels and their driver (generic: never imports the zoo).
 
-from .sgmcmc import SAMPLERS, SGLD, PolynomialDecay, get_sampler, run_chains
+The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD`` and ``SGLDCV`` run through
+``ppzoo.sample(method=...)`` on either backend, and are also NumPyro
+``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
+"""
 
-__all__ = ["SGLD", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]
+from .sgmcmc import (
+    SAMPLERS,
+    SARAHLD,
+    SGLD,
+    SGLDCV,
+    SVRGLD,
+    Constant,
+    PolynomialDecay,
+    get_sampler,
+    run_chains,
+)
+
+__all__ = ["SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ppzoo.backends import make_backend
 from ppzoo.diagnostics import sampler_run_to_inference_data
 from ppzoo.inference import get_sampler, run_chains
+from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
 
 __all__ = ["sample"]
 
@@ -12,7 +13,7 @@ __all__ = ["sample"]
 def sample(
     model,
     *args,
-    method: str = "sgld",
+    method="sgld",
     num_samples: int = 1000,
     num_warmup: int = 1000,
     num_chains: int = 4,
@@ -20,6 +21,7 @@ def sample(
     step_size=None,
     batch_size: int | None = None,
     temperature: float = 1.0,
+    inner_loop: int | None = None,
     seed: int = 0,
     device=None,
     backend: str | None = None,
@@ -36,7 +38,10 @@ def sample(
     and step, with the data terms scaled by ``N / B``.
 
     Args:
-        method: ``"sgld"``.
+        method: ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"`` or ``"sgld-cv"``, or a
+            kernel object such as ``ppzoo.inference.SGLDCV(map_steps=2000)``
+            (whose own settings are then used: leave ``step_size``,
+            ``batch_size``, ``temperature`` and ``inner_loop`` unset).
         num_samples: draws kept per chain (``S``).
         num_warmup: steps discarded first.
         num_chains: chains run side by side (``C``), each with its own minibatches.
@@ -46,7 +51,9 @@ def sample(
             ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` for
             ``0.5 / lambda_max`` of the potential's Hessian (estimated).
         batch_size: ``B``; default the model's ``subsample_size``, else ``ceil(sqrt(N))``.
-        temperature: ``T``; 1 samples the posterior.
+        temperature: ``T``; 1 samples the posterior, ``T < 1`` a cold posterior.
+        inner_loop: ``m`` for SVRG-LD and SARAH-LD, steps between full
+            gradients (default ``ceil(sqrt(N))``).
         seed: the same seed gives the same draws on the same device.
         device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
             platform name for NumPyro (default: JAX's default device).
@@ -57,10 +64,9 @@ def sample(
     Returns:
         ``arviz.InferenceData`` with ``posterior`` ``(chain, draw, ...)``,
         ``sample_stats`` (``step_size``, cumulative ``grad_evals``,
-        ``diverging``), ``log_likelihood`` and ``observed_data``.
+        ``diverging``, ``full_gradient``), ``log_likelihood`` and ``observed_data``.
     """
-    kernel_cls = get_sampler(method)
-    kernel = kernel_cls(step_size=step_size, batch_size=batch_size, temperature=temperature)
+    kernel = _kernel(method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop)
     oracle = make_backend(model, args, kwargs, backend=backend, data_plate=data_plate, device=device)
     run = run_chains(
         kernel,
@@ -72,4 +78,20 @@ def sample(
         seed=seed,
         progress_bar=progress_bar,
     )
-    return sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood, method=method)
+    return sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
+
+
+def _kernel(method, **settings):
+    if isinstance(method, LangevinKernel):
+        given = {k: v for k, v in settings.items() if v is not None and not (k == "temperature" and v == 1.0)}
+        if given:
+            raise ValueError(
+                f"method is a kernel object with its own settings; pass {sorted(given)} to it instead"
+            )
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method name or a ppzoo Langevin kernel, got {method!r}")
+    kernel_cls = get_sampler(method)
+    if not issubclass(kernel_cls, RefreshingKernel) and settings.pop("inner_loop") is not None:
+        raise ValueError(f"inner_loop applies to svrg-ld and sarah-ld, not to method={method!r}")
+    return kernel_cls(**settings)

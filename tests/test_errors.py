@@ -79,7 +79,12 @@ def test_per_datum_latent_names_the_site():
         ({"num_chains": 0}, "num_chains must be >= 1"),
         ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
         ({"data_plate": "rows"}, "data_plate='rows' is not a plate of model .* its plates are: 'data'"),
-        ({"method": "hmc"}, r"method must be one of \['sgld'\]"),
+        ({"method": "hmc"}, r"method must be one of \['sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'"),
+        ({"method": "sarah-ld", "inner_loop": 0}, "inner_loop must be a positive integer, got 0"),
+        ({"method": "svrg-ld", "inner_loop": 2.5}, "inner_loop must be a positive integer"),
+        ({"method": "sgld", "inner_loop": 5}, "inner_loop applies to svrg-ld and sarah-ld"),
+        ({"method": "svrg-ld", "batch_size": 61}, "batch_size must be at most N=60"),
+        ({"method": "sarah-ld", "temperature": -0.5}, "temperature must be a finite number >= 0"),
         ({"backend": "stan"}, "backend must be one of"),
     ],
 )
@@ -110,3 +115,31 @@ def test_divergence_keeps_the_draws_made_so_far(regression_data):
     assert idata.posterior.sizes["draw"] < 200
     assert bool(idata.sample_stats["diverging"][:, -1].all())
     assert idata.posterior.attrs["interrupted"] == 1
+
+
+def test_sgld_cv_non_finite_map_search_is_reported(regression_data):
+    from ppzoo.inference import SGLDCV
+
+    x, y = regression_data
+    with pytest.raises(ValueError, match="SGLD-CV's MAP search ended at a non-finite point.*map_learning_rate"):
+        ppzoo.sample(
+            LINEAR_REGRESSION["numpyro"], x, y=y, method=SGLDCV(step_size=1e-3, map_learning_rate=1e30, map_steps=50),
+            num_warmup=5, num_samples=5, num_chains=1, progress_bar=False,
+        )
+
+
+def test_kernel_object_and_separate_settings_conflict(regression_data):
+    from ppzoo.inference import SARAHLD
+
+    x, y = regression_data
+    with pytest.raises(ValueError, match=r"pass \['step_size'\] to it instead"):
+        ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, method=SARAHLD(), step_size=1e-3, **{k: v for k, v in KW.items() if k != "step_size"})
+
+
+def test_numpyro_mcmc_needs_the_model():
+    import jax
+    from numpyro.infer import MCMC
+    from ppzoo.inference import SGLD
+
+    with pytest.raises(ValueError, match=r"SGLD needs the model to run under numpyro.infer.MCMC"):
+        MCMC(SGLD(), num_warmup=1, num_samples=1, progress_bar=False).run(jax.random.PRNGKey(0), Y)

@@ -2,17 +2,25 @@
 
 Gradient estimators (:mod:`.gradients`) are kept apart from the Langevin
 update (:mod:`.diffusions`); a sampler is an estimator plus an update
-(:mod:`.sgld`), driven by :func:`.driver.run_chains` on any backend.
+(:mod:`.sgld`, :mod:`.svrg_ld`, :mod:`.sarah_ld`, :mod:`.sgld_cv`), driven by
+:func:`.driver.run_chains` on any backend, or by ``numpyro.infer.MCMC``.
 """
 
+from .base import LangevinKernel
 from .driver import SamplerRun, run_chains
+from .sarah_ld import SARAHLD
 from .schedules import Constant, PolynomialDecay
-from .sgld import SGLD, SGLDState
+from .sgld import SGLD
+from .sgld_cv import SGLDCV
+from .svrg_ld import SVRGLD
 
-__all__ = ["SGLD", "SGLDState", "Constant", "PolynomialDecay", "SamplerRun", "run_chains", "get_sampler", "SAMPLERS"]
+__all__ = [
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "LangevinKernel", "Constant", "PolynomialDecay",
+    "SamplerRun", "run_chains", "get_sampler", "SAMPLERS",
+]
 
 #: method name -> kernel class, for ``ppzoo.sample(method=...)``
-SAMPLERS = {"sgld": SGLD}
+SAMPLERS = {"sgld": SGLD, "svrg-ld": SVRGLD, "sarah-ld": SARAHLD, "sgld-cv": SGLDCV}
 
 
 def get_sampler(method: str):

@@ -43,9 +43,9 @@ class SamplerRun:
 
 @lru_cache(maxsize=16)
 def _bound_step(kernel, backend):
-    """``kernel.step`` bound to ``backend``, one object per (settings, backend) so that
+    """``kernel.update`` bound to ``backend``, one object per (settings, backend) so that
     backends can reuse what they compiled for it in an earlier run."""
-    return partial(kernel.step, backend)
+    return partial(kernel.update, backend)
 
 
 def _block_size(total: int) -> int:
@@ -96,7 +96,8 @@ def run_chains(
     rng = backend.rng(seed)
     position, rng = backend.init_positions(rng, num_chains)
     kernel, setup_cost = kernel.setup(backend, position)
-    state = kernel.init(backend, position)
+    state, rng, init_cost = kernel.init_state(backend, position, rng)
+    setup_cost += init_cost
     step_fn = _bound_step(kernel, backend)
     batch_size = kernel.batch_size
 

@@ -108,6 +108,16 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def minimize(self, theta, rng, num_steps: int, learning_rate: float, batch_size: int):
+        """Minibatch Adam on the potential from ``theta`` ``(C, D)``, every chain on its own.
+
+        Minimises ``U_idx(theta) / N`` with fresh indices each step and a cosine
+        learning-rate decay from ``learning_rate`` to a hundredth of it (the
+        PPL's own optimiser: optax for JAX, ``torch.optim`` for torch).
+        Returns ``(theta, rng)``; costs ``num_steps * batch_size`` per chain.
+        """
+
+    @abc.abstractmethod
     def cond(self, pred, true_fn, false_fn, *operands):
         """``true_fn(*operands) if pred else false_fn(*operands)``, traceable where needed."""
 

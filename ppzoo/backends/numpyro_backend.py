@@ -254,6 +254,26 @@ class NumPyroBackend(Backend):
             theta = jax.device_put(theta, self.device)
         return theta, rng
 
+    def minimize(self, theta, rng, num_steps, learning_rate, batch_size):
+        import optax
+
+        n = self.layout.num_data
+        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.01))
+
+        @jax.jit
+        def run(theta, rng):
+            def body(carry, _):
+                theta, opt_state, rng = carry
+                rng, key = jax.random.split(rng)
+                idx = jax.random.randint(key, (theta.shape[0], batch_size), 0, n)
+                updates, opt_state = optimizer.update(self._grad(theta, idx) / n, opt_state, theta)
+                return (optax.apply_updates(theta, updates), opt_state, rng), None
+
+            (theta, _, rng), _ = jax.lax.scan(body, (theta, optimizer.init(theta), rng), None, length=num_steps)
+            return theta, rng
+
+        return run(jnp.asarray(theta), rng)
+
     def cond(self, pred, true_fn, false_fn, *operands):
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
 

@@ -314,6 +314,18 @@ class PyroBackend(Backend):
         u = torch.rand((num_chains, self.dim), generator=rng, device=self.device, dtype=torch.get_default_dtype())
         return (2.0 * u - 1.0) * radius, rng
 
+    def minimize(self, theta, rng, num_steps, learning_rate, batch_size):
+        n = self.layout.num_data
+        param = theta.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([param], lr=learning_rate)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps, eta_min=learning_rate / 100)
+        for _ in range(num_steps):
+            idx = torch.randint(n, (param.shape[0], batch_size), generator=rng, device=self.device)
+            param.grad = self.grad(param.detach(), idx) / n
+            optimizer.step()
+            schedule.step()
+        return param.detach(), rng
+
     def cond(self, pred, true_fn, false_fn, *operands):
         return true_fn(*operands) if bool(pred) else false_fn(*operands)
 

@@ -29,7 +29,7 @@ def _observed_dims(name, shape, data_dim):
     return [data_dim] + [f"{name}_dim_{k}" for k in range(len(shape) - 1)]
 
 
-def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True, method: str | None = None):
+def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     """``InferenceData`` of a :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
 
     Args:
@@ -65,16 +65,18 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True, 
         "inference_library": "ppzoo",
         "inference_library_version": __version__,
         "backend": backend.name,
-        "method": method or getattr(kernel, "name", type(kernel).__name__),
+        "method": kernel.name,
         "num_data": layout.num_data,
         "batch_size": int(kernel.batch_size),
         "num_warmup": run.num_warmup,
         "thinning": run.thinning,
         "interrupted": int(run.interrupted),
-        "temperature": float(getattr(kernel, "temperature", 1.0)),
+        "temperature": float(kernel.temperature),
     }
     if layout.data_plate is not None:
         attrs["data_plate"] = layout.data_plate
+    if getattr(kernel, "inner_loop", None) is not None:
+        attrs["inner_loop"] = int(kernel.inner_loop)
     for group in idata.groups():
         getattr(idata, group).attrs.update(attrs)
     return idata

@@ -1,0 +1,158 @@
+"""What every ppzoo Langevin kernel shares: settings, their checks, defaults, and the step record.
+
+A kernel is a frozen dataclass of settings with three methods the driver
+calls (BlackJAX-style pure functions over chain-batched arrays, ``C`` chains,
+``D`` unconstrained dimensions, ``B`` minibatch size):
+
+* ``setup(backend, positions) -> (kernel, cost)``: resolve the defaults
+  (batch size, step size) for one model;
+* ``init_state(backend, positions, rng) -> (state, rng, cost)``: the state
+  before the first step (SGLD-CV finds its MAP here);
+* ``update(backend, state, idx, noise) -> (state, info)``: one step of all
+  chains, with ``idx`` ``(C, B)`` minibatch indices and ``noise`` ``(C, D)``
+  standard normal draws.
+
+``cost`` is per-datum gradient evaluations per chain. ``info`` holds
+``(C,)`` arrays: ``step_size``, ``grad_evals`` (this step's cost),
+``diverging`` and ``full_gradient`` (whether the step used a full gradient).
+
+Every kernel is also a NumPyro ``MCMCKernel`` (through
+:class:`ppzoo.backends.numpyro_mcmc.NumPyroMCMCAdapter`), so
+``numpyro.infer.MCMC(SARAHLD(model), ...)`` runs it.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import array_api_compat
+
+from ppzoo.backends.numpyro_mcmc import NumPyroMCMCAdapter
+
+from .schedules import as_schedule
+from .step_size import default_step_size
+
+__all__ = ["LangevinKernel", "RefreshingKernel", "check_positive_int"]
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LangevinKernel(NumPyroMCMCAdapter):
+    """Settings shared by the Langevin kernels.
+
+    Args:
+        model: a NumPyro program, needed only when the kernel is run by
+            ``numpyro.infer.MCMC`` (``ppzoo.sample`` passes the model itself).
+        step_size: ``h``: a positive number, a schedule ``t -> h_t``, or
+            ``None`` for ``1 / lambda_max`` of the potential's Hessian
+            (:mod:`.step_size`).
+        batch_size: ``B``; ``None`` for the model's own ``subsample_size`` if it
+            declares one, else ``ceil(sqrt(N))``.
+        temperature: ``T >= 0``; noise ``sqrt(2 h T) xi``: the chain targets
+            ``p(theta | x) ** (1 / T)`` (``T < 1``: a "cold" posterior; ``T -> 0``:
+            optimisation).
+        data_plate: the data plate's name, when ``numpyro.infer.MCMC`` runs the kernel.
+    """
+
+    model: Callable | None = None
+    step_size: Any = None
+    batch_size: int | None = None
+    temperature: float = 1.0
+    data_plate: str | None = None
+
+    #: method name used by ``ppzoo.sample`` and in ``InferenceData`` attrs
+    name = "langevin"
+
+    def __post_init__(self):
+        if self.step_size is not None:
+            as_schedule(self.step_size)  # validates
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0 or math.isinf(t):
+            raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
+
+    # -- binding to a model ----------------------------------------------------
+    def setup(self, backend, positions):
+        """Resolve the defaults for ``backend``; returns ``(kernel, grad_evals_spent_per_chain)``."""
+        layout = backend.layout
+        batch_size = self.batch_size if self.batch_size is not None else layout.default_batch_size()
+        if batch_size > layout.num_data:
+            raise ValueError(
+                f"batch_size must be at most N={layout.num_data} (the size of the data plate), got {batch_size}"
+            )
+        declared = layout.declared_subsample_size
+        if declared is not None and self.batch_size is not None and declared != self.batch_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} differs from the subsample_size={declared} that the model "
+                f"declares on plate {layout.data_plate!r}; drop one of them"
+            )
+        cost = 0
+        step_size = self.step_size
+        if step_size is None:
+            step_size, cost = default_step_size(backend, backend.to_numpy(positions))
+        return dataclasses.replace(self, step_size=step_size, batch_size=batch_size), cost
+
+    @abc.abstractmethod
+    def init_state(self, backend, position, rng):
+        """The state before the first step; returns ``(state, rng, cost_per_chain)``."""
+
+    @abc.abstractmethod
+    def update(self, backend, state, idx, noise):
+        """One step of every chain; returns ``(state, info)``."""
+
+    # -- helpers for the rules ---------------------------------------------------
+    def step_size_at(self, step):
+        """``h_t`` for step ``t`` (a traced integer under JAX)."""
+        return as_schedule(self.step_size)(step)
+
+    @staticmethod
+    def costs(position, value, full: bool):
+        """``(grad_evals, full_gradient)`` arrays of shape ``(C,)`` for one step."""
+        xp = array_api_compat.array_namespace(position)
+        num_chains = position.shape[0]
+        flag = xp.ones(num_chains, dtype=xp.bool) if full else xp.zeros(num_chains, dtype=xp.bool)
+        return xp.full((num_chains,), int(value), dtype=xp.int32), flag
+
+    @staticmethod
+    def info(position, step_size, grad_evals, full_gradient):
+        """The ``(C,)`` record of one step."""
+        xp = array_api_compat.array_namespace(position)
+        return {
+            "step_size": xp.zeros(position.shape[0], dtype=position.dtype) + step_size,
+            "grad_evals": grad_evals,
+            "diverging": ~xp.all(xp.isfinite(position), axis=1),
+            "full_gradient": full_gradient,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshingKernel(LangevinKernel):
+    """A kernel that takes a full gradient every ``inner_loop`` steps (SVRG-LD, SARAH-LD).
+
+    ``inner_loop``: ``m``, default ``ceil(sqrt(N))`` (Kinoshita & Suzuki 2022).
+    """
+
+    inner_loop: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.inner_loop is not None:
+            check_positive_int("inner_loop", self.inner_loop)
+
+    def setup(self, backend, positions):
+        kernel, cost = super().setup(backend, positions)
+        inner_loop = self.inner_loop if self.inner_loop is not None else math.ceil(math.sqrt(backend.num_data))
+        return dataclasses.replace(kernel, inner_loop=inner_loop), cost
+
+    def refreshes(self, step):
+        """Whether step ``t`` takes a full gradient: ``t % m == 0``."""
+        return step % self.inner_loop == 0
