@@ -145,6 +145,7 @@ def main(argv=None):
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--device", default=None, help="torch device for the Pyro rows (JAX uses its default)")
     parser.add_argument("--skip-pyro", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "sgld_throughput"), help="result path without suffix")
     opts = parser.parse_args(argv)
 
     from ppzoo.models import logistic_regression as lr
@@ -176,13 +177,14 @@ def main(argv=None):
         "jax": jax.__version__, "jax_devices": [str(dv) for dv in jax.devices()], "torch": torch.__version__,
         "torch_device": opts.device or "cpu",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sgld_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    out = pathlib.Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["| backend | d | ppzoo steps/s | reference | reference steps/s | ratio | target |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['backend']} | {r['d']} | {r['ppzoo_steps_per_s']:.0f} | {r['reference']} | "
                      f"{r['reference_steps_per_s']:.0f} | {r['ratio']:.2f} | >= {r['target']} |")
-    (RESULTS / "sgld_throughput.md").write_text("\n".join(lines) + "\n\n" + json.dumps(meta) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n\n" + json.dumps(meta) + "\n")
     print("\n".join(lines))
 
 

@@ -71,6 +71,7 @@ def _parser():
     run.add_argument("--num-chains", type=_positive_int, default=4, help="chains (default: 4)")
     run.add_argument("--step-size", type=float, default=None, help="Langevin step h (default: from the curvature)")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: ceil(sqrt(N)))")
+    run.add_argument("--inner-loop", type=_positive_int, default=None, help="svrg-ld / sarah-ld: steps between full gradients (default: ceil(sqrt(N)))")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
@@ -100,6 +101,7 @@ def _run(opts) -> int:
         thinning=opts.thinning,
         step_size=opts.step_size,
         batch_size=opts.batch_size,
+        inner_loop=opts.inner_loop,
         seed=opts.seed,
         device=opts.device,
         backend=opts.backend,

@@ -34,6 +34,9 @@ __all__ = ["PyroBackend", "trace_pyro"]
 
 #: data per chunk when the full-data gradient or likelihood is summed
 FULL_DATA_CHUNK = 4096
+#: the compiled graph holds one copy of the model per chain; past this many
+#: chains it grows too large to be worth compiling, and chains run eagerly
+MAX_COMPILED_CHAINS = 64
 
 
 def _torch_device(device):
@@ -217,7 +220,7 @@ class PyroBackend(Backend):
 
             return call
 
-        if not self.jit_compile:
+        if not self.jit_compile or theta.shape[0] > MAX_COMPILED_CHAINS:
             with pyro.validation_enabled(False):
                 return with_grad(theta, idx)
         key = (fn.__name__, tuple(theta.shape), tuple(idx.shape), theta.dtype)

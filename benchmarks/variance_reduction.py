@@ -1,0 +1,250 @@
+"""Variance-reduced Langevin against SGLD per unit of work, and SGLD-CV throughput against BlackJAX.
+
+Bayesian logistic regression in the standard SG-MCMC setup: synthetic data,
+N = 10^5, d = 10 and d = 100, B = m = ceil(sqrt(N)) = 317, 4 chains, the
+same step size h = 0.2 / lambda_max (the largest Hessian eigenvalue at the
+reference mean) for every method. The reference is NumPyro NUTS on the
+same model. For each method and seed one run is made with a budget of
+``--epochs`` passes of per-datum gradients (setup, MAP search and warmup
+included); the error of the draws made up to each checkpoint (after the
+first 10% of the budget) is
+
+* mean error: RMS over coordinates of (mean - ref_mean) / ref_sd,
+* covariance error: ||cov - ref_cov||_F / ||ref_cov||_F,
+
+plotted against epochs. The summary reports, for SVRG-LD and SARAH-LD,
+the fraction of SGLD's budget they need to reach SGLD's final error
+(target: at most one third).
+
+Throughput: steps per second of the ppzoo driver running SGLD-CV against
+BlackJAX's ``sgld`` with its ``control_variates`` gradient estimator, under
+``jit`` + ``lax.scan`` + ``vmap`` (target: at least 0.9x).
+
+    python benchmarks/variance_reduction.py [--dims 10 100] [--epochs 60] [--seeds 0 1 2]
+
+Writes ``benchmarks/results/variance_reduction.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import platform
+import time
+
+import numpy as np
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+METHODS = ("sgld", "sgld-cv", "svrg-ld", "sarah-ld")
+NUM_CHAINS = 4
+
+
+def logistic_model(x, y=None):
+    import numpyro
+    import numpyro.distributions as dist
+
+    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([x.shape[1]]).to_event(1))
+    with numpyro.plate("data", x.shape[0], subsample_size=None) as idx:
+        numpyro.sample("y", dist.Bernoulli(logits=x[idx] @ w), obs=None if y is None else y[idx])
+
+
+def make_data(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal(d) / np.sqrt(d) * 2
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x @ w)))).astype(np.float32)
+    return x, y
+
+
+def nuts_reference(x, y, num_samples=1000):
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import MCMC, NUTS
+
+    mcmc = MCMC(NUTS(logistic_model), num_warmup=500, num_samples=num_samples, num_chains=2,
+                chain_method="vectorized", progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), jnp.asarray(x), jnp.asarray(y))
+    w = np.asarray(mcmc.get_samples()["w"], dtype=np.float64)
+    return w.mean(0), np.cov(w, rowvar=False)
+
+
+def cost_per_step(method, n, b):
+    return {"sgld": b, "sgld-cv": 2 * b}.get(method, (n + (b - 1) * 2 * b) / b)
+
+
+def error_curve(draws, grad_evals, ref_mean, ref_cov, n, checkpoints):
+    """Errors of the draws up to each checkpoint (in epochs), after a 10% burn-in."""
+    ref_sd = np.sqrt(np.diag(ref_cov))
+    epochs = grad_evals / n
+    start = epochs[-1] * 0.1
+    rows = []
+    for c in checkpoints:
+        keep = (epochs >= start) & (epochs <= c)
+        if keep.sum() < 10:
+            rows.append((c, math.nan, math.nan))
+            continue
+        w = draws[:, keep].reshape(-1, draws.shape[-1]).astype(np.float64)
+        mean_err = float(np.sqrt(np.mean(((w.mean(0) - ref_mean) / ref_sd) ** 2)))
+        cov_err = float(np.linalg.norm(np.cov(w, rowvar=False) - ref_cov) / np.linalg.norm(ref_cov))
+        rows.append((c, mean_err, cov_err))
+    return rows
+
+
+def run_method(method, x, y, h, epochs, seed):
+    import ppzoo
+
+    n = x.shape[0]
+    b = math.ceil(math.sqrt(n))
+    steps = int(epochs * n / cost_per_step(method, n, b))
+    thinning = max(1, steps // 1000)
+    idata = ppzoo.sample(logistic_model, x, y=y, method=method, step_size=h, num_warmup=0,
+                         num_samples=steps // thinning, thinning=thinning, num_chains=NUM_CHAINS, seed=seed,
+                         progress_bar=False, log_likelihood=False)
+    return idata.posterior["w"].values, idata.sample_stats["grad_evals"].values[0]
+
+
+def budget_to_reach(curve, target):
+    for c, mean_err, cov_err in curve:
+        if mean_err + cov_err <= target:
+            return c
+    return math.inf
+
+
+def throughput_vs_blackjax_cv(x, y, steps=5000):
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from ppzoo.inference import SGLDCV, run_chains
+
+    from ppzoo.backends import make_backend
+
+    n, d = x.shape
+    b = math.ceil(math.sqrt(n))
+    h = 1e-6
+    backend = make_backend(logistic_model, (x,), {"y": y})
+    kernel = SGLDCV(step_size=h, batch_size=b, map_steps=1)
+
+    def ours():
+        run_chains(kernel, backend, num_samples=steps, num_chains=NUM_CHAINS, progress_bar=False)
+
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def logprior(w):
+        return jax.scipy.stats.norm.logpdf(w).sum()
+
+    def loglik(w, datum):
+        xi, yi = datum
+        logit = xi @ w
+        return yi * logit - jnp.logaddexp(0.0, logit)
+
+    estimator = blackjax.sgmcmc.gradients.grad_estimator(logprior, loglik, n)
+    centre = jnp.zeros(d)
+    cv = blackjax.sgmcmc.gradients.control_variates(estimator, centre, (xj, yj))
+    sgld = blackjax.sgld(cv)
+
+    @jax.jit
+    def theirs_run(key):
+        def one_step(w, key):
+            k_idx, k_noise = jax.random.split(key)
+            idx = jax.random.randint(k_idx, (b,), 0, n)
+            new = sgld.step(k_noise, w, (xj[idx], yj[idx]), h)
+            return new, new
+
+        def chain(key):
+            return jax.lax.scan(one_step, centre, jax.random.split(key, steps))[1]
+
+        return jax.vmap(chain)(jax.random.split(key, NUM_CHAINS))
+
+    def theirs():
+        np.asarray(jax.block_until_ready(theirs_run(jax.random.PRNGKey(0))))
+
+    times = {}
+    for name, fn in (("ppzoo", ours), ("blackjax", theirs)):
+        fn()
+        start = time.perf_counter()
+        fn()
+        times[name] = time.perf_counter() - start
+    return {"steps": steps, "ppzoo_steps_per_s": steps / times["ppzoo"],
+            "blackjax_steps_per_s": steps / times["blackjax"], "ratio": times["blackjax"] / times["ppzoo"]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-data", type=int, default=100_000)
+    parser.add_argument("--dims", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--epochs", type=float, default=60)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--reference-samples", type=int, default=1000)
+    parser.add_argument("--throughput-steps", type=int, default=5000)
+    parser.add_argument("--out", default=str(RESULTS / "variance_reduction"))
+    opts = parser.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ppzoo.inference.sgmcmc.step_size import largest_curvature
+
+    from ppzoo.backends import make_backend
+
+    checkpoints = np.linspace(opts.epochs / 10, opts.epochs, 10)
+    report = {"settings": vars(opts), "dims": {}}
+    fig, axes = plt.subplots(2, len(opts.dims), figsize=(5 * len(opts.dims), 7), squeeze=False)
+    for col, d in enumerate(opts.dims):
+        x, y = make_data(opts.num_data, d)
+        start = time.perf_counter()
+        ref_mean, ref_cov = nuts_reference(x, y, opts.reference_samples)
+        print(f"d={d}: NUTS reference in {time.perf_counter() - start:.0f} s")
+        lam = float(largest_curvature(make_backend(logistic_model, (x,), {"y": y}), ref_mean[None])[0][0])
+        h = 0.2 / lam
+        curves = {}
+        for method in METHODS:
+            per_seed = []
+            for seed in opts.seeds:
+                draws, grad_evals = run_method(method, x, y, h, opts.epochs, seed)
+                per_seed.append(error_curve(draws, grad_evals, ref_mean, ref_cov, opts.num_data, checkpoints))
+            curve = np.nanmean(np.array(per_seed), axis=0)
+            curves[method] = [tuple(map(float, row)) for row in curve]
+            print(f"  {method:9s} final mean error {curve[-1, 1]:.3f}  covariance error {curve[-1, 2]:.3f}")
+            axes[0, col].plot(curve[:, 0], curve[:, 1], marker="o", label=method)
+            axes[1, col].plot(curve[:, 0], curve[:, 2], marker="o", label=method)
+        sgld_final = curves["sgld"][-1][1] + curves["sgld"][-1][2]
+        fractions = {m: budget_to_reach(curves[m], sgld_final) / opts.epochs for m in METHODS if m != "sgld"}
+        speed = throughput_vs_blackjax_cv(x, y, opts.throughput_steps)
+        report["dims"][str(d)] = {"step_size": h, "lambda_max": lam, "curves": curves,
+                                  "fraction_of_sgld_budget_to_reach_sgld_final_error": fractions,
+                                  "sgld_cv_throughput_vs_blackjax": speed}
+        print(f"  fraction of SGLD's budget to reach its final error: {fractions}")
+        print(f"  SGLD-CV steps/s: ppzoo {speed['ppzoo_steps_per_s']:.0f}, BlackJAX {speed['blackjax_steps_per_s']:.0f}, ratio {speed['ratio']:.2f}")
+        for row, label in ((0, "mean error (RMS, posterior sds)"), (1, "covariance error (relative Frobenius)")):
+            axes[row, col].set_yscale("log")
+            axes[row, col].set_xlabel("epochs of per-datum gradients")
+            axes[row, col].set_ylabel(label)
+            axes[row, col].set_title(f"logistic regression, N={opts.num_data:,}, d={d}")
+            axes[row, col].legend()
+    import jax
+
+    report["meta"] = {"machine": platform.machine(), "cpu_count": __import__("os").cpu_count(),
+                      "jax": jax.__version__, "devices": [str(dv) for dv in jax.devices()]}
+    out = pathlib.Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=100)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    lines = ["| d | method | final mean error | final covariance error | fraction of SGLD budget to reach SGLD's final error |",
+             "|---|---|---|---|---|"]
+    for d, entry in report["dims"].items():
+        for m in METHODS:
+            _, me, ce = entry["curves"][m][-1]
+            frac = entry["fraction_of_sgld_budget_to_reach_sgld_final_error"].get(m, 1.0)
+            lines.append(f"| {d} | {m} | {me:.3f} | {ce:.3f} | {frac:.2f} |")
+        s = entry["sgld_cv_throughput_vs_blackjax"]
+        lines.append(f"| {d} | SGLD-CV steps/s vs BlackJAX | ppzoo {s['ppzoo_steps_per_s']:.0f} | BlackJAX {s['blackjax_steps_per_s']:.0f} | ratio {s['ratio']:.2f} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
