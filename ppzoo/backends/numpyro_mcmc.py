@@ -16,6 +16,8 @@ full-gradient refreshes as real branches); with ``"sequential"`` (what
 state also carries ``diverging`` (a default field), and ``grad_evals``
 (cumulative per-datum gradient evaluations), ``step_size`` and
 ``full_gradient``, which ``MCMC.run(..., extra_fields=(...))`` can collect.
+``init_params``, when given, are constrained site values (one per chain,
+leading axis ``C`` when ``num_chains > 1``), not NumPyro's unconstrained ones.
 """
 
 from __future__ import annotations

@@ -203,22 +203,17 @@ class PyroBackend(Backend):
         def forward(theta, idx):
             return torch.stack([fn(th, ix) for th, ix in zip(theta.unbind(0), idx.unbind(0))])
 
-        def with_grad(theta, idx):
-            with torch.enable_grad():
-                theta = theta.detach().requires_grad_(True)
-                value = forward(theta, idx)
-                (grad,) = torch.autograd.grad(value.sum(), theta)
-            return value.detach(), grad
-
-        def autograd_outside(compiled_forward):
+        def value_and_grad(value_fn):
             def call(theta, idx):
                 with torch.enable_grad():
                     theta = theta.detach().requires_grad_(True)
-                    value = compiled_forward(theta, idx)
+                    value = value_fn(theta, idx)
                     (grad,) = torch.autograd.grad(value.sum(), theta)
                 return value.detach(), grad
 
             return call
+
+        with_grad = value_and_grad(forward)
 
         if not self.jit_compile or theta.shape[0] > MAX_COMPILED_CHAINS:
             with pyro.validation_enabled(False):
@@ -232,7 +227,7 @@ class PyroBackend(Backend):
                     self._compiled[key] = torch.jit.trace(with_grad, (theta, idx), check_trace=False)
                 except RuntimeError:
                     probe = theta.detach().requires_grad_(True)
-                    self._compiled[key] = autograd_outside(torch.jit.trace(forward, (probe, idx), check_trace=False))
+                    self._compiled[key] = value_and_grad(torch.jit.trace(forward, (probe, idx), check_trace=False))
         return self._compiled[key](theta, idx)
 
     def potential(self, theta, idx):
