@@ -112,7 +112,7 @@ class NumPyroBackend(Backend):
         self._observed = {
             s.name: trace[s.name]["value"] for s in self.layout.observed
         }
-        self._block_cache = {}
+        self._block_cache = {}  # compiled blocks and optimisers, by settings
 
         self._potential = jax.jit(jax.vmap(self._potential_single))
         self._grad = jax.jit(jax.vmap(jax.grad(self._potential_single)))
@@ -255,24 +255,26 @@ class NumPyroBackend(Backend):
         return theta, rng
 
     def minimize(self, theta, rng, num_steps, learning_rate, batch_size):
+        key = ("minimize", num_steps, learning_rate, batch_size)
+        if key not in self._block_cache:
+            self._block_cache[key] = jax.jit(partial(self._minimize, num_steps, learning_rate, batch_size))
+        return self._block_cache[key](jnp.asarray(theta), rng)
+
+    def _minimize(self, num_steps, learning_rate, batch_size, theta, rng):
         import optax
 
         n = self.layout.num_data
         optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.01))
 
-        @jax.jit
-        def run(theta, rng):
-            def body(carry, _):
-                theta, opt_state, rng = carry
-                rng, key = jax.random.split(rng)
-                idx = jax.random.randint(key, (theta.shape[0], batch_size), 0, n)
-                updates, opt_state = optimizer.update(self._grad(theta, idx) / n, opt_state, theta)
-                return (optax.apply_updates(theta, updates), opt_state, rng), None
+        def body(carry, _):
+            theta, opt_state, rng = carry
+            rng, key = jax.random.split(rng)
+            idx = jax.random.randint(key, (theta.shape[0], batch_size), 0, n)
+            updates, opt_state = optimizer.update(self._grad(theta, idx) / n, opt_state, theta)
+            return (optax.apply_updates(theta, updates), opt_state, rng), None
 
-            (theta, _, rng), _ = jax.lax.scan(body, (theta, optimizer.init(theta), rng), None, length=num_steps)
-            return theta, rng
-
-        return run(jnp.asarray(theta), rng)
+        (theta, _, rng), _ = jax.lax.scan(body, (theta, optimizer.init(theta), rng), None, length=num_steps)
+        return theta, rng
 
     def cond(self, pred, true_fn, false_fn, *operands):
         return jax.lax.cond(pred, true_fn, false_fn, *operands)
