@@ -180,7 +180,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reference-samples", type=int, default=1000)
     parser.add_argument("--throughput-steps", type=int, default=5000)
-    parser.add_argument("--step-fractions", type=float, nargs="+", default=[0.05, 0.2])
+    parser.add_argument("--step-fractions", type=float, nargs="+", default=[0.01, 0.05, 0.2])
     parser.add_argument("--out", default=str(RESULTS / "variance_reduction"))
     opts = parser.parse_args(argv)
 

@@ -2,7 +2,10 @@
 
 First a MAP estimate ``theta_hat`` is found (minibatch Adam from each chain's
 starting point, the PPL's own optimiser) and the full gradient
-``G = grad U(theta_hat)`` computed once. Then every step
+``G = grad U(theta_hat)`` computed once; each chain then starts at its
+``theta_hat``, as Baker et al. do (the estimate is most precise there, and
+burn-in is short; chains from one mode start close together, so R-hat
+reflects their spread only after they have moved). Then every step
 
     v_t = (N / B) * sum_{i in I_t} [grad u_i(theta_t) - grad u_i(theta_hat)] + G,
     theta_{t+1} = theta_t - h * v_t + sqrt(2 h T) * xi_t,
@@ -74,7 +77,7 @@ class SGLDCV(LangevinKernel):
                 f"SGLD-CV's MAP search ended at a non-finite point (map_steps={self.map_steps}, "
                 f"map_learning_rate={self.map_learning_rate}); lower map_learning_rate"
             )
-        state = SGLDCVState(position, 0, centre, backend.full_grad(centre))
+        state = SGLDCVState(centre, 0, centre, backend.full_grad(centre))
         return state, rng, self.map_steps * self.batch_size + backend.num_data
 
     def update(self, backend, state, idx, noise):
