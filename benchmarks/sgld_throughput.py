@@ -41,8 +41,8 @@ def make_data(n, d, seed=0):
     return x, y
 
 
-def timed(fn, repeats=2):
-    """Run ``fn`` once to compile, then the fastest of ``repeats`` timed runs."""
+def timed(fn, repeats=3):
+    """Run ``fn`` once to compile (and warm up), then the fastest of ``repeats`` timed runs."""
     fn()
     best = math.inf
     for _ in range(repeats):
@@ -135,7 +135,7 @@ def torch_loop(x, y, steps, batch_size, device=None):
             draws.append(theta.detach())
         torch.stack(draws).cpu().numpy()
 
-    return timed(go, repeats=1)
+    return timed(go)
 
 
 def main(argv=None):

@@ -116,22 +116,30 @@ class LangevinKernel(NumPyroMCMCAdapter):
 
     @staticmethod
     def costs(position, value, full: bool):
-        """``(grad_evals, full_gradient)`` arrays of shape ``(C,)`` for one step."""
+        """``(grad_evals, full_gradient)`` arrays of shape ``(C,)`` for one step, for
+        rules whose cost depends on a branch (both branches must return arrays)."""
         xp = array_api_compat.array_namespace(position)
-        num_chains = position.shape[0]
-        flag = xp.ones(num_chains, dtype=xp.bool) if full else xp.zeros(num_chains, dtype=xp.bool)
-        return xp.full((num_chains,), int(value), dtype=xp.int32), flag
+        return _cost_arrays(xp, position.shape[0], value, full)
 
     @staticmethod
-    def info(position, step_size, grad_evals, full_gradient):
-        """The ``(C,)`` record of one step."""
+    def info(position, step_size, grad_evals, full_gradient=False):
+        """The ``(C,)`` record of one step. ``grad_evals`` and ``full_gradient`` are
+        arrays from :meth:`costs`, or plain numbers for rules with a fixed cost."""
         xp = array_api_compat.array_namespace(position)
+        num_chains = position.shape[0]
+        if isinstance(grad_evals, int):
+            grad_evals, full_gradient = _cost_arrays(xp, num_chains, grad_evals, full_gradient)
         return {
-            "step_size": xp.zeros(position.shape[0], dtype=position.dtype) + step_size,
+            "step_size": xp.full((num_chains,), step_size, dtype=position.dtype),
             "grad_evals": grad_evals,
             "diverging": ~xp.all(xp.isfinite(position), axis=1),
             "full_gradient": full_gradient,
         }
+
+
+def _cost_arrays(xp, num_chains, value, full):
+    flag = xp.ones(num_chains, dtype=xp.bool) if full else xp.zeros(num_chains, dtype=xp.bool)
+    return xp.full((num_chains,), int(value), dtype=xp.int32), flag
 
 
 @dataclasses.dataclass(frozen=True)

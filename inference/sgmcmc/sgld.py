@@ -41,5 +41,4 @@ class SGLD(LangevinKernel):
         h = self.step_size_at(state.step)
         grad = minibatch_gradient(backend, state.position, idx)
         position = langevin_update(state.position, grad, h, noise, self.temperature)
-        cost, full = self.costs(position, idx.shape[1], full=False)
-        return SGLDState(position, state.step + 1), self.info(position, h, cost, full)
+        return SGLDState(position, state.step + 1), self.info(position, h, idx.shape[1])
