@@ -159,7 +159,7 @@ def test_variance_reduction_beats_sgld_at_an_equal_budget():
     400 epochs of per-datum gradients for every method, against NUTS.
 
     Error: the largest |mean - ref| / ref_sd plus the largest |sd / ref_sd - 1|.
-    Measured: SGLD about 1.6, SARAH-LD 0.6, SVRG-LD 0.13, SGLD-CV 0.11.
+    Measured: SGLD about 1.6, SARAH-LD 0.6, SVRG-LD 0.13.
     """
     from numpyro.infer import MCMC, NUTS
     from ppzoo.inference.sgmcmc.step_size import largest_curvature
