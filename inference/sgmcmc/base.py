@@ -99,7 +99,8 @@ class LangevinKernel(NumPyroMCMCAdapter):
         step_size = self.step_size
         if step_size is None:
             step_size, cost = default_step_size(backend, backend.to_numpy(positions))
-        return dataclasses.replace(self, step_size=step_size, batch_size=batch_size), cost
+        # stored as a schedule, so each step calls it without re-validating a number
+        return dataclasses.replace(self, step_size=as_schedule(step_size), batch_size=batch_size), cost
 
     @abc.abstractmethod
     def init_state(self, backend, position, rng):

@@ -90,6 +90,14 @@ def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
     return sites, plates
 
 
+def _masked_log_prob(site):
+    """The site's log-probability, zero where the site's mask is False (scale not applied)."""
+    lp = site["fn"].log_prob(site["value"])
+    if site.get("mask") is not None:
+        lp = jnp.where(site["mask"], lp, 0.0)
+    return lp
+
+
 class NumPyroBackend(Backend):
     """The gradient oracle of a NumPyro program (see :class:`ppzoo.backends.base.Backend`)."""
 
@@ -145,9 +153,7 @@ class NumPyroBackend(Backend):
         for site in trace.values():
             if site["type"] != "sample":
                 continue
-            lp = site["fn"].log_prob(site["value"])
-            if site.get("mask") is not None:
-                lp = jnp.where(site["mask"], lp, 0.0)
+            lp = _masked_log_prob(site)
             total = jnp.sum(lp) * (1.0 if site.get("scale") is None else site["scale"])
             in_data = site["is_observed"] and (
                 layout.data_plate is None
@@ -203,9 +209,7 @@ class NumPyroBackend(Backend):
         out = {}
         for s in layout.observed:
             site = trace[s.name]
-            lp = site["fn"].log_prob(site["value"])
-            if site.get("mask") is not None:
-                lp = jnp.where(site["mask"], lp, 0.0)
+            lp = _masked_log_prob(site)
             if layout.data_plate is None:
                 out[s.name] = jnp.sum(lp).reshape(1)
             else:

@@ -106,6 +106,14 @@ def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
     return sites, plates
 
 
+def _masked_log_prob(site):
+    """The site's log-probability, zero where the site's mask is False (scale not applied)."""
+    lp = site["fn"].log_prob(site["value"])
+    if site.get("mask") is not None:
+        lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+    return lp
+
+
 class PyroBackend(Backend):
     """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
 
@@ -160,9 +168,7 @@ class PyroBackend(Backend):
         for name, site in trace.nodes.items():
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
-            lp = site["fn"].log_prob(site["value"])
-            if site.get("mask") is not None:
-                lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+            lp = _masked_log_prob(site)
             scale = site.get("scale", 1.0)
             total = lp.sum() * scale
             in_data = name not in params and site["is_observed"] and (
@@ -273,9 +279,7 @@ class PyroBackend(Backend):
                 trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
                 for s in layout.observed:
                     site = trace.nodes[s.name]
-                    lp = site["fn"].log_prob(site["value"])
-                    if site.get("mask") is not None:
-                        lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+                    lp = _masked_log_prob(site)
                     if layout.data_plate is None:
                         lp = lp.sum().reshape(1)
                     else:
