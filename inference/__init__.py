@@ -1,10 +1,14 @@
-"""ppzoo.inference: SG-MCMC kernels and their driver (generic: never imports the zoo).
+"""ppzoo.inference: SVI objectives, SG-MCMC kernels, drivers and evaluation (generic: never imports the zoo).
+
+``IWAE`` and ``AnnealedELBO`` are losses for Pyro's and NumPyro's own ``SVI``;
+``log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling.
 
 The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD`` and ``SGLDCV`` run through
 ``ppzoo.sample(method=...)`` on either backend, and are also NumPyro
 ``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
 """
 
+from .evaluate import LogMarginalLikelihood, log_marginal_likelihood
 from .sgmcmc import (
     SAMPLERS,
     SARAHLD,
@@ -16,5 +20,8 @@ from .sgmcmc import (
     get_sampler,
     run_chains,
 )
+from .svi import IWAE, AnnealedELBO, LinearWarmup, SVIObjective
 
-__all__ = ["SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]
+__all__ = [
+    "IWAE", "AnnealedELBO", "LinearWarmup", "SVIObjective", "LogMarginalLikelihood", "log_marginal_likelihood",
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]

@@ -2,11 +2,15 @@
 
 ``ppzoo.sample(model, *args, method="sgld", ...)`` runs stochastic-gradient
 Langevin chains on an ordinary Pyro or NumPyro program and returns an
-``arviz.InferenceData``. The zoo lives in :mod:`ppzoo.models`, the
+``arviz.InferenceData``; ``ppzoo.fit(model, guide, *args, objective="iwae", ...)``
+fits a guide by SVI, and ``ppzoo.log_marginal_likelihood`` estimates
+``log p(x)`` by importance sampling. The zoo lives in :mod:`ppzoo.models`, the
 samplers in :mod:`ppzoo.inference`.
 """
 
 from ppzoo._version import __version__
+from ppzoo.fitting import Fit, fit
+from ppzoo.inference.evaluate import log_marginal_likelihood
 from ppzoo.sampling import sample
 
-__all__ = ["__version__", "sample"]
+__all__ = ["__version__", "sample", "fit", "Fit", "log_marginal_likelihood"]

@@ -73,3 +73,74 @@ def heteroscedastic_data():
     noise_scale = rng.uniform(0.2, 2.0, 500).astype(np.float32)
     y = (x @ np.array([0.7, -1.2]) + noise_scale * rng.standard_normal(500)).astype(np.float32)
     return x, y, noise_scale
+
+
+# -- a linear-Gaussian latent-variable model (probabilistic PCA with fixed loadings) --
+# z_i ~ N(0, I_2), x_i | z_i ~ N(W z_i + mu, sigma^2 I_3), W with orthogonal columns, so the exact
+# posterior q(z_i | x_i) = N(A x_i + b, diag(s)^2) is in the guide family below.
+PPCA_W = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+PPCA_MU = np.array([0.5, -1.0, 0.2])
+PPCA_SIGMA = 0.5
+
+
+def ppca_exact_posterior():
+    """``(A, b, s)`` (the guide's initial values) of the exact posterior ``z_i | x_i ~ N(A x_i + b, diag(s)^2)``."""
+    m = PPCA_W.T @ PPCA_W + PPCA_SIGMA**2 * np.eye(2)
+    a = np.linalg.solve(m, PPCA_W.T)
+    return a, -a @ PPCA_MU, np.sqrt(PPCA_SIGMA**2 * np.diag(np.linalg.inv(m)))
+
+
+def ppca_log_evidence(x):
+    """``sum_i log N(x_i; mu, W W^T + sigma^2 I)``, the closed-form log p(x)."""
+    from scipy.stats import multivariate_normal
+
+    cov = PPCA_W @ PPCA_W.T + PPCA_SIGMA**2 * np.eye(3)
+    return float(multivariate_normal(PPCA_MU, cov).logpdf(x).sum())
+
+
+@pytest.fixture(scope="session")
+def ppca_data():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((10, 2))
+    return (z @ PPCA_W.T + PPCA_MU + PPCA_SIGMA * rng.standard_normal((10, 3))).astype(np.float32)
+
+
+def numpyro_ppca(x):
+    mu = numpyro.param("mu", np.asarray(PPCA_MU, np.float32))
+    w = np.asarray(PPCA_W, np.float32)
+    with numpyro.plate("data", x.shape[0]) as idx:
+        z = numpyro.sample("z", ndist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        numpyro.sample("x", ndist.Normal(z @ w.T + mu, PPCA_SIGMA).to_event(1), obs=x[idx])
+
+
+def numpyro_ppca_guide(x):
+    a0, b0, s0 = ppca_exact_posterior()
+    a = numpyro.param("A", np.asarray(a0, np.float32))
+    b = numpyro.param("b", np.asarray(b0, np.float32))
+    s = numpyro.param("s", np.asarray(s0, np.float32), constraint=ndist.constraints.positive)
+    with numpyro.plate("data", x.shape[0]) as idx:
+        numpyro.sample("z", ndist.Normal(x[idx] @ a.T + b, s).to_event(1))
+
+
+def pyro_ppca(x):
+    import torch
+
+    mu = pyro.param("mu", torch.tensor(PPCA_MU, dtype=torch.float32))
+    w = torch.tensor(PPCA_W, dtype=torch.float32)
+    with pyro.plate("data", x.shape[0]) as idx:
+        z = pyro.sample("z", pdist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        pyro.sample("x", pdist.Normal(z @ w.T + mu, PPCA_SIGMA).to_event(1), obs=x[idx])
+
+
+def pyro_ppca_guide(x):
+    import torch
+
+    a0, b0, s0 = ppca_exact_posterior()
+    a = pyro.param("A", torch.tensor(a0, dtype=torch.float32))
+    b = pyro.param("b", torch.tensor(b0, dtype=torch.float32))
+    s = pyro.param("s", torch.tensor(s0, dtype=torch.float32), constraint=pdist.constraints.positive)
+    with pyro.plate("data", x.shape[0]) as idx:
+        pyro.sample("z", pdist.Normal(x[idx] @ a.T + b, s).to_event(1))
+
+
+PPCA = {"numpyro": (numpyro_ppca, numpyro_ppca_guide), "pyro": (pyro_ppca, pyro_ppca_guide)}

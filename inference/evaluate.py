@@ -1,0 +1,135 @@
+"""Evaluation of fitted guides: importance-sampled ``log p(x)``.
+
+``log p(x) ~= log (1/K) sum_k p(x, z_k) / q(z_k | x)``, ``z_k ~ q``: the
+estimate Burda et al. (2016) use for test log-likelihoods (``K = 5000``). It is
+the IWAE bound with a large ``K``, so it is biased low by at most
+``KL``-like terms that vanish as ``K`` grows. Particles are drawn
+``chunk_size`` at a time and combined with a running ``logaddexp``, so
+memory is that of ``chunk_size`` particles over the data whatever ``K`` is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ppzoo.backends import detect_backend
+
+from .svi.estimators import group_log_weights
+
+__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chunks", "backend_evaluator"]
+
+
+@dataclass
+class LogMarginalLikelihood:
+    """``total``: the estimate of ``log p(x)`` for the whole data set; ``per_datum``:
+    ``log p(x_i)`` of each datum ``(N,)`` when every latent is per datum (else
+    ``None``); ``num_samples``: ``K``."""
+
+    total: float
+    per_datum: np.ndarray | None
+    num_samples: int
+
+    def __float__(self):
+        return self.total
+
+
+def _check_count(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> Callable:
+    """``evaluate(num_particles, seed)`` for the model's PPL (see ``pyro_svi.evaluate``), results as NumPy.
+
+    Returns ``(terms, latents, log_likelihood, observed, local)`` with every array in NumPy (float64 for terms).
+    """
+    args, kwargs = tuple(args), dict(kwargs)
+    backend = backend or detect_backend(model, args, kwargs)
+    if backend == "pyro":
+        import pyro
+        import torch
+
+        from ppzoo.backends import pyro_svi
+        from ppzoo.backends.pyro_backend import _to_torch, _torch_device
+
+        dev = _torch_device(device)
+        args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
+        params = {k: torch.as_tensor(np.asarray(v), device=dev) for k, v in (params or {}).items()} or None
+
+        def evaluate(num_particles, seed):
+            pyro.set_rng_seed(seed)
+            out = pyro_svi.evaluate(model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate)
+            return _to_numpy(out, lambda x: x.detach().cpu().numpy())
+
+    elif backend == "numpyro":
+        from ppzoo.backends import numpyro_svi
+        from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
+
+        dev = _jax_device(device)
+        args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
+
+        def evaluate(num_particles, seed):
+            out = numpyro_svi.evaluate(
+                model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate, seed=seed
+            )
+            return _to_numpy(out, np.asarray)
+
+    else:
+        raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
+    return evaluate
+
+
+def _to_numpy(out, convert):
+    terms, latents, loglik, observed, local = out
+    for field in ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local"):
+        value = getattr(terms, field)
+        setattr(terms, field, None if value is None else np.asarray(convert(value), dtype=np.float64))
+    terms.stop_gradient = lambda x: x
+    as_np = lambda d: {k: convert(v) for k, v in d.items()}  # noqa: E731
+    return terms, as_np(latents), as_np(loglik), as_np(observed), local
+
+
+def evaluate_in_chunks(evaluate, num_samples, chunk_size, seed):
+    """Yield ``evaluate(k, seed + i)`` for chunks ``k`` summing to ``num_samples``."""
+    for i, start in enumerate(range(0, num_samples, chunk_size)):
+        yield evaluate(min(chunk_size, num_samples - start), seed + i)
+
+
+def log_marginal_likelihood(
+    model, guide, params=None, *args, num_samples=5000, chunk_size=100, seed=0, backend=None, data_plate=None,
+    device=None, **kwargs,
+) -> LogMarginalLikelihood:
+    """Importance-sampling estimate of ``log p(x)`` with ``num_samples`` draws from ``guide``.
+
+    Args:
+        params: the guide's (and model's) parameters by name, constrained, e.g.
+            ``Fit.params``; ``None`` uses Pyro's parameter store, or the init
+            values of NumPyro's ``param`` statements.
+        num_samples: ``K`` (5000 in the IWAE paper's protocol).
+        chunk_size: particles per pass; memory is ``O(chunk_size * N)``.
+        seed: the random stream of the draws.
+
+    The whole data set is used (a subsampled data plate sees every index).
+    """
+    _check_count("num_samples", num_samples)
+    _check_count("chunk_size", chunk_size)
+    evaluate = backend_evaluator(model, guide, args, kwargs, params=params, backend=backend, data_plate=data_plate, device=device)
+    acc = const = None
+    scale = 1.0
+    per_datum_mode = False
+    for terms, *_ in evaluate_in_chunks(evaluate, num_samples, chunk_size, seed):
+        local = None if terms.model_local is None else terms.model_local - terms.guide_local
+        groups, c, scale = group_log_weights(terms, terms.model_global - terms.guide_global, local)
+        per_datum_mode = groups.shape[1] > 1 or (local is not None and not terms.joint)
+        chunk = np.logaddexp.reduce(groups, axis=0)
+        acc = chunk if acc is None else np.logaddexp(acc, chunk)
+        const = c.sum() if const is None else const + c.sum()
+    per_group = acc - math.log(num_samples)
+    total = float(const / num_samples + scale * per_group.sum())
+    return LogMarginalLikelihood(total, per_group * scale if per_datum_mode else None, int(num_samples))

@@ -1,0 +1,275 @@
+"""NumPyro model/guide pairs seen by the SVI objectives (JAX).
+
+:func:`log_density_terms` runs one particle (guide draw, model replayed on
+it) as a pure function of its PRNG key and ``jax.vmap``s it over ``K`` keys,
+as NumPyro's own ``Trace_ELBO(vectorize_particles=True)`` does: the program
+needs no broadcasting discipline. Keys follow ``Trace_ELBO``: one particle uses
+``rng_key`` itself, ``K > 1`` particles use ``random.split(rng_key, K)``, and
+each particle splits its key into the model's and the guide's seeds.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import random
+from numpyro import handlers
+
+from ppzoo.backends.svi_common import LogDensityTerms, check_guide_matches, pick_data_plate
+
+__all__ = ["log_density_terms", "plates_of", "particle_keys"]
+
+
+def particle_keys(rng_key, num_particles):
+    """The per-particle keys ``(K, ...)`` (``rng_key`` itself, batched, when ``K = 1``)."""
+    return rng_key[None] if num_particles == 1 else random.split(rng_key, num_particles)
+
+
+def plates_of(trace):
+    """``{plate name: (size, subsample size)}`` and ``{observed site: {plate name: dim}}`` of a trace."""
+    plates, observed = {}, {}
+    for name, site in trace.items():
+        if site["type"] == "plate":
+            # the indices actually used (they may have been substituted), not the declared subsample size
+            plates[name] = (int(site["args"][0]), int(site["value"].shape[0]))
+        elif site["type"] == "sample" and site["is_observed"]:
+            observed[name] = {f.name: f.dim for f in site["cond_indep_stack"]}
+    return plates, observed
+
+
+def _latents(trace):
+    return {n: s["fn"] for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
+
+
+def _site_log_prob(site, path_only=False):
+    lp = site["fn"].log_prob(site["value"])
+    if path_only:
+        held = site["fn"].log_prob(jax.lax.stop_gradient(site["value"]))
+        lp = lp - held + jax.lax.stop_gradient(held)
+    return lp
+
+
+def _accumulate(trace, kinds, data_plate, data_scale, path_only=False):
+    """``{kind: (global scalar, local (B,) or None)}`` for one particle."""
+    out = {}
+    for name, kind in kinds.items():
+        site = trace[name]
+        lp = _site_log_prob(site, path_only)
+        scale = 1.0 if site["scale"] is None else site["scale"]
+        frame = next((f for f in site["cond_indep_stack"] if f.name == data_plate), None)
+        glob, local = out.get(kind, (jnp.zeros(()), None))
+        if frame is None:
+            glob = glob + jnp.sum(lp * scale)
+        else:
+            lp = lp * (scale / data_scale)
+            lp = jnp.reshape(lp, (1,) * (-frame.dim - lp.ndim) + lp.shape)
+            axis = lp.ndim + frame.dim
+            lp = jnp.sum(lp, axis=tuple(d for d in range(lp.ndim) if d != axis))
+            lp = jnp.broadcast_to(lp, (frame.size,))
+            local = lp if local is None else local + lp
+        out[kind] = (glob, local)
+    return out
+
+
+def log_density_terms(
+    model, guide, args, kwargs, *, rng_key, param_map, num_particles, estimator="reparam", data_plate=None, conditioned=None
+) -> LogDensityTerms:
+    """Per-particle log-densities of ``num_particles`` draws of ``guide`` (vmapped).
+
+    ``param_map`` holds the constrained parameter values (as NumPyro's ``SVI``
+    passes them); ``conditioned`` substitutes sample sites in both programs
+    (e.g. a plate's subsample indices).
+    """
+    static = {}
+
+    def one(key):
+        model_seed, guide_seed = random.split(key)
+        g = handlers.substitute(handlers.seed(guide, guide_seed), data=param_map)
+        m = handlers.seed(model, model_seed)
+        if conditioned:
+            g = handlers.substitute(g, data=conditioned)
+            m = handlers.substitute(m, data=conditioned)
+        guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
+        model_trace = handlers.trace(handlers.substitute(handlers.replay(m, guide_trace), data=param_map)).get_trace(
+            *args, **kwargs
+        )
+        model_latents, guide_latents = _latents(model_trace), _latents(guide_trace)
+        check_guide_matches(model_latents, guide_latents, estimator)
+        plates, observed = plates_of(model_trace)
+        plate = pick_data_plate(plates, observed, data_plate)
+        scale = plates[plate][0] / plates[plate][1] if plate else 1.0
+        kinds = {
+            n: ("prior" if n in model_latents else "obs") for n, s in model_trace.items() if s["type"] == "sample"
+        }
+        parts = _accumulate(model_trace, kinds, plate, scale)
+        parts.update(
+            _accumulate(guide_trace, dict.fromkeys(guide_latents, "guide"), plate, scale, path_only=estimator in ("stl", "dreg"))
+        )
+        batch = plates[plate][1] if plate else None
+        static.update(
+            data_scale=scale,
+            has_local=batch is not None,
+            joint=(plate is None) or any(plate not in {f.name for f in model_trace[n]["cond_indep_stack"]} for n in model_latents),
+        )
+        out = {}
+        for kind in ("obs", "prior", "guide"):
+            glob, local = parts.get(kind, (jnp.zeros(()), None))
+            out[kind + "_global"] = glob
+            if batch is not None:
+                out[kind + "_local"] = jnp.zeros((batch,)) if local is None else local
+        if estimator == "dreg":
+            held = {n: {**s, "value": jax.lax.stop_gradient(s["value"])} if n in guide_latents else s for n, s in guide_trace.items()}
+            direct_trace = handlers.trace(handlers.substitute(handlers.replay(m, held), data=param_map)).get_trace(*args, **kwargs)
+            direct = _accumulate(direct_trace, dict.fromkeys(kinds, "model"), plate, scale)["model"]
+            out["direct_global"] = direct[0]
+            if batch is not None:
+                out["direct_local"] = direct[1] if direct[1] is not None else jnp.zeros((batch,))
+        return out
+
+    parts = jax.vmap(one)(particle_keys(rng_key, num_particles))
+    return LogDensityTerms(
+        obs_global=parts["obs_global"],
+        obs_local=parts.get("obs_local"),
+        prior_global=parts["prior_global"],
+        prior_local=parts.get("prior_local"),
+        guide_global=parts["guide_global"],
+        guide_local=parts.get("guide_local"),
+        data_scale=float(static["data_scale"]),
+        joint=bool(static["joint"]),
+        stop_gradient=jax.lax.stop_gradient,
+        direct_global=parts.get("direct_global"),
+        direct_local=parts.get("direct_local"),
+    )
+
+
+# -- fitting and evaluation -------------------------------------------------
+
+#: keyword the fitting loop uses to hand the minibatch indices to the wrapped programs
+SUBSAMPLE_KW = "_ppzoo_subsample"
+
+
+def _subsampled(fn, plate):
+    """``fn`` whose data plate takes its indices from the keyword ``_ppzoo_subsample`` (traceable)."""
+
+    def wrapped(*args, **kwargs):
+        idx = kwargs.pop(SUBSAMPLE_KW, None)
+        if idx is None:
+            return fn(*args, **kwargs)
+        with handlers.substitute(data={plate: idx}):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
+    """``(plate name or None, N, subsample size)`` from one trace of the guide and the model on it."""
+    g = handlers.seed(handlers.substitute(guide, data=params or {}), 0)
+    guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
+    m = handlers.substitute(handlers.replay(handlers.seed(model, 1), guide_trace), data=params or {})
+    trace = handlers.trace(m).get_trace(*args, **kwargs)
+    plates, observed = plates_of(trace)
+    name = pick_data_plate(plates, observed, data_plate)
+    return (name, *plates[name]) if name else (None, None, None)
+
+
+#: optimisation steps per compiled block (progress and divergence checks happen between blocks)
+BLOCK = 50
+
+
+def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
+    """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
+
+    Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
+    step whose loss is not finite leaves the state unchanged and stops the
+    updates, so the run ends with the last finite parameters.
+    """
+    from numpyro.infer import SVI
+
+    if batch_size is not None:
+        model, guide = _subsampled(model, plate[0]), _subsampled(guide, plate[0])
+    svi = SVI(model, guide, optimizer, loss=objective)
+    key, init_key = random.split(random.PRNGKey(seed))
+    init_kw = dict(kwargs)
+    if batch_size is not None:
+        init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
+    if annealed:
+        init_kw["annealing_step"] = 0
+    state = svi.init(init_key, *args, **init_kw)
+
+    def step(carry, t):
+        state, key, stopped = carry
+        key, sub = random.split(key)
+        kw = dict(kwargs)
+        if batch_size is not None:
+            kw[SUBSAMPLE_KW] = random.randint(sub, (batch_size,), 0, plate[1])
+        if annealed:
+            kw["annealing_step"] = t
+        new_state, loss = svi.update(state, *args, **kw)
+        bad = stopped | ~jnp.isfinite(loss)
+        state = jax.tree_util.tree_map(lambda old, new: jnp.where(bad, old, new), state, new_state)
+        return (state, key, bad), jnp.where(bad, jnp.nan, loss)
+
+    @partial(jax.jit, static_argnums=3)
+    def block(state, key, start, length):
+        (state, key, stopped), losses = jax.lax.scan(step, (state, key, jnp.array(False)), start + jnp.arange(length))
+        return state, key, losses
+
+    losses, reason, t = [], None, 0
+    try:
+        while t < num_steps:
+            length = min(BLOCK, num_steps - t)
+            state, key, block_losses = block(state, key, t, length)
+            block_losses = np.asarray(block_losses)
+            finite = np.isfinite(block_losses)
+            n_ok = length if finite.all() else int(np.argmin(finite))
+            losses.extend(block_losses[:n_ok].tolist())
+            for i in range(n_ok):
+                on_step(t + i, float(block_losses[i]))
+            if n_ok < length:  # the block stopped updating at its first non-finite loss
+                reason = f"the loss was not finite at step {t + n_ok}"
+                break
+            t += length
+    except KeyboardInterrupt:
+        reason = f"interrupted after {len(losses)} steps"
+    params = {k: np.asarray(v) for k, v in svi.get_params(state).items()}
+    return params, losses, reason
+
+
+def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=None, seed=0, full_data=True):
+    """Draw ``num_particles`` times from the guide and score the draws (see ``pyro_svi.evaluate``).
+
+    Returns ``(terms, latents, log_likelihood, observed, local)`` with JAX arrays.
+    """
+    params = {k: jnp.asarray(v) for k, v in (params or {}).items()}
+    plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate, params)
+    conditioned = {plate: jnp.arange(size)} if (full_data and plate and sub != size) else None
+    key = random.PRNGKey(seed)
+    terms = log_density_terms(
+        model, guide, args, kwargs, rng_key=key, param_map=params, num_particles=num_particles,
+        data_plate=plate, conditioned=conditioned,
+    )
+
+    local = set()
+
+    def one(key):
+        model_seed, guide_seed = random.split(key)
+        g = handlers.substitute(handlers.seed(guide, guide_seed), data=params)
+        m = handlers.seed(model, model_seed)
+        if conditioned:
+            g, m = handlers.substitute(g, data=conditioned), handlers.substitute(m, data=conditioned)
+        guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
+        model_trace = handlers.trace(handlers.substitute(handlers.replay(m, guide_trace), data=params)).get_trace(*args, **kwargs)
+        observed = [n for n, s in model_trace.items() if s["type"] == "sample" and s["is_observed"]]
+        parts = _accumulate(model_trace, {n: n for n in observed}, plate, terms.data_scale)
+        loglik = {n: (p[1] if p[1] is not None else p[0][None]) for n, p in parts.items()}
+        latents = {n: s["value"] for n, s in guide_trace.items() if s["type"] == "sample" and not s["is_observed"]}
+        values = {n: model_trace[n]["value"] for n in observed}
+        local.update(n for n in latents if plate in {f.name for f in guide_trace[n]["cond_indep_stack"]})
+        return latents, loglik, values
+
+    latents, loglik, values = jax.vmap(one)(particle_keys(key, num_particles))
+    observed = {n: v[0] for n, v in values.items()}
+    return terms, latents, loglik, observed, local

@@ -1,0 +1,292 @@
+"""Pyro model/guide pairs seen by the SVI objectives (PyTorch).
+
+:func:`log_density_terms` runs the guide with ``K`` particles vectorised by an
+outer ``pyro.plate`` (dim ``-(max_plate_nesting + 1)``, as Pyro's own
+``vectorize_particles=True`` does, so the program must broadcast over a new
+leftmost batch dimension), replays the model on the draws and reduces every
+site's log-density to per-particle ``(K,)`` terms outside the data plate and
+``(K, B)`` terms inside it.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.util
+import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
+
+from ppzoo.backends.svi_common import LogDensityTerms, check_guide_matches, pick_data_plate
+
+__all__ = ["log_density_terms", "guess_max_plate_nesting", "PARTICLE_PLATE", "vectorized", "plates_of"]
+
+PARTICLE_PLATE = "_ppzoo_particles"
+
+
+def vectorized(fn, num_particles, max_plate_nesting):
+    """``fn`` run inside the particle plate: every draw gets a leading ``(K, ...)`` batch dimension."""
+
+    def wrapped(*args, **kwargs):
+        with pyro.plate(PARTICLE_PLATE, num_particles, dim=-(max_plate_nesting + 1)):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+def guess_max_plate_nesting(model, guide, args, kwargs) -> int:
+    """The deepest plate nesting of ``model`` and ``guide`` (one unvectorised trace each)."""
+    depth = 0
+    with poutine.block(), pyro.validation_enabled(False):
+        state = pyro.util.get_rng_state()  # probing must not move the user's random stream
+        try:
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        finally:
+            pyro.util.set_rng_state(state)
+    for trace in (guide_trace, model_trace):
+        for site in trace.nodes.values():
+            if site["type"] == "sample":
+                depth = max(depth, sum(1 for f in site["cond_indep_stack"] if f.vectorized))
+    return depth
+
+
+def plates_of(trace):
+    """``{plate name: (size, subsample size)}`` and ``{observed site: {plate name: dim}}`` of a trace."""
+    plates, observed = {}, {}
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample":
+            continue
+        if site_is_subsample(site):
+            fn = site["fn"]
+            if name != PARTICLE_PLATE:  # the indices used (they may be conditioned), not the declared subsample size
+                plates[name] = (int(fn.size), int(site["value"].shape[0]))
+        elif site["is_observed"]:
+            observed[name] = {f.name: f.dim for f in site["cond_indep_stack"] if f.vectorized and f.name != PARTICLE_PLATE}
+    return plates, observed
+
+
+def _reduce(lp, num_particles, particle_dim, data_dim, batch):
+    """Sum a site's log-density to ``(K,)`` or, if ``data_dim`` is given, ``(K, B)``."""
+    ndim = -particle_dim
+    if lp.dim() < ndim:
+        lp = lp.reshape((1,) * (ndim - lp.dim()) + tuple(lp.shape))
+    keep = {lp.dim() + particle_dim} | ({lp.dim() + data_dim} if data_dim is not None else set())
+    others = [d for d in range(lp.dim()) if d not in keep]
+    if others:
+        lp = lp.sum(dim=others, keepdim=True)
+    if data_dim is None:
+        return lp.reshape(-1).expand(num_particles) if lp.numel() == 1 else lp.reshape(num_particles)
+    return lp.reshape(lp.shape[lp.dim() + particle_dim], lp.shape[lp.dim() + data_dim]).expand(num_particles, batch)
+
+
+def _site_log_prob(site, path_only=False):
+    value = site["value"]
+    lp = site["fn"].log_prob(value)
+    if path_only:
+        # value, and a gradient through the draw only: log q(z) - log q(sg z) + sg(log q(sg z))
+        held = site["fn"].log_prob(value.detach())
+        lp = lp - held + held.detach()
+    if site.get("mask") is not None:
+        lp = torch.where(site["mask"], lp, lp.new_zeros(()))
+    return lp
+
+
+def _accumulate(trace, kinds, num_particles, particle_dim, data_plate, data_scale, path_only=False):
+    """Per-kind sums ``{kind: [global (K,), local (K, B) or None]}`` over the trace's sample sites."""
+    out = {kind: [torch.zeros(()), None] for kind in set(kinds.values())}
+    batch = None
+    for name, site in trace.nodes.items():
+        if name not in kinds:
+            continue
+        lp = _site_log_prob(site, path_only=path_only)
+        scale = site["scale"]
+        frame = next((f for f in site["cond_indep_stack"] if f.name == data_plate), None)
+        slot = out[kinds[name]]
+        if frame is None:
+            slot[0] = slot[0] + _reduce(lp * scale, num_particles, particle_dim, None, None)
+        else:
+            batch = frame.size
+            local = _reduce(lp * (scale / data_scale), num_particles, particle_dim, frame.dim, batch)
+            slot[1] = local if slot[1] is None else slot[1] + local
+    for slot in out.values():
+        slot[0] = slot[0].expand(num_particles) if slot[0].dim() == 0 else slot[0]
+    return out, batch
+
+
+def log_density_terms(
+    model, guide, args, kwargs, *, num_particles, max_plate_nesting, estimator="reparam", data_plate=None, conditioned=None
+) -> tuple[LogDensityTerms, object, object]:
+    """Run ``guide`` with ``num_particles`` vectorised draws and the model on them.
+
+    Returns ``(terms, guide_trace, model_trace)``. ``conditioned`` (a dict)
+    fixes sample sites in both, e.g. a plate's subsample indices.
+    """
+    particle_dim = -(max_plate_nesting + 1)
+    vec_guide = vectorized(guide, num_particles, max_plate_nesting)
+    vec_model = vectorized(model, num_particles, max_plate_nesting)
+    if conditioned:
+        vec_guide = poutine.condition(vec_guide, data=conditioned)
+        vec_model = poutine.condition(vec_model, data=conditioned)
+    guide_trace = poutine.trace(vec_guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(vec_model, trace=guide_trace)).get_trace(*args, **kwargs)
+
+    model_latents = _latent_sites(model_trace)
+    guide_latents = _latent_sites(guide_trace)
+    check_guide_matches(model_latents, guide_latents, estimator)
+    plates, observed = plates_of(model_trace)
+    data_plate = pick_data_plate(plates, observed, data_plate)
+    data_scale = plates[data_plate][0] / plates[data_plate][1] if data_plate else 1.0
+    joint = any(
+        data_plate not in {f.name for f in model_trace.nodes[n]["cond_indep_stack"]} for n in model_latents
+    )
+
+    kinds = {n: ("prior" if n in model_latents else "obs") for n in _sample_sites(model_trace)}
+    model_parts, batch = _accumulate(model_trace, kinds, num_particles, particle_dim, data_plate, data_scale)
+    guide_parts, _ = _accumulate(
+        guide_trace, {n: "guide" for n in guide_latents}, num_particles, particle_dim, data_plate, data_scale,
+        path_only=estimator in ("stl", "dreg"),
+    )
+    obs, prior, q = model_parts.get("obs", [torch.zeros(num_particles), None]), model_parts.get("prior", [torch.zeros(num_particles), None]), guide_parts.get("guide", [torch.zeros(num_particles), None])
+    terms = LogDensityTerms(
+        obs_global=obs[0], obs_local=_local(obs[1], num_particles, batch),
+        prior_global=prior[0], prior_local=_local(prior[1], num_particles, batch),
+        guide_global=q[0], guide_local=_local(q[1], num_particles, batch),
+        data_scale=float(data_scale), joint=bool(joint) if data_plate else True,
+        stop_gradient=torch.Tensor.detach,
+    )
+    if terms.obs_local is None and terms.prior_local is None and terms.guide_local is None:
+        terms.joint = True
+    if estimator == "dreg":
+        held = poutine.Trace()
+        for name, site in guide_trace.nodes.items():
+            site = dict(site)
+            if name in guide_latents:
+                site["value"] = site["value"].detach()
+            held.add_node(name, **site)
+        direct_trace = poutine.trace(poutine.replay(vec_model, trace=held)).get_trace(*args, **kwargs)
+        direct, _ = _accumulate(direct_trace, {n: "model" for n in kinds}, num_particles, particle_dim, data_plate, data_scale)
+        terms.direct_global = direct["model"][0]
+        terms.direct_local = _local(direct["model"][1], num_particles, batch)
+    return terms, guide_trace, model_trace
+
+
+def _local(part, num_particles, batch):
+    if batch is None:
+        return None
+    return part if part is not None else torch.zeros(num_particles, batch)
+
+
+def _sample_sites(trace):
+    return [n for n, s in trace.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)]
+
+
+def _latent_sites(trace):
+    return {
+        n: s["fn"]
+        for n, s in trace.nodes.items()
+        if s["type"] == "sample" and not site_is_subsample(s) and not s["is_observed"]
+    }
+
+
+# -- fitting and evaluation -------------------------------------------------
+
+
+def _with_params(fn, params):
+    return poutine.substitute(fn, data=params) if params else fn
+
+
+def data_plate_of(model, guide, args, kwargs, data_plate=None):
+    """``(plate name or None, N, subsample size)`` from one unvectorised trace (random stream untouched)."""
+    state = pyro.util.get_rng_state()
+    try:
+        with poutine.block(), pyro.validation_enabled(False):
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    finally:
+        pyro.util.set_rng_state(state)
+    plates, observed = plates_of(trace)
+    name = pick_data_plate(plates, observed, data_plate)
+    return (name, *plates[name]) if name else (None, None, None)
+
+
+def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
+    """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason)``.
+
+    Each step: the loss and its gradient (params found by tracing, as Pyro's
+    ``SVI.step`` does), then the optimiser step only if the loss is finite;
+    a non-finite loss stops the run with the last finite parameters.
+    ``plate = (name, N)`` and ``batch_size`` subsample the data plate (indices
+    drawn uniformly with replacement). ``on_step(t, loss)`` is called each step;
+    Ctrl-C stops the run after the last completed step.
+    """
+    pyro.set_rng_seed(seed)
+    losses, reason = [], None
+    device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    try:
+        for t in range(num_steps):
+            m, g = model, guide
+            if batch_size is not None:
+                idx = torch.randint(plate[1], (batch_size,), device=device)
+                m, g = poutine.condition(model, data={plate[0]: idx}), poutine.condition(guide, data={plate[0]: idx})
+            kw = dict(kwargs, annealing_step=t) if annealed else kwargs
+            with poutine.trace(param_only=True) as capture:
+                loss = objective(m, g, *args, **kw)
+            value = float(loss.detach())
+            if value != value or value in (float("inf"), float("-inf")):
+                reason = f"the loss was not finite at step {t}"
+                break
+            loss.backward()
+            params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
+            optimizer(params)
+            pyro.infer.util.zero_grads(params)
+            losses.append(value)
+            on_step(t, value)
+    except KeyboardInterrupt:
+        reason = f"interrupted after {len(losses)} steps"
+    store = pyro.get_param_store()
+    values = {name: store[name].detach().cpu().numpy() for name in store.keys()}
+    return values, losses, reason
+
+
+def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=None, max_plate_nesting=None, full_data=True):
+    """Draw ``num_particles`` times from the guide (no gradient) and score the draws under the model.
+
+    Returns ``(terms, latents, log_likelihood, observed, local)``: the
+    :class:`LogDensityTerms` (torch), ``{latent: (K, ...)}``,
+    ``{observed site: (K, N)}`` per datum (``(K, 1)`` without a data plate),
+    ``{observed site: value}``, the names of the latents inside the data
+    plate; the data plate is seen whole when ``full_data``.
+    """
+    # torch modules registered with pyro.module keep their own (trained in place) weights
+    params = {k: torch.as_tensor(v) for k, v in (params or {}).items() if "$$$" not in k}
+    model, guide = _with_params(model, params), _with_params(guide, params)
+    if max_plate_nesting is None:
+        max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+    plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate)
+    conditioned = {plate: torch.arange(size)} if (full_data and plate and sub != size) else None
+    with torch.no_grad(), pyro.validation_enabled(False):
+        terms, guide_trace, model_trace = log_density_terms(
+            model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+            data_plate=plate, conditioned=conditioned,
+        )
+        particle_dim = -(max_plate_nesting + 1)
+        names = [n for n in _sample_sites(model_trace) if model_trace.nodes[n]["is_observed"] and n not in (conditioned or {})]
+        data_scale = terms.data_scale
+        parts, _ = _accumulate(model_trace, {n: n for n in names}, num_particles, particle_dim, plate, data_scale)
+    loglik = {n: (p[1] if p[1] is not None else p[0][:, None]) for n, p in parts.items()}
+    latents = {n: _particles_first(guide_trace.nodes[n], num_particles, max_plate_nesting) for n in _latent_sites(guide_trace)}
+    observed = {n: model_trace.nodes[n]["value"] for n in names}
+    local = {n for n in latents if plate in {f.name for f in guide_trace.nodes[n]["cond_indep_stack"]}}
+    return terms, latents, loglik, observed, local
+
+
+def _particles_first(site, num_particles, max_plate_nesting):
+    """A vectorised draw ``(K, plate dims.., event)`` as ``(K, event)`` or ``(K, B, event)``: unused plate dims dropped."""
+    value = site["value"].detach()
+    event_dim = site["fn"].event_dim
+    batch_dims = value.dim() - event_dim
+    if batch_dims < max_plate_nesting + 1:
+        value = value.reshape((1,) * (max_plate_nesting + 1 - batch_dims) + tuple(value.shape))
+    value = value.expand((num_particles,) + tuple(value.shape[1:]))
+    unused = tuple(d for d in range(1, max_plate_nesting + 1) if value.shape[d] == 1)
+    return value.squeeze(dim=unused) if unused else value

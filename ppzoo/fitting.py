@@ -1,0 +1,282 @@
+"""``ppzoo.fit``: a Pyro or NumPyro model and guide in, a fitted guide out, inspectable in ArviZ."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ppzoo.backends import BACKENDS, detect_backend
+from ppzoo.diagnostics import psis_khat, svi_draws_to_inference_data
+from ppzoo.inference.evaluate import backend_evaluator, evaluate_in_chunks, log_marginal_likelihood
+from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
+
+__all__ = ["fit", "Fit"]
+
+#: default Adam learning rate of ``ppzoo.fit``
+LEARNING_RATE = 1e-3
+
+
+def _objective(objective, num_particles, estimator, data_plate):
+    if isinstance(objective, SVIObjective):
+        return objective
+    if objective == "iwae":
+        return IWAE(num_particles, estimator, data_plate=data_plate)
+    if objective == "elbo":
+        return AnnealedELBO(1.0, num_particles, estimator=estimator, data_plate=data_plate)
+    raise ValueError(
+        f"objective must be 'elbo', 'iwae' or an objective object such as ppzoo.inference.AnnealedELBO(...), got {objective!r}"
+    )
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass
+class Fit:
+    """A fitted guide.
+
+    Attributes:
+        params: ``{name: array}``, the fitted parameters (constrained), NumPy.
+        losses: ``(T,)`` the loss (negative objective) at each step.
+        guide, model: the programs; ``args``/``kwargs`` the data they were fitted to.
+        backend: ``"pyro"`` or ``"numpyro"``.
+        objective: the objective object used.
+        stop_reason: ``None``, or why the run stopped before ``num_steps``
+            (interruption, a non-finite loss); the parameters are those of the
+            last finite step.
+    """
+
+    model: object
+    guide: object
+    args: tuple
+    kwargs: dict
+    backend: str
+    objective: SVIObjective
+    params: dict
+    losses: np.ndarray
+    data_plate: str | None = None
+    device: object = None
+    stop_reason: str | None = None
+    _pyro_state: object = field(default=None, repr=False)
+
+    def _evaluator(self):
+        evaluate = backend_evaluator(
+            self.model, self.guide, self.args, self.kwargs, params=self.params, backend=self.backend,
+            data_plate=self.data_plate, device=self.device,
+        )
+        if self.backend != "pyro":
+            return evaluate
+
+        def in_scope(num_particles, seed):
+            import pyro
+
+            with pyro.get_param_store().scope(self._pyro_state):
+                return evaluate(num_particles, seed)
+
+        return in_scope
+
+    def _draws(self, num_samples, seed, chunk_size):
+        _check_int("num_samples", num_samples, 2)
+        chunks = list(evaluate_in_chunks(self._evaluator(), num_samples, chunk_size, seed))
+        cat = lambda key: {n: np.concatenate([c[key][n] for c in chunks]) for n in chunks[0][key]}  # noqa: E731
+        weights = []
+        for terms, *_ in chunks:
+            total = terms.model_global - terms.guide_global
+            if terms.obs_local is not None:
+                total = total + terms.data_scale * (terms.model_local - terms.guide_local).sum(axis=1)
+            weights.append(total)
+        local_weights = None
+        if chunks[0][0].obs_local is not None:
+            local_weights = np.concatenate([t.model_local - t.guide_local for t, *_ in chunks])
+        return cat(1), cat(2), chunks[0][3], np.concatenate(weights), local_weights, chunks[0][4]
+
+    def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100):
+        """``InferenceData`` of ``num_samples`` draws from the fitted guide (one chain).
+
+        ``posterior``: the latent sites; ``log_likelihood``: per observed site and
+        datum given each draw; ``sample_stats.log_weight``: ``log p(x, z) - log q(z)``
+        over the whole data set (the importance weights of :meth:`psis_khat`);
+        ``observed_data``. Draws are made ``chunk_size`` at a time.
+        """
+        latents, loglik, observed, log_weights, _, local = self._draws(num_samples, seed, chunk_size)
+        attrs = {
+            "backend": self.backend,
+            "objective": repr(self.objective),
+            "num_steps": len(self.losses),
+            "final_loss": float(self.losses[-1]) if len(self.losses) else float("nan"),
+        }
+        if self.stop_reason:
+            attrs["stop_reason"] = self.stop_reason
+        return svi_draws_to_inference_data(
+            latents, loglik, observed, log_weights, local=local, data_plate=self.data_plate, attrs=attrs
+        )
+
+    def psis_khat(self, num_samples: int = 1000, seed: int = 0, per_datum: bool = False, chunk_size: int = 100):
+        """Pareto k-hat of the importance ratios ``p(x, z) / q(z)``, ``z ~`` guide (Yao et al. 2018).
+
+        Below 0.5 the guide is a good importance proposal for the posterior;
+        above 0.7 its estimates should not be trusted. ``per_datum=True`` gives
+        one k-hat per datum ``(N,)`` for models whose latents are all per datum
+        (the ratios ``p(x_i, z_i) / q(z_i | x_i)``).
+        """
+        _, _, _, log_weights, local_weights, _ = self._draws(num_samples, seed, chunk_size)
+        if per_datum:
+            if local_weights is None:
+                raise ValueError("per_datum=True needs a model with a data plate")
+            return psis_khat(local_weights.T)
+        return psis_khat(log_weights)
+
+    def log_marginal_likelihood(self, num_samples: int = 5000, chunk_size: int = 100, seed: int = 0):
+        """``ppzoo.log_marginal_likelihood`` of the fitted guide on the data it was fitted to."""
+        def run():
+            return log_marginal_likelihood(
+                self.model, self.guide, self.params, *self.args, num_samples=num_samples, chunk_size=chunk_size,
+                seed=seed, backend=self.backend, data_plate=self.data_plate, device=self.device, **self.kwargs,
+            )
+
+        if self.backend != "pyro":
+            return run()
+        import pyro
+
+        with pyro.get_param_store().scope(self._pyro_state):
+            return run()
+
+
+def fit(
+    model,
+    guide,
+    *args,
+    objective="elbo",
+    num_particles: int = 1,
+    estimator: str = "reparam",
+    optimizer=None,
+    num_steps: int = 1000,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device=None,
+    backend: str | None = None,
+    data_plate: str | None = None,
+    progress_bar: bool = True,
+    **kwargs,
+) -> Fit:
+    """Fit ``guide`` to the posterior of ``model(*args, **kwargs)`` by stochastic variational inference.
+
+    Args:
+        objective: ``"elbo"`` (``num_particles`` draws averaged), ``"iwae"``
+            (the bound with ``K = num_particles``), or an objective object
+            (``ppzoo.inference.IWAE(...)``, ``AnnealedELBO(beta=LinearWarmup(...))``).
+        estimator: ``"reparam"``, ``"stl"``, or for IWAE ``"dreg"``.
+        optimizer: a ``pyro.optim`` optimiser (Pyro) or a ``numpyro.optim`` one
+            (NumPyro); default Adam with learning rate ``1e-3`` (``pyro.optim.Adam``;
+            ``optax.adam`` through ``numpyro.optim.optax_to_numpyro``).
+        num_steps: optimisation steps ``T``.
+        batch_size: subsample the data plate, ``B`` indices per step drawn
+            uniformly with replacement, data terms scaled by ``N / B``
+            (default: the model's own plate settings, usually all data).
+        seed: the random stream (draws and minibatches).
+        device: torch device (Pyro) or JAX device / platform name (NumPyro).
+        backend: ``"pyro"`` or ``"numpyro"`` (default: detected).
+        data_plate: the plate holding the data (default: the outermost plate
+            around every observed site).
+        progress_bar: a tqdm bar with the running loss.
+
+    Pyro fits run in a fresh parameter-store scope (the global store is left
+    as it was); ``torch.nn`` modules registered with ``pyro.module`` are trained
+    in place. A run that is interrupted (Ctrl-C) or whose loss stops being
+    finite ends early with a warning, keeping the last finite parameters.
+    """
+    objective = _objective(objective, num_particles, estimator, data_plate)
+    _check_int("num_steps", num_steps, 1)
+    _check_int("seed", seed, 0)
+    if not callable(guide):
+        raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    args, kwargs = tuple(args), dict(kwargs)
+    backend = backend or detect_backend(model, args, kwargs)
+    annealed = isinstance(objective, AnnealedELBO) and callable(objective.beta)
+    bar = tqdm(total=num_steps, desc=f"fit ({backend})", disable=not progress_bar, unit="step", dynamic_ncols=True)
+
+    def on_step(t, loss):
+        bar.update(1)
+        if t % 50 == 0:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step)
+    try:
+        if backend == "pyro":
+            result = _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)
+        else:
+            result = _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)
+    finally:
+        bar.close()
+    params, losses, reason, plate, state = result
+    if reason:
+        warnings.warn(f"ppzoo.fit stopped early: {reason}; keeping the parameters of the last finite step", stacklevel=2)
+    return Fit(
+        model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective, params=params,
+        losses=np.asarray(losses, dtype=np.float64), data_plate=plate, device=device, stop_reason=reason,
+        _pyro_state=state,
+    )
+
+
+def _check_batch(batch_size, plate, size):
+    if batch_size is None:
+        return
+    _check_int("batch_size", batch_size, 1)
+    if plate is None:
+        raise ValueError("batch_size was given but the model has no data plate around its observations to subsample")
+    if batch_size > size:
+        raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
+
+
+def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings):
+    import pyro
+
+    from ppzoo.backends import pyro_svi
+    from ppzoo.backends.pyro_backend import _to_torch, _torch_device
+
+    dev = _torch_device(device)
+    args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
+    if optimizer is None:
+        optimizer = pyro.optim.Adam({"lr": LEARNING_RATE})
+    if not isinstance(optimizer, pyro.optim.PyroOptim):
+        raise TypeError(f"optimizer must be a pyro.optim optimiser for a Pyro model, got {type(optimizer).__name__}")
+    with pyro.get_param_store().scope() as state:
+        pyro.set_rng_seed(settings["seed"])
+        plate, size, _ = pyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
+        _check_batch(batch_size, plate, size)
+        params, losses, reason = pyro_svi.run_svi(
+            objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size,
+            **settings,
+        )
+    return params, losses, reason, plate, state
+
+
+def _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings):
+    import numpyro.optim
+    import optax
+
+    from ppzoo.backends import numpyro_svi
+    from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
+
+    dev = _jax_device(device)
+    args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
+    if optimizer is None:
+        optimizer = numpyro.optim.optax_to_numpyro(optax.adam(LEARNING_RATE))
+    if not isinstance(optimizer, numpyro.optim._NumPyroOptim):
+        raise TypeError(f"optimizer must be a numpyro.optim optimiser for a NumPyro model, got {type(optimizer).__name__}")
+    plate, size, _ = numpyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
+    _check_batch(batch_size, plate, size)
+    params, losses, reason = numpyro_svi.run_svi(
+        objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size, **settings
+    )
+    return params, losses, reason, plate, None
