@@ -27,11 +27,16 @@ __all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chun
 class LogMarginalLikelihood:
     """``total``: the estimate of ``log p(x)`` for the whole data set; ``per_datum``:
     ``log p(x_i)`` of each datum ``(N,)`` when every latent is per datum (else
-    ``None``); ``num_samples``: ``K``."""
+    ``None``); ``num_samples``: ``K``; ``standard_error``: the delta-method
+    Monte Carlo standard error of ``total``,
+    ``sqrt(sum_groups (E[w^2] / E[w]^2 - 1) / K)`` with the moments of the
+    weights estimated from the same draws (it understates the error when
+    the weights are heavy-tailed: check the guide's PSIS k-hat)."""
 
     total: float
     per_datum: np.ndarray | None
     num_samples: int
+    standard_error: float = float("nan")
 
     def __float__(self):
         return self.total
@@ -45,7 +50,7 @@ def _check_count(name, value, minimum=1):
 
 
 def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> Callable:
-    """``evaluate(num_particles, seed)`` for the model's PPL (see ``pyro_svi.evaluate``), results as NumPy.
+    """``evaluate(num_particles, seed, terms_only=False)`` for the model's PPL (see ``pyro_svi.evaluate``), results as NumPy.
 
     Returns ``(terms, latents, log_likelihood, observed, local)`` with every array in NumPy (float64 for terms).
     """
@@ -53,18 +58,20 @@ def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_
     backend = backend or detect_backend(model, args, kwargs)
     if backend == "pyro":
         import pyro
-        import torch
 
         from ppzoo.backends import pyro_svi
         from ppzoo.backends.pyro_backend import _to_torch, _torch_device
 
         dev = _torch_device(device)
         args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
-        params = {k: torch.as_tensor(np.asarray(v), device=dev) for k, v in (params or {}).items()} or None
+        params = _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, dev) or None
 
-        def evaluate(num_particles, seed):
+        def evaluate(num_particles, seed, terms_only=False):
             pyro.set_rng_seed(seed)
-            out = pyro_svi.evaluate(model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate)
+            out = pyro_svi.evaluate(
+                model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate,
+                terms_only=terms_only,
+            )
             return _to_numpy(out, lambda x: x.detach().cpu().numpy())
 
     elif backend == "numpyro":
@@ -74,11 +81,10 @@ def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_
         dev = _jax_device(device)
         args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
 
-        def evaluate(num_particles, seed):
-            out = numpyro_svi.evaluate(
-                model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate, seed=seed
-            )
-            return _to_numpy(out, np.asarray)
+        evaluate_jax = numpyro_svi.make_evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)
+
+        def evaluate(num_particles, seed, terms_only=False):
+            return _to_numpy(evaluate_jax(num_particles, seed, terms_only), np.asarray)
 
     else:
         raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
@@ -91,14 +97,14 @@ def _to_numpy(out, convert):
         value = getattr(terms, field)
         setattr(terms, field, None if value is None else np.asarray(convert(value), dtype=np.float64))
     terms.stop_gradient = lambda x: x
-    as_np = lambda d: {k: convert(v) for k, v in d.items()}  # noqa: E731
+    as_np = lambda d: None if d is None else {k: convert(v) for k, v in d.items()}  # noqa: E731
     return terms, as_np(latents), as_np(loglik), as_np(observed), local
 
 
-def evaluate_in_chunks(evaluate, num_samples, chunk_size, seed):
-    """Yield ``evaluate(k, seed + i)`` for chunks ``k`` summing to ``num_samples``."""
+def evaluate_in_chunks(evaluate, num_samples, chunk_size, seed, **options):
+    """Yield ``evaluate(k, seed + i, **options)`` for chunks ``k`` summing to ``num_samples``."""
     for i, start in enumerate(range(0, num_samples, chunk_size)):
-        yield evaluate(min(chunk_size, num_samples - start), seed + i)
+        yield evaluate(min(chunk_size, num_samples - start), seed + i, **options)
 
 
 def log_marginal_likelihood(
@@ -120,16 +126,20 @@ def log_marginal_likelihood(
     _check_count("num_samples", num_samples)
     _check_count("chunk_size", chunk_size)
     evaluate = backend_evaluator(model, guide, args, kwargs, params=params, backend=backend, data_plate=data_plate, device=device)
-    acc = const = None
+    acc = acc2 = const = None
     scale = 1.0
     per_datum_mode = False
-    for terms, *_ in evaluate_in_chunks(evaluate, num_samples, chunk_size, seed):
+    for terms, *_ in evaluate_in_chunks(evaluate, num_samples, chunk_size, seed, terms_only=True):
         local = None if terms.model_local is None else terms.model_local - terms.guide_local
         groups, c, scale = group_log_weights(terms, terms.model_global - terms.guide_global, local)
-        per_datum_mode = groups.shape[1] > 1 or (local is not None and not terms.joint)
-        chunk = np.logaddexp.reduce(groups, axis=0)
+        per_datum_mode = local is not None and not terms.joint
+        chunk, chunk2 = np.logaddexp.reduce(groups, axis=0), np.logaddexp.reduce(2 * groups, axis=0)
         acc = chunk if acc is None else np.logaddexp(acc, chunk)
+        acc2 = chunk2 if acc2 is None else np.logaddexp(acc2, chunk2)
         const = c.sum() if const is None else const + c.sum()
     per_group = acc - math.log(num_samples)
     total = float(const / num_samples + scale * per_group.sum())
-    return LogMarginalLikelihood(total, per_group * scale if per_datum_mode else None, int(num_samples))
+    # E[w^2] / E[w]^2 - 1 per group, from the running sums of w and w^2 (in logs)
+    relative_var = np.expm1(np.maximum(acc2 - math.log(num_samples) - 2 * per_group, 0.0))
+    se = float(scale * np.sqrt(np.sum(relative_var / num_samples)))
+    return LogMarginalLikelihood(total, per_group * scale if per_datum_mode else None, int(num_samples), se)

@@ -75,11 +75,11 @@ class Fit:
         if self.backend != "pyro":
             return evaluate
 
-        def in_scope(num_particles, seed):
+        def in_scope(num_particles, seed, **options):
             import pyro
 
             with pyro.get_param_store().scope(self._pyro_state):
-                return evaluate(num_particles, seed)
+                return evaluate(num_particles, seed, **options)
 
         return in_scope
 

@@ -3,10 +3,13 @@
 One object, two entry points, each the one its PPL calls:
 
 * Pyro's ``pyro.infer.SVI(model, guide, optim, loss=IWAE(...))`` calls
-  ``loss(model, guide, *args, **kwargs)`` (an object that is not a Pyro
-  ``ELBO`` is called, and the tensor it returns is back-propagated): here
-  :meth:`SVIObjective.__call__`, which returns a scalar tensor whose value is
-  the negative bound and whose gradient is the chosen estimator's.
+  ``loss.loss_and_grads(model, guide, *args, **kwargs)`` (back-propagate,
+  return the loss as a float) and ``loss.loss(model, guide, ...)``: the
+  objectives are registered as virtual subclasses of Pyro's ``ELBO`` (an
+  ``abc`` registration, made when an objective is created with Pyro
+  imported, so that NumPyro users never import torch). Calling the object,
+  ``IWAE(...)(model, guide, *args)``, returns the differentiable loss tensor
+  (value: minus the bound; gradient: the chosen estimator's).
 * NumPyro's ``numpyro.infer.SVI(model, guide, optim, loss=IWAE(...))`` calls
   ``loss.loss(rng_key, param_map, model, guide, *args, **kwargs)`` under
   ``jax.grad``: here :meth:`SVIObjective.loss` (which, given a model first,
@@ -18,12 +21,21 @@ Neither PPL is imported until the objective is used with it.
 from __future__ import annotations
 
 import numbers
+import sys
 
 from ppzoo.backends.svi_common import ESTIMATORS
 
 from .estimators import annealed_elbo_objective, iwae_objective
 
 __all__ = ["IWAE", "AnnealedELBO", "LinearWarmup", "SVIObjective"]
+
+
+def _register_with_pyro():
+    """Make ``isinstance(objective, pyro.infer.ELBO)`` true, so Pyro's ``SVI`` calls ``loss_and_grads``."""
+    from pyro.infer.elbo import ELBO
+
+    if not issubclass(SVIObjective, ELBO):
+        ELBO.register(SVIObjective)
 
 
 class SVIObjective:
@@ -48,6 +60,8 @@ class SVIObjective:
             raise ValueError(f"num_particles must be >= 1, got {num_particles}")
         if max_plate_nesting is not None and (not isinstance(max_plate_nesting, numbers.Integral) or max_plate_nesting < 0):
             raise ValueError(f"max_plate_nesting must be a non-negative integer or None, got {max_plate_nesting!r}")
+        if "pyro" in sys.modules:
+            _register_with_pyro()
         self.num_particles = int(num_particles)
         self.data_plate = data_plate
         self.max_plate_nesting = max_plate_nesting
@@ -83,6 +97,13 @@ class SVIObjective:
         terms = self.pyro_terms(model, guide, *args, **kwargs)
         _, surrogate = self.objective(terms, **extra)
         return -surrogate
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        """Pyro's ``ELBO`` contract: back-propagate the loss and return its value as a float."""
+        loss = self(model, guide, *args, **kwargs)
+        if loss.requires_grad:
+            loss.backward()
+        return float(loss.detach())
 
     # -- NumPyro
     def numpyro_terms(self, rng_key, param_map, model, guide, *args, **kwargs):

@@ -195,8 +195,6 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     init_kw = dict(kwargs)
     if batch_size is not None:
         init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
-    if annealed:
-        init_kw["annealing_step"] = 0
     state = svi.init(init_key, *args, **init_kw)
 
     def step(carry, t):
@@ -238,21 +236,20 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     return params, losses, reason
 
 
-def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=None, seed=0, full_data=True):
-    """Draw ``num_particles`` times from the guide and score the draws (see ``pyro_svi.evaluate``).
+_TERM_FIELDS = ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local")
 
-    Returns ``(terms, latents, log_likelihood, observed, local)`` with JAX arrays.
+
+def make_evaluator(model, guide, args, kwargs, *, params, data_plate=None, full_data=True):
+    """``evaluate(num_particles, seed, terms_only=False)``: draws from the guide scored under the model.
+
+    ``evaluate`` returns ``(terms, latents, log_likelihood, observed, local)``
+    (see ``pyro_svi.evaluate``), JAX arrays; ``terms_only`` skips all but
+    ``terms``. Each particle count is compiled once (``jax.jit``) per evaluator.
     """
     params = {k: jnp.asarray(v) for k, v in (params or {}).items()}
     plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate, params)
     conditioned = {plate: jnp.arange(size)} if (full_data and plate and sub != size) else None
-    key = random.PRNGKey(seed)
-    terms = log_density_terms(
-        model, guide, args, kwargs, rng_key=key, param_map=params, num_particles=num_particles,
-        data_plate=plate, conditioned=conditioned,
-    )
-
-    local = set()
+    meta = {"local": set()}
 
     def one(key):
         model_seed, guide_seed = random.split(key)
@@ -263,13 +260,34 @@ def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=No
         guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
         model_trace = handlers.trace(handlers.substitute(handlers.replay(m, guide_trace), data=params)).get_trace(*args, **kwargs)
         observed = [n for n, s in model_trace.items() if s["type"] == "sample" and s["is_observed"]]
-        parts = _accumulate(model_trace, {n: n for n in observed}, plate, terms.data_scale)
+        scale = meta["data_scale"]
+        parts = _accumulate(model_trace, {n: n for n in observed}, plate, scale)
         loglik = {n: (p[1] if p[1] is not None else p[0][None]) for n, p in parts.items()}
         latents = {n: s["value"] for n, s in guide_trace.items() if s["type"] == "sample" and not s["is_observed"]}
         values = {n: model_trace[n]["value"] for n in observed}
-        local.update(n for n in latents if plate in {f.name for f in guide_trace[n]["cond_indep_stack"]})
+        meta["local"].update(n for n in latents if plate in {f.name for f in guide_trace[n]["cond_indep_stack"]})
         return latents, loglik, values
 
-    latents, loglik, values = jax.vmap(one)(particle_keys(key, num_particles))
-    observed = {n: v[0] for n, v in values.items()}
-    return terms, latents, loglik, observed, local
+    @partial(jax.jit, static_argnums=(1, 2))
+    def run(key, num_particles, terms_only):
+        terms = log_density_terms(
+            model, guide, args, kwargs, rng_key=key, param_map=params, num_particles=num_particles,
+            data_plate=plate, conditioned=conditioned,
+        )
+        meta.update(data_scale=terms.data_scale, joint=terms.joint)
+        arrays = {f: getattr(terms, f) for f in _TERM_FIELDS}
+        if terms_only:
+            return arrays, None
+        return arrays, jax.vmap(one)(particle_keys(key, num_particles))
+
+    def evaluate(num_particles, seed, terms_only=False):
+        arrays, rest = run(random.PRNGKey(seed), num_particles, terms_only)
+        terms = LogDensityTerms(
+            **arrays, data_scale=meta["data_scale"], joint=meta["joint"], stop_gradient=jax.lax.stop_gradient
+        )
+        if terms_only:
+            return terms, None, None, None, None
+        latents, loglik, values = rest
+        return terms, latents, loglik, {n: v[0] for n, v in values.items()}, set(meta["local"])
+
+    return evaluate

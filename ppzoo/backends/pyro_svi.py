@@ -248,17 +248,20 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     return values, losses, reason
 
 
-def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=None, max_plate_nesting=None, full_data=True):
+def evaluate(
+    model, guide, args, kwargs, *, params, num_particles, data_plate=None, max_plate_nesting=None, full_data=True, terms_only=False
+):
     """Draw ``num_particles`` times from the guide (no gradient) and score the draws under the model.
 
     Returns ``(terms, latents, log_likelihood, observed, local)``: the
     :class:`LogDensityTerms` (torch), ``{latent: (K, ...)}``,
     ``{observed site: (K, N)}`` per datum (``(K, 1)`` without a data plate),
     ``{observed site: value}``, the names of the latents inside the data
-    plate; the data plate is seen whole when ``full_data``.
+    plate; the data plate is seen whole when ``full_data``. ``terms_only``
+    returns ``None`` for all but ``terms``.
     """
     # torch modules registered with pyro.module keep their own (trained in place) weights
-    params = {k: torch.as_tensor(v) for k, v in (params or {}).items() if "$$$" not in k}
+    params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
     model, guide = _with_params(model, params), _with_params(guide, params)
     if max_plate_nesting is None:
         max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
@@ -269,6 +272,8 @@ def evaluate(model, guide, args, kwargs, *, params, num_particles, data_plate=No
             model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
             data_plate=plate, conditioned=conditioned,
         )
+        if terms_only:
+            return terms, None, None, None, None
         particle_dim = -(max_plate_nesting + 1)
         names = [n for n in _sample_sites(model_trace) if model_trace.nodes[n]["is_observed"] and n not in (conditioned or {})]
         data_scale = terms.data_scale
