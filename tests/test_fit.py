@@ -239,3 +239,19 @@ def test_log_marginal_likelihood_checks_its_counts(ppca_data):
         ppzoo.log_marginal_likelihood(*PPCA["numpyro"], None, ppca_data, num_samples=0)
     with pytest.raises(TypeError, match="chunk_size must be an integer"):
         ppzoo.log_marginal_likelihood(*PPCA["numpyro"], None, ppca_data, chunk_size=1.5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_to_arviz_names_per_datum_latents_and_round_trips(backend, ppca_data, tmp_path):
+    fit = ppzoo.fit(*PPCA[backend], ppca_data, objective="iwae", num_particles=3, num_steps=3, progress_bar=False)
+    idata = fit.to_arviz(num_samples=40)
+    assert idata.posterior["z"].dims == ("chain", "draw", "data", "z_dim_0")
+    assert idata.posterior["z"].shape == (1, 40, len(ppca_data), 2)
+    assert idata.log_likelihood["x"].dims == ("chain", "draw", "data")
+    assert idata.observed_data["x"].dims == ("data", "x_dim_0")
+    np.testing.assert_allclose(idata.observed_data["x"].values, ppca_data)
+    assert idata.posterior.attrs["backend"] == backend
+    assert fit.psis_khat(num_samples=40, per_datum=True).shape == (len(ppca_data),)
+    idata.to_netcdf(tmp_path / "fit.nc")
+    again = az.from_netcdf(tmp_path / "fit.nc")
+    np.testing.assert_allclose(again.sample_stats["log_weight"].values, idata.sample_stats["log_weight"].values)

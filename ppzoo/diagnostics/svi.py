@@ -46,18 +46,23 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
         attrs: recorded in every group's attrs.
     """
     data_dim = data_plate or "datum"
-    dims = {n: _latent_dims(n, v, n in local, data_dim) for n, v in latents.items()}
+    latent_dims = {n: _latent_dims(n, np.asarray(v), n in local, data_dim) for n, v in latents.items()}
+    observed_dims = {}
     for name, value in observed.items():
-        value = np.asarray(value)
-        dims[name] = ([data_dim] if data_plate and value.ndim else []) + [
-            f"{name}_dim_{k}" for k in range(value.ndim - (1 if data_plate and value.ndim else 0))
+        per_datum = bool(data_plate) and np.ndim(value) > 0
+        observed_dims[name] = ([data_dim] if per_datum else []) + [
+            f"{name}_dim_{k}" for k in range(np.ndim(value) - int(per_datum))
         ]
-    idata = az.from_dict(
-        posterior={n: np.asarray(v)[None] for n, v in latents.items()},
-        log_likelihood={n: np.asarray(v)[None] for n, v in log_likelihood.items()},
-        observed_data={n: np.asarray(v) for n, v in observed.items()},
-        sample_stats={"log_weight": np.asarray(log_weights)[None]},
-        dims={**dims, **{n: [data_dim] for n in log_likelihood}},
+
+    def group(data, dims, sample_dims=("chain", "draw")):
+        return az.dict_to_dataset(data, dims=dims, default_dims=list(sample_dims))
+
+    # each group gets its own dims: an observed site's value and its per-datum log-likelihood share a name
+    idata = az.InferenceData(
+        posterior=group({n: np.asarray(v)[None] for n, v in latents.items()}, latent_dims),
+        log_likelihood=group({n: np.asarray(v)[None] for n, v in log_likelihood.items()}, {n: [data_dim] for n in log_likelihood}),
+        sample_stats=group({"log_weight": np.asarray(log_weights)[None]}, {}),
+        observed_data=group({n: np.asarray(v) for n, v in observed.items()}, observed_dims, sample_dims=()),
     )
     attrs = {"inference_library": "ppzoo", "inference_library_version": __version__, **attrs}
     for group in idata.groups():
