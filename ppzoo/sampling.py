@@ -22,6 +22,9 @@ def sample(
     batch_size: int | None = None,
     temperature: float = 1.0,
     inner_loop: int | None = None,
+    inverse_mass=None,
+    adapt: bool = True,
+    preconditioner: str = "auto",
     seed: int = 0,
     device=None,
     backend: str | None = None,
@@ -46,14 +49,24 @@ def sample(
         num_warmup: steps discarded first.
         num_chains: chains run side by side (``C``), each with its own minibatches.
         thinning: keep every ``thinning``-th step.
-        step_size: ``h`` in ``theta' = theta - h grad U + sqrt(2 h T) xi``; a
-            number, a schedule ``t -> h_t`` such as
-            ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` for
-            ``0.5 / lambda_max`` of the potential's Hessian (estimated).
+        step_size: ``h`` in ``theta' = theta - h M^-1 grad U + sqrt(2 h T) M^(-1/2) xi``;
+            a number, a schedule ``t -> h_t`` such as
+            ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` (the
+            default): chosen during warmup (``adapt=True``), else
+            ``1 / lambda_max`` of the potential's Hessian (estimated).
         batch_size: ``B``; default the model's ``subsample_size``, else ``ceil(sqrt(N))``.
         temperature: ``T``; 1 samples the posterior, ``T < 1`` a cold posterior.
         inner_loop: ``m`` for SVRG-LD and SARAH-LD, steps between full
             gradients (default ``ceil(sqrt(N))``).
+        inverse_mass: ``M^-1``, a ``(D,)`` vector (diagonal) or ``(D, D)`` matrix
+            (dense) over the unconstrained dimensions (sites sorted by name),
+            or ``None``: identity, or chosen during warmup when adapting.
+        adapt: with no ``step_size`` given, choose the preconditioner
+            (unless ``inverse_mass`` is given) and ``h`` during warmup and hold
+            them fixed afterwards (:mod:`ppzoo.inference.sgmcmc.adaptation`);
+            ``False`` keeps ``M = I`` (or ``inverse_mass``) and ``h = 1 / lambda_max``.
+        preconditioner: what adaptation chooses: ``"dense"``, ``"diagonal"``,
+            or ``"auto"`` (dense up to 256 unconstrained dimensions).
         seed: the same seed gives the same draws on the same device.
         device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
             platform name for NumPyro (default: JAX's default device).
@@ -64,9 +77,13 @@ def sample(
     Returns:
         ``arviz.InferenceData`` with ``posterior`` ``(chain, draw, ...)``,
         ``sample_stats`` (``step_size``, cumulative ``grad_evals``,
-        ``diverging``, ``full_gradient``), ``log_likelihood`` and ``observed_data``.
+        ``diverging``, ``full_gradient``), ``log_likelihood`` and ``observed_data``;
+        the attrs record ``adapted`` and the preconditioner ``inverse_mass``.
     """
-    kernel = _kernel(method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop)
+    kernel = _kernel(
+        method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,
+        inverse_mass=inverse_mass,
+    )
     oracle = make_backend(model, args, kwargs, backend=backend, data_plate=data_plate, device=device)
     run = run_chains(
         kernel,
@@ -77,6 +94,8 @@ def sample(
         thinning=thinning,
         seed=seed,
         progress_bar=progress_bar,
+        adapt=adapt,
+        preconditioner=preconditioner,
     )
     return sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
 

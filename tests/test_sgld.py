@@ -68,11 +68,14 @@ def test_step_size_bias_is_visible(backend):
     assert var - 1 / LAM > 10 * se_var  # measurably above the posterior variance
 
 
-def test_default_settings_record_step_size_and_work(regression_data):
+def test_unadapted_settings_record_step_size_and_work(regression_data):
     from conftest import LINEAR_REGRESSION
 
     x, y = regression_data
-    idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, progress_bar=False)
+    idata = ppzoo.sample(
+        LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, adapt=False,
+        progress_bar=False,
+    )
     stats = idata.sample_stats
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
@@ -80,9 +83,28 @@ def test_default_settings_record_step_size_and_work(regression_data):
     np.testing.assert_array_equal(stats.grad_evals.values[:, 0], 40 * 60 + 101 * 8)
     np.testing.assert_array_equal(np.diff(stats.grad_evals.values, axis=1), 8)
     assert idata.posterior.attrs["batch_size"] == 8
+    assert idata.posterior.attrs["adapted"] == 0 and "inverse_mass" not in idata.posterior.attrs
 
 
-REFERENCE = pathlib.Path(ppzoo.models.__file__).parent / "references" / "logistic_regression_breast_cancer.json"
+def test_adaptation_counts_its_work_and_records_the_preconditioner(regression_data):
+    from conftest import LINEAR_REGRESSION
+
+    x, y = regression_data
+    n, d = 60, 5  # w (3), b, sigma
+    idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, progress_bar=False)
+    stats = idata.sample_stats
+    h = stats.step_size.values
+    assert np.all(h == h[0, 0]) and h[0, 0] > 0
+    # MAP search (1,000 Adam steps of 8), the potential at the MAPs (N), the Hessian at the best
+    # one (2 D N), 20 power iterations (2 full gradients each), then 8 per step
+    setup = 1000 * 8 + n + 2 * d * n + 40 * n
+    np.testing.assert_array_equal(stats.grad_evals.values[:, 0], setup + 101 * 8)
+    assert idata.posterior.attrs["adapted"] == 1
+    minv = np.asarray(idata.posterior.attrs["inverse_mass"])
+    assert minv.shape == (d, d) and np.all(np.linalg.eigvalsh(minv) > 0)  # dense: D <= 256
+
+
+REFERENCE = pathlib.Path(ppzoo.models.__file__).parent / "references" / "logistic_regression.json"
 
 
 def test_breast_cancer_logistic_regression_matches_nuts():

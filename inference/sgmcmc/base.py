@@ -6,11 +6,12 @@ calls (BlackJAX-style pure functions over chain-batched arrays, ``C`` chains,
 
 * ``setup(backend, positions) -> (kernel, cost)``: resolve the defaults
   (batch size, step size) for one model;
-* ``init_state(backend, positions, rng) -> (state, rng, cost)``: the state
-  before the first step (SGLD-CV finds its MAP here);
-* ``update(backend, state, idx, noise) -> (state, info)``: one step of all
-  chains, with ``idx`` ``(C, B)`` minibatch indices and ``noise`` ``(C, D)``
-  standard normal draws.
+* ``init_state(backend, positions, rng, map_estimate=None) -> (state, rng, cost)``:
+  the state before the first step (SGLD-CV finds its MAP here, unless given);
+* ``update(backend, state, idx, noise, tuning=None) -> (state, info)``: one
+  step of all chains, with ``idx`` ``(C, B)`` minibatch indices and ``noise``
+  ``(C, D)`` standard normal draws (``tuning``: step size and preconditioner
+  as data, during warmup adaptation).
 
 ``cost`` is per-datum gradient evaluations per chain. ``info`` holds
 ``(C,)`` arrays: ``step_size``, ``grad_evals`` (this step's cost),
@@ -33,6 +34,8 @@ import array_api_compat
 
 from ppzoo.backends.numpyro_mcmc import NumPyroMCMCAdapter
 
+from .diffusions import langevin_update
+from .preconditioner import apply_factor, apply_inverse_mass, as_preconditioner
 from .schedules import as_schedule
 from .step_size import default_step_size
 
@@ -60,6 +63,10 @@ class LangevinKernel(NumPyroMCMCAdapter):
             ``p(theta | x) ** (1 / T)`` (``T < 1``: a "cold" posterior; ``T -> 0``:
             optimisation).
         data_plate: the data plate's name, when ``numpyro.infer.MCMC`` runs the kernel.
+        inverse_mass: the preconditioner ``M^-1`` (``theta' = theta - h M^-1 g +
+            sqrt(2 h T) L xi``, ``L L' = M^-1``): a ``(D,)`` vector of positive
+            numbers (diagonal), a ``(D, D)`` symmetric positive-definite matrix
+            (dense), or ``None`` for ``M = I`` (or for warmup adaptation to choose it).
     """
 
     model: Callable | None = None
@@ -67,6 +74,7 @@ class LangevinKernel(NumPyroMCMCAdapter):
     batch_size: int | None = None
     temperature: float = 1.0
     data_plate: str | None = None
+    inverse_mass: Any = None
 
     #: method name used by ``ppzoo.sample`` and in ``InferenceData`` attrs
     name = "langevin"
@@ -79,6 +87,8 @@ class LangevinKernel(NumPyroMCMCAdapter):
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0 or math.isinf(t):
             raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
+        # a Preconditioner (hashable by identity: compiled blocks are cached per kernel)
+        object.__setattr__(self, "inverse_mass", as_preconditioner(self.inverse_mass))
 
     # -- binding to a model ----------------------------------------------------
     def setup(self, backend, positions):
@@ -95,24 +105,49 @@ class LangevinKernel(NumPyroMCMCAdapter):
                 f"batch_size={self.batch_size} differs from the subsample_size={declared} that the model "
                 f"declares on plate {layout.data_plate!r}; drop one of them"
             )
+        if self.inverse_mass is not None and self.inverse_mass.dim != backend.dim:
+            raise ValueError(
+                f"inverse_mass must have one row per unconstrained dimension, D={backend.dim}, "
+                f"got shape {self.inverse_mass.inverse_mass.shape}"
+            )
         cost = 0
         step_size = self.step_size
         if step_size is None:
-            step_size, cost = default_step_size(backend, backend.to_numpy(positions))
+            step_size, cost = default_step_size(backend, backend.to_numpy(positions), self.inverse_mass)
         # stored as a schedule, so each step calls it without re-validating a number
         return dataclasses.replace(self, step_size=as_schedule(step_size), batch_size=batch_size), cost
 
     @abc.abstractmethod
-    def init_state(self, backend, position, rng):
-        """The state before the first step; returns ``(state, rng, cost_per_chain)``."""
+    def init_state(self, backend, position, rng, map_estimate=None):
+        """The state before the first step; returns ``(state, rng, cost_per_chain)``.
+
+        ``map_estimate``: ``(C, D)`` MAPs already found by warmup adaptation
+        (SGLD-CV uses them instead of searching again; the others ignore them).
+        """
 
     @abc.abstractmethod
-    def update(self, backend, state, idx, noise):
-        """One step of every chain; returns ``(state, info)``."""
+    def update(self, backend, state, idx, noise, tuning=None):
+        """One step of every chain; returns ``(state, info)``. ``tuning`` (a
+        :class:`~.preconditioner.Tuning`) overrides the step size and preconditioner."""
 
     # -- helpers for the rules ---------------------------------------------------
-    def step_size_at(self, step):
-        """``h_t`` for step ``t`` (a traced integer under JAX)."""
+    def move(self, backend, position, gradient, step_size, noise, tuning=None):
+        """The Langevin step with this kernel's temperature, preconditioned by ``M^-1``
+        (``tuning``'s if given, else the kernel's own, if any)."""
+        if tuning is not None:
+            minv, factor = tuning.inverse_mass, tuning.factor
+        elif self.inverse_mass is not None:
+            minv, factor = self.inverse_mass.arrays(backend)
+        else:
+            return langevin_update(position, gradient, step_size, noise, self.temperature)
+        return langevin_update(
+            position, apply_inverse_mass(minv, gradient), step_size, apply_factor(factor, noise), self.temperature
+        )
+
+    def step_size_at(self, step, tuning=None):
+        """``h_t`` for step ``t`` (a traced integer under JAX); ``tuning.step_size`` if given."""
+        if tuning is not None:
+            return tuning.step_size
         return as_schedule(self.step_size)(step)
 
     @staticmethod

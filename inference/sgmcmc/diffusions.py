@@ -21,6 +21,9 @@ __all__ = ["langevin_update"]
 def langevin_update(position, gradient, step_size, noise, temperature=1.0):
     """One Euler–Maruyama step of overdamped Langevin dynamics.
 
+    Preconditioned samplers pass ``M^-1 g`` as ``gradient`` and ``L xi`` (with
+    ``L L' = M^-1``) as ``noise`` (:mod:`.preconditioner`).
+
     Args:
         position: ``theta``, shape ``(C, D)`` (or any shape).
         gradient: an estimate of ``grad U(theta)``, same shape.

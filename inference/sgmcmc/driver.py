@@ -8,6 +8,7 @@ progress bar and checks for interruption and divergence.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ from functools import lru_cache, partial
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from .adaptation import (
+    laplace_start,
+    retune_step_size,
+    use_dense,
+    warmup_plan,
+    window_inverse_mass,
+    with_settings,
+)
 
 __all__ = ["SamplerRun", "run_chains"]
 
@@ -78,6 +88,8 @@ def run_chains(
     thinning: int = 1,
     seed: int = 0,
     progress_bar: bool = True,
+    adapt: bool = True,
+    preconditioner: str = "auto",
 ) -> SamplerRun:
     """Run ``num_chains`` chains of ``kernel`` on ``backend``'s model.
 
@@ -86,19 +98,48 @@ def run_chains(
     steps of which every ``thinning``-th is kept. Ctrl-C, or every chain
     turning non-finite, ends the run early and keeps the draws made so far
     (with a warning).
+
+    With ``adapt=True`` and no ``step_size`` on the kernel, warmup chooses a
+    preconditioner (dense or diagonal, see ``preconditioner``; unless the
+    kernel has ``inverse_mass``) and the step size, then holds them fixed
+    (:mod:`.adaptation`); otherwise the kernel's settings are used as they are.
     """
     _check_count("num_samples", num_samples, 1)
     _check_count("num_warmup", num_warmup, 0)
     _check_count("num_chains", num_chains, 1)
     _check_count("thinning", thinning, 1)
     _check_count("seed", seed, 0)
+    if not isinstance(adapt, bool):
+        raise TypeError(f"adapt must be True or False, got {adapt!r}")
+    dense = use_dense(preconditioner, backend.dim)
 
     rng = backend.rng(seed)
     position, rng = backend.init_positions(rng, num_chains)
-    kernel, setup_cost = kernel.setup(backend, position)
-    state, rng, init_cost = kernel.init_state(backend, position, rng)
+    adapting = adapt and kernel.step_size is None
+    adapt_mass = adapting and kernel.inverse_mass is None
+    centres = tuning = None
+    if adapting:
+        # a placeholder step so that setup resolves the batch size without estimating a step size;
+        # the adapted step size and preconditioner reach the compiled steps as data (``tuning``)
+        kernel, setup_cost = dataclasses.replace(kernel, step_size=1.0).setup(backend, position)
+        if adapt_mass:
+            position, centres, pre, step_size, rng, cost = laplace_start(
+                backend, position, rng, batch_size=kernel.batch_size, dense=dense, seed=seed,
+                map_steps=getattr(kernel, "map_steps", None), learning_rate=getattr(kernel, "map_learning_rate", 0.05),
+            )
+        else:
+            pre = kernel.inverse_mass
+            starts = backend.to_numpy(position)
+            step_size, cost = retune_step_size(backend, np.concatenate([starts, np.zeros((1, starts.shape[1]))]), pre)
+        setup_cost += cost
+        step_fn = _bound_step(dataclasses.replace(kernel, inverse_mass=None), backend)
+        tuning = pre.tuning(backend, step_size)
+        kernel = with_settings(kernel, pre, step_size)
+    else:
+        kernel, setup_cost = kernel.setup(backend, position)
+        step_fn = _bound_step(kernel, backend)
+    state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
     setup_cost += init_cost
-    step_fn = _bound_step(kernel, backend)
     batch_size = kernel.batch_size
 
     total = num_warmup + num_samples * thinning
@@ -107,24 +148,39 @@ def run_chains(
     spent = np.full(num_chains, setup_cost, dtype=np.int64)
     interrupted = False
     try:
-        done = 0
         block = _block_size(num_warmup)
-        while done < num_warmup:
-            n = min(block, num_warmup - done)
-            state, rng, _, infos = backend.run_block(step_fn, state, rng, n, 1, batch_size)
-            spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
-            done += n
-            bar.update(n)
-            if infos["diverging"][-1].all():
-                raise FloatingPointError(
-                    f"every chain diverged during warmup (step {done}); reduce step_size"
-                )
+        plan = warmup_plan(num_warmup, block) if adapting else ([(num_warmup, None)] if num_warmup else [])
+        done = 0
+        for steps, action in plan:
+            window, seg = [], 0
+            while seg < steps:
+                n = min(block, steps - seg)
+                state, rng, positions, infos = backend.run_block(step_fn, state, rng, n, 1, batch_size, tuning)
+                if action == "window":
+                    window.append(positions)
+                spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
+                seg += n
+                done += n
+                bar.update(n)
+                if infos["diverging"][-1].all():
+                    raise FloatingPointError(
+                        f"every chain diverged during warmup (step {done}); reduce step_size"
+                    )
+            if action is None or steps == 0:
+                continue
+            pre = kernel.inverse_mass
+            if action == "window" and adapt_mass:
+                pre = window_inverse_mass(np.concatenate(window, axis=0), dense)
+            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), pre)
+            spent += cost
+            tuning = pre.tuning(backend, step_size)
+            kernel = with_settings(kernel, pre, step_size)
         bar.set_description(f"{kernel.name} sample")
         done = 0
         block = _block_size(num_samples)
         while done < num_samples:
             n = min(block, num_samples - done)
-            state, rng, positions, infos = backend.run_block(step_fn, state, rng, n, thinning, batch_size)
+            state, rng, positions, infos = backend.run_block(step_fn, state, rng, n, thinning, batch_size, tuning)
             kept_positions.append(positions)
             kept_stats.append(infos)
             done += n
@@ -155,4 +211,7 @@ def run_chains(
     positions = np.concatenate(kept_positions, axis=0).swapaxes(0, 1)  # (C, S, D)
     stats = {k: np.concatenate([s[k] for s in kept_stats], axis=0).swapaxes(0, 1) for k in kept_stats[0]}
     stats["grad_evals"] = spent[:, None] + np.cumsum(stats["grad_evals"].astype(np.int64), axis=1)
-    return SamplerRun(positions, stats, kernel, num_warmup, thinning, interrupted)
+    attrs = {"adapted": int(adapting)}
+    if kernel.inverse_mass is not None:
+        attrs["inverse_mass"] = kernel.inverse_mass.inverse_mass.copy()
+    return SamplerRun(positions, stats, kernel, num_warmup, thinning, interrupted, attrs)

@@ -30,7 +30,6 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .base import RefreshingKernel
-from .diffusions import langevin_update
 from .gradients import sarah_gradient
 
 __all__ = ["SARAHLD", "SARAHState"]
@@ -52,11 +51,11 @@ class SARAHLD(RefreshingKernel):
 
     name = "sarah-ld"
 
-    def init_state(self, backend, position, rng):
+    def init_state(self, backend, position, rng, map_estimate=None):
         return SARAHState(position, 0, position, 0.0 * position), rng, 0
 
-    def update(self, backend, state, idx, noise):
-        h = self.step_size_at(state.step)
+    def update(self, backend, state, idx, noise, tuning=None):
+        h = self.step_size_at(state.step, tuning)
         n, b = backend.num_data, idx.shape[1]
 
         def refresh(position, previous_position, estimate):
@@ -69,6 +68,6 @@ class SARAHLD(RefreshingKernel):
         grad, cost, full = backend.cond(
             self.refreshes(state.step), refresh, recurse, state.position, state.previous_position, state.estimate
         )
-        position = langevin_update(state.position, grad, h, noise, self.temperature)
+        position = self.move(backend, state.position, grad, h, noise, tuning)
         state = SARAHState(position, state.step + 1, state.position, grad)
         return state, self.info(position, h, cost, full)

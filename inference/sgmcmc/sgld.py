@@ -15,7 +15,6 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .base import LangevinKernel
-from .diffusions import langevin_update
 from .gradients import minibatch_gradient
 
 __all__ = ["SGLD", "SGLDState"]
@@ -34,11 +33,11 @@ class SGLD(LangevinKernel):
 
     name = "sgld"
 
-    def init_state(self, backend, position, rng):
+    def init_state(self, backend, position, rng, map_estimate=None):
         return SGLDState(position, 0), rng, 0
 
-    def update(self, backend, state, idx, noise):
-        h = self.step_size_at(state.step)
+    def update(self, backend, state, idx, noise, tuning=None):
+        h = self.step_size_at(state.step, tuning)
         grad = minibatch_gradient(backend, state.position, idx)
-        position = langevin_update(state.position, grad, h, noise, self.temperature)
+        position = self.move(backend, state.position, grad, h, noise, tuning)
         return SGLDState(position, state.step + 1), self.info(position, h, idx.shape[1])

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .adaptation import map_steps_default
 from .base import LangevinKernel, check_positive_int
-from .diffusions import langevin_update
 from .gradients import anchored_gradient
 
 __all__ = ["SGLDCV", "SGLDCVState"]
@@ -67,10 +67,14 @@ class SGLDCV(LangevinKernel):
 
     def setup(self, backend, positions):
         kernel, cost = super().setup(backend, positions)
-        steps = self.map_steps or max(1000, 5 * math.ceil(backend.num_data / kernel.batch_size))
+        steps = self.map_steps or map_steps_default(backend.num_data, kernel.batch_size)
         return dataclasses.replace(kernel, map_steps=steps), cost
 
-    def init_state(self, backend, position, rng):
+    def init_state(self, backend, position, rng, map_estimate=None):
+        if map_estimate is not None:  # found by warmup adaptation; the chains start near it
+            centre = backend.asarray(map_estimate)
+            state = SGLDCVState(position, 0, centre, backend.full_grad(centre))
+            return state, rng, backend.num_data
         centre, rng = backend.minimize(position, rng, self.map_steps, self.map_learning_rate, self.batch_size)
         if not np.all(np.isfinite(backend.to_numpy(centre))):
             raise ValueError(
@@ -80,8 +84,8 @@ class SGLDCV(LangevinKernel):
         state = SGLDCVState(centre, 0, centre, backend.full_grad(centre))
         return state, rng, self.map_steps * self.batch_size + backend.num_data
 
-    def update(self, backend, state, idx, noise):
-        h = self.step_size_at(state.step)
+    def update(self, backend, state, idx, noise, tuning=None):
+        h = self.step_size_at(state.step, tuning)
         grad = anchored_gradient(backend, state.position, idx, state.centre, state.centre_grad)
-        position = langevin_update(state.position, grad, h, noise, self.temperature)
+        position = self.move(backend, state.position, grad, h, noise, tuning)
         return state._replace(position=position, step=state.step + 1), self.info(position, h, 2 * idx.shape[1])

@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["largest_curvature", "default_step_size", "FRACTION"]
+__all__ = ["largest_curvature", "default_step_size", "hessian", "FRACTION"]
 
 #: ``h = FRACTION / lambda_max``
 FRACTION = 1.0
 
 
-def largest_curvature(backend, positions, num_iters: int = 20, seed: int = 0):
+def largest_curvature(backend, positions, num_iters: int = 20, seed: int = 0, preconditioner=None):
     """Power-iteration estimate of the largest Hessian eigenvalue of ``U`` at each point.
+
+    With a ``preconditioner`` (``M^-1 = L L'``, :mod:`.preconditioner`) it is
+    the largest eigenvalue of ``L' H L``, which is what bounds the
+    preconditioned Langevin step.
 
     Args:
         backend: the gradient oracle.
@@ -46,23 +50,48 @@ def largest_curvature(backend, positions, num_iters: int = 20, seed: int = 0):
         at the final iterate), and ``cost`` per-datum gradient evaluations per point.
     """
     theta = np.asarray(positions, dtype=np.float64)
+    scale = (lambda v: v) if preconditioner is None else preconditioner.scale
+    scale_t = (lambda v: v) if preconditioner is None else preconditioner.scale_transpose
     rng = np.random.default_rng(seed)
     v = rng.standard_normal(theta.shape)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    eps = 1e-3 * (1.0 + np.sqrt(np.mean(theta**2, axis=1, keepdims=True)))
+    # the step along L v, relative to the size of the point measured in the same units
+    typical = np.sqrt(np.mean(scale(np.ones_like(theta)) ** 2, axis=1, keepdims=True))
+    eps = 1e-3 * (1.0 + np.sqrt(np.mean(theta**2, axis=1, keepdims=True)) / typical)
     estimate = np.zeros(theta.shape[0])
     for _ in range(num_iters):
-        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + eps * v)))
-        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - eps * v)))
-        hv = (plus.astype(np.float64) - minus) / (2 * eps)
+        direction = scale(v)
+        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + eps * direction)))
+        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - eps * direction)))
+        hv = scale_t((plus.astype(np.float64) - minus) / (2 * eps))
         estimate = np.abs(np.sum(v * hv, axis=1))
         norm = np.linalg.norm(hv, axis=1, keepdims=True)
         v = np.where(norm > 0, hv / np.where(norm > 0, norm, 1.0), v)
     return estimate, 2 * num_iters * backend.num_data
 
 
-def default_step_size(backend, positions):
-    """``h = FRACTION / max lambda_max`` over ``positions`` ``(C, D)`` and the origin.
+def hessian(backend, point, chunk: int = 64):
+    """The Hessian of ``U`` at ``point`` ``(D,)``, ``(D, D)``, symmetrised, by central
+    differences of the full-data gradient along each axis (``chunk`` axes per
+    call); returns ``(H, cost)`` with ``cost`` the per-datum gradient
+    evaluations (``2 D N``)."""
+    theta = np.asarray(point, dtype=np.float64)
+    dim = theta.shape[0]
+    eps = 1e-4 * np.maximum(1.0, np.abs(theta))
+    columns = np.empty((dim, dim))
+    for start in range(0, dim, chunk):
+        axes = np.arange(start, min(dim, start + chunk))
+        step = np.zeros((axes.size, dim))
+        step[np.arange(axes.size), axes] = eps[axes]
+        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + step))).astype(np.float64)
+        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - step))).astype(np.float64)
+        columns[axes] = (plus - minus) / (2 * eps[axes, None])
+    return (columns + columns.T) / 2, 2 * dim * backend.num_data
+
+
+def default_step_size(backend, positions, preconditioner=None):
+    """``h = FRACTION / max lambda_max`` over ``positions`` ``(C, D)`` and the origin
+    (of the preconditioned Hessian when a ``preconditioner`` is given).
 
     Returns ``(h, cost)`` with ``cost`` the per-datum gradient evaluations
     spent per chain. Raises ``FloatingPointError`` when the curvature cannot
@@ -70,7 +99,7 @@ def default_step_size(backend, positions):
     """
     points = np.asarray(positions)
     points = np.concatenate([points, np.zeros((1, points.shape[1]))], axis=0)
-    lam, cost = largest_curvature(backend, points)
+    lam, cost = largest_curvature(backend, points, preconditioner=preconditioner)
     lam = lam[np.isfinite(lam)]
     if lam.size == 0 or not np.max(lam) > 0:
         raise FloatingPointError(

@@ -20,7 +20,6 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .base import RefreshingKernel
-from .diffusions import langevin_update
 from .gradients import anchored_gradient
 
 __all__ = ["SVRGLD", "SVRGState"]
@@ -42,11 +41,11 @@ class SVRGLD(RefreshingKernel):
 
     name = "svrg-ld"
 
-    def init_state(self, backend, position, rng):
+    def init_state(self, backend, position, rng, map_estimate=None):
         return SVRGState(position, 0, position, 0.0 * position), rng, 0
 
-    def update(self, backend, state, idx, noise):
-        h = self.step_size_at(state.step)
+    def update(self, backend, state, idx, noise, tuning=None):
+        h = self.step_size_at(state.step, tuning)
         n, b = backend.num_data, idx.shape[1]
 
         def refresh(position, snapshot, snapshot_grad):
@@ -60,6 +59,6 @@ class SVRGLD(RefreshingKernel):
         grad, snapshot, snapshot_grad, cost, full = backend.cond(
             self.refreshes(state.step), refresh, inner, state.position, state.snapshot, state.snapshot_grad
         )
-        position = langevin_update(state.position, grad, h, noise, self.temperature)
+        position = self.move(backend, state.position, grad, h, noise, tuning)
         state = SVRGState(position, state.step + 1, snapshot, snapshot_grad)
         return state, self.info(position, h, cost, full)

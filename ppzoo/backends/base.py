@@ -95,12 +95,15 @@ class Backend(abc.ABC):
         returns ``(positions, rng)``."""
 
     @abc.abstractmethod
-    def run_block(self, step_fn, state, rng, num_draws: int, thinning: int, batch_size: int):
+    def run_block(self, step_fn, state, rng, num_draws: int, thinning: int, batch_size: int, tuning=None):
         """Run ``num_draws * thinning`` sampler steps; keep every ``thinning``-th.
 
         ``step_fn(state, idx, noise) -> (state, info)`` is one step of a
         chain-batched kernel, with ``idx`` fresh minibatch indices ``(C, B)``
-        drawn uniformly with replacement and ``noise`` standard normal ``(C, D)``.
+        drawn uniformly with replacement and ``noise`` standard normal ``(C, D)``;
+        with ``tuning`` (arrays: step size, preconditioner) it is called as
+        ``step_fn(state, idx, noise, tuning)``, and ``tuning`` is data, not a
+        constant of compiled code.
         Returns ``(state, rng, positions, infos)`` with positions as a NumPy
         array ``(num_draws, C, D)`` and infos a dict of NumPy arrays whose
         leading axis is the draw; per-step quantities named in

@@ -290,15 +290,15 @@ class NumPyroBackend(Backend):
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         return jax.device_put(x, self.device) if self.device is not None else x
 
-    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size):
+    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size, tuning=None):
         key = (step_fn, batch_size, num_draws, thinning)
         if key not in self._block_cache:
             block = partial(self._block, step_fn, batch_size, num_draws, thinning)
             self._block_cache[key] = jax.jit(block)
-        state, rng, positions, infos = self._block_cache[key](state, rng)
+        state, rng, positions, infos = self._block_cache[key](state, rng, tuning)
         return state, rng, np.asarray(positions), {k: np.asarray(v) for k, v in infos.items()}
 
-    def _block(self, step_fn, batch_size, num_draws, thinning, state, rng):
+    def _block(self, step_fn, batch_size, num_draws, thinning, state, rng, tuning):
         # Static-length scans: XLA runs them as tight loops (a dynamic trip
         # count costs several times more per step on CPU).
         num_chains = state.position.shape[0]
@@ -309,7 +309,7 @@ class NumPyroBackend(Backend):
             rng, k_idx, k_noise = jax.random.split(rng, 3)
             idx = jax.random.randint(k_idx, (num_chains, batch_size), 0, n)
             noise = jax.random.normal(k_noise, state.position.shape, state.position.dtype)
-            state, info = step_fn(state, idx, noise)
+            state, info = step_fn(state, idx, noise) if tuning is None else step_fn(state, idx, noise, tuning)
             return (state, rng), info
 
         def draw(carry, _):

@@ -18,6 +18,7 @@ the potential, since its data-dependent checks cannot be traced.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import array_api_compat
 import numpy as np
@@ -104,6 +105,10 @@ def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
             )
         )
     return sites, plates
+
+
+def _with_tuning(step_fn, tuning, state, idx, noise):
+    return step_fn(state, idx, noise, tuning)
 
 
 def _masked_log_prob(site):
@@ -337,7 +342,9 @@ class PyroBackend(Backend):
     def asarray(self, x):
         return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype(), device=self.device)
 
-    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size):
+    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size, tuning=None):
+        if tuning is not None:
+            step_fn = partial(_with_tuning, step_fn, tuning)
         num_chains = state.position.shape[0]
         n = self.layout.num_data
         shape, dtype = state.position.shape, state.position.dtype

@@ -77,6 +77,8 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         attrs["data_plate"] = layout.data_plate
     if getattr(kernel, "inner_loop", None) is not None:
         attrs["inner_loop"] = int(kernel.inner_loop)
+    # adapted: 1 if warmup chose the step size (and preconditioner); inverse_mass: diag M^-1, (D,)
+    attrs.update(run.attrs)
     for group in idata.groups():
         getattr(idata, group).attrs.update(attrs)
     return idata
