@@ -1,5 +1,10 @@
-"""ppzoo.models: the zoo. Each entry is the same model written as a NumPyro and a Pyro program."""
+"""ppzoo.models: the zoo. Each entry is the same model written as a NumPyro and a Pyro program,
+with bundled data and a stored reference posterior.
 
-from . import logistic_regression
+``list_models()`` names the entries, ``get(name)`` returns an entry's
+:class:`~ppzoo.models.registry.ModelSpec`.
+"""
 
-__all__ = ["logistic_regression"]
+from .registry import ModelSpec, Reference, get, list_models
+
+__all__ = ["ModelSpec", "Reference", "get", "list_models"]

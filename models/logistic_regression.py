@@ -16,7 +16,9 @@ import pyro.distributions as pdist
 
 from ppzoo.data import load_breast_cancer
 
-__all__ = ["numpyro_model", "pyro_model", "load_data"]
+from .registry import ModelSpec
+
+__all__ = ["numpyro_model", "pyro_model", "load_data", "SPEC"]
 
 
 def numpyro_model(x, y=None):
@@ -39,3 +41,14 @@ def load_data(standardized: bool = True):
     """``(args, kwargs)`` for either program: the breast-cancer data."""
     x, y = load_breast_cancer(standardized=standardized)
     return (x,), {"y": y}
+
+
+SPEC = ModelSpec(
+    name="logistic_regression",
+    description="Bayesian logistic regression (breast-cancer diagnosis from 30 features)",
+    numpyro_model=numpyro_model,
+    pyro_model=pyro_model,
+    load_data=load_data,
+    data="breast cancer (standardised)",
+    sampler_defaults={"method": "sgld-cv", "num_warmup": 3000, "num_samples": 500, "thinning": 20},
+)

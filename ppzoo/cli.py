@@ -1,12 +1,18 @@
 """The ``ppzoo`` command line.
 
-    ppzoo run [MODEL] [--backend numpyro|pyro] [--method sgld] [--num-samples S]
-              [--num-chains C] [--seed K] [--out FILE.nc] ...
+    ppzoo list
+    ppzoo run [MODEL] [--backend numpyro|pyro] [--method sgld|svrg-ld|sarah-ld|sgld-cv]
+              [--num-samples S] [--num-chains C] [--seed K] [--device D] [--out FILE.nc] ...
+    ppzoo summary FILE.nc
+    ppzoo compare A.nc B.nc ...
+    ppzoo plot FILE.nc --kind trace|posterior|rank|pair|forest --out FILE.png
 
 ``ppzoo run`` with no arguments runs the default job: SGLD on Bayesian
 logistic regression of the bundled breast-cancer data (NumPyro backend),
 prints ``az.summary`` of a few parameters and writes the InferenceData to
-``ppzoo-run.nc``. Bad arguments end with one line on stderr and exit status 2.
+``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
+(``ModelSpec.sampler_defaults``). Bad arguments end with one line on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import sys
 import tempfile
 import warnings
 
+import numpy as np
+
 __all__ = ["main", "write_netcdf"]
 
-#: models the command line can run: name -> module in ppzoo.models
-MODELS = {"logistic_regression": "logistic_regression"}
+#: what ``ppzoo run`` uses where neither the user nor the zoo entry says
+RUN_DEFAULTS = {"method": "sgld", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
+PLOT_KINDS = ("trace", "posterior", "rank", "pair", "forest")
 
 
 def write_netcdf(idata, path: str) -> None:
@@ -61,47 +70,149 @@ def _parser():
 
     parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the zoo's models")
     run = sub.add_parser("run", help="sample a zoo model and write its InferenceData (netCDF)")
     run.add_argument("model", nargs="?", default="logistic_regression", help="zoo model (default: logistic_regression on the breast-cancer data)")
     run.add_argument("--backend", choices=["numpyro", "pyro"], default="numpyro", help="PPL that runs the model (default: numpyro)")
-    run.add_argument("--method", choices=sorted(SAMPLERS), default="sgld", help="sampler (default: sgld)")
-    run.add_argument("--num-samples", type=_positive_int, default=1000, help="draws kept per chain (default: 1000)")
-    run.add_argument("--num-warmup", type=int, default=20000, help="steps discarded first (default: 20000)")
-    run.add_argument("--thinning", type=_positive_int, default=50, help="keep every k-th step (default: 50)")
+    run.add_argument("--method", choices=sorted(SAMPLERS), default=None, help="sampler (default: the entry's, else sgld)")
+    run.add_argument("--num-samples", type=_positive_int, default=None, help="draws kept per chain (default: the entry's, else 1000)")
+    run.add_argument("--num-warmup", type=int, default=None, help="steps discarded first (default: the entry's, else 20000)")
+    run.add_argument("--thinning", type=_positive_int, default=None, help="keep every k-th step (default: the entry's, else 50)")
     run.add_argument("--num-chains", type=_positive_int, default=4, help="chains (default: 4)")
     run.add_argument("--step-size", type=float, default=None, help="Langevin step h (default: from the curvature)")
-    run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: ceil(sqrt(N)))")
+    run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: the entry's, else ceil(sqrt(N)))")
     run.add_argument("--inner-loop", type=_positive_int, default=None, help="svrg-ld / sarah-ld: steps between full gradients (default: ceil(sqrt(N)))")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    summary = sub.add_parser("summary", help="az.summary of a run, with its gradient evaluations and divergences")
+    summary.add_argument("file", help="InferenceData netCDF file")
+    compare = sub.add_parser("compare", help="az.compare of runs by PSIS-LOO")
+    compare.add_argument("files", nargs="+", help="two or more InferenceData netCDF files with log_likelihood")
+    plot = sub.add_parser("plot", help="an ArviZ plot of a run, saved as an image")
+    plot.add_argument("file", help="InferenceData netCDF file")
+    plot.add_argument("--kind", choices=PLOT_KINDS, default="trace", help="plot (default: trace)")
+    plot.add_argument("--var-names", nargs="+", default=None, help="variables to plot (default: all, or the first few for pair)")
+    plot.add_argument("--out", required=True, help="image file to write (.png, .pdf, .svg)")
     return parser
 
 
-def _run(opts) -> int:
-    import importlib
+def _load(path):
+    import arviz as az
 
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    try:
+        idata = az.from_netcdf(path)
+    except Exception as err:  # netCDF / HDF5 readers raise many types
+        raise ValueError(f"{path}: not a readable netCDF file ({type(err).__name__}: {err})") from None
+    if "posterior" not in idata.groups():
+        raise ValueError(f"{path}: not an InferenceData file with a posterior group")
+    return idata
+
+
+def _list(opts) -> int:
+    from ppzoo import models
+    from ppzoo.backends import make_backend
+
+    rows = [("name", "description", "backends", "N", "latent dims")]
+    for name in models.list_models():
+        spec = models.get(name)
+        args, kwargs = spec.load_data()
+        layout = make_backend(spec.numpyro_model, args, kwargs, backend="numpyro").layout
+        rows.append((name, spec.description, "numpyro, pyro", str(layout.num_data), str(layout.dim)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _summary(opts) -> int:
+    import arviz as az
+
+    idata = _load(opts.file)
+    print(az.summary(idata, kind="all").to_string())
+    stats = getattr(idata, "sample_stats", None)
+    if stats is not None and "grad_evals" in stats:
+        total = int(stats["grad_evals"].isel(draw=-1).sum())
+        divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        method = idata.posterior.attrs.get("method", "the sampler")
+        print(f"\n{method}: {total:,} per-datum gradient evaluations in all, {divergent} divergent draws")
+    return 0
+
+
+def _compare(opts) -> int:
+    import arviz as az
+
+    if len(opts.files) < 2:
+        raise ValueError("compare needs at least two files")
+    runs = {}
+    for path in opts.files:
+        idata = _load(path)
+        if "log_likelihood" not in idata.groups():
+            raise ValueError(f"{path}: has no log_likelihood group, so PSIS-LOO cannot be computed")
+        name = os.path.splitext(os.path.basename(path))[0]
+        runs[name if name not in runs else path] = idata
+    print(az.compare(runs, ic="loo").to_string())
+    return 0
+
+
+def _plot(opts) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import arviz as az
+    import matplotlib.pyplot as plt
+
+    idata = _load(opts.file)
+    var_names = opts.var_names
+    if var_names:
+        missing = sorted(set(var_names) - set(idata.posterior.data_vars))
+        if missing:
+            raise ValueError(f"--var-names {missing} not in the posterior; it has {sorted(idata.posterior.data_vars)}")
+    elif opts.kind == "pair":
+        var_names = list(idata.posterior.data_vars)[:2]
+    draw = {"trace": az.plot_trace, "posterior": az.plot_posterior, "rank": az.plot_rank, "pair": az.plot_pair, "forest": az.plot_forest}
+    folder = os.path.dirname(os.path.abspath(opts.out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {opts.out}: folder {folder} does not exist")
+    axes = draw[opts.kind](idata, var_names=var_names)
+    fig = np.asarray(axes).ravel()[0].get_figure()
+    suffix = os.path.splitext(opts.out)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(prefix=".ppzoo-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        os.replace(tmp, opts.out)
+    finally:
+        plt.close("all")
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"wrote {opts.out}")
+    return 0
+
+
+def _run(opts) -> int:
     import arviz as az
 
     import ppzoo
+    from ppzoo import models
 
-    if opts.model not in MODELS:
-        raise ValueError(f"unknown model {opts.model!r}; known models: {', '.join(sorted(MODELS))}")
-    entry = importlib.import_module(f"ppzoo.models.{MODELS[opts.model]}")
-    args, kwargs = entry.load_data()
-    model = entry.numpyro_model if opts.backend == "numpyro" else entry.pyro_model
+    spec = models.get(opts.model)
+    args, kwargs = spec.load_data()
+    settings = {**RUN_DEFAULTS, **spec.sampler_defaults}
+    given = {
+        "method": opts.method, "num_samples": opts.num_samples, "num_warmup": opts.num_warmup,
+        "thinning": opts.thinning, "step_size": opts.step_size, "batch_size": opts.batch_size,
+        "inner_loop": opts.inner_loop,
+    }
+    settings.update({k: v for k, v in given.items() if v is not None})
     idata = ppzoo.sample(
-        model,
+        spec.model(opts.backend),
         *args,
-        method=opts.method,
-        num_samples=opts.num_samples,
-        num_warmup=opts.num_warmup,
         num_chains=opts.num_chains,
-        thinning=opts.thinning,
-        step_size=opts.step_size,
-        batch_size=opts.batch_size,
-        inner_loop=opts.inner_loop,
+        **settings,
         seed=opts.seed,
         device=opts.device,
         backend=opts.backend,
@@ -112,7 +223,7 @@ def _run(opts) -> int:
     print(summary.head(8).to_string())
     stats = idata.sample_stats
     print(
-        f"\n{opts.method} on {opts.model} ({opts.backend}): {idata.posterior.sizes['chain']} chains x "
+        f"\n{settings['method']} on {opts.model} ({opts.backend}): {idata.posterior.sizes['chain']} chains x "
         f"{idata.posterior.sizes['draw']} draws, step size {float(stats.step_size[0, -1]):.3g}, "
         f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
         f"{int(stats.diverging.sum())} divergent draws"
@@ -125,9 +236,9 @@ def _run(opts) -> int:
 def main(argv=None) -> int:
     opts = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+    commands = {"list": _list, "run": _run, "summary": _summary, "compare": _compare, "plot": _plot}
     try:
-        if opts.command == "run":
-            return _run(opts)
+        return commands[opts.command](opts)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:
         print(f"ppzoo: error: {err}", file=sys.stderr)
         return 2

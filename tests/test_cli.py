@@ -44,7 +44,7 @@ def test_run_writes_inference_data(tmp_path, backend):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: logistic_regression"),
+        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: eight_schools, hierarchical_regression,"),
         (["run", "--method", "hmc"], "invalid choice: 'hmc'"),
         (["run", "--num-samples", "0"], "expected a positive integer"),
         (["run", "--step-size", "-1", "--num-samples", "5", "--num-warmup", "0"], "step_size must be > 0"),
@@ -56,3 +56,69 @@ def test_bad_arguments_exit_nonzero_with_one_line(tmp_path, args, message):
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_list_shows_every_entry(tmp_path):
+    from ppzoo import models
+
+    out = run("list", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["name", "description"]
+    assert [line.split()[0] for line in lines[1:]] == models.list_models()
+    assert "569" in out.stdout and "numpyro, pyro" in out.stdout  # N of the breast-cancer entry
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    for method in ("sgld", "sgld-cv"):
+        out = run(
+            "run", "eight_schools", "--method", method, "--num-samples", "60", "--num-warmup", "300",
+            "--thinning", "2", "--num-chains", "2", "--out", f"{method}.nc", "--no-progress", cwd=folder,
+        )
+        assert out.returncode == 0, out.stderr
+    return folder
+
+
+def test_summary_reports_work_and_divergences(two_runs):
+    out = run("summary", "sgld.nc", cwd=two_runs)
+    assert out.returncode == 0, out.stderr
+    assert "r_hat" in out.stdout and "tau" in out.stdout
+    assert "per-datum gradient evaluations in all" in out.stdout and "divergent draws" in out.stdout
+
+
+def test_compare_ranks_runs_by_loo(two_runs):
+    out = run("compare", "sgld.nc", "sgld-cv.nc", cwd=two_runs)
+    assert out.returncode == 0, out.stderr
+    assert "elpd_loo" in out.stdout and "sgld-cv" in out.stdout
+
+
+@pytest.mark.parametrize("kind", ["trace", "posterior", "rank", "pair", "forest"])
+def test_plot_writes_a_real_image(two_runs, kind):
+    out = run("plot", "sgld.nc", "--kind", kind, "--var-names", "mu", "tau", "--out", f"{kind}.png", cwd=two_runs)
+    assert out.returncode == 0, out.stderr
+    png = (two_runs / f"{kind}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    from matplotlib.image import imread
+
+    image = imread(two_runs / f"{kind}.png")
+    assert image.shape[0] > 100 and image.shape[1] > 100 and image[..., :3].std() > 0.01  # not blank
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "missing.nc"], "missing.nc: no such file"),
+        (["summary", "notes.txt"], "not a readable netCDF file"),
+        (["compare", "sgld.nc"], "compare needs at least two files"),
+        (["plot", "sgld.nc", "--kind", "violin", "--out", "x.png"], "invalid choice: 'violin'"),
+        (["plot", "sgld.nc", "--var-names", "nope", "--out", "x.png"], "--var-names ['nope'] not in the posterior"),
+    ],
+)
+def test_bad_files_and_options_exit_with_one_line(two_runs, args, message):
+    (two_runs / "notes.txt").write_text("not netCDF")
+    out = run(*args, cwd=two_runs)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["load_breast_cancer", "load_diabetes", "standardize"]
+__all__ = ["load_breast_cancer", "load_diabetes", "load_iris_grouped", "standardize"]
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
@@ -45,3 +45,18 @@ def load_diabetes(standardized: bool = True):
     if standardized:
         x, y = standardize(x), standardize(y[:, None])[:, 0]
     return x.astype(np.float32), y.astype(np.float32)
+
+
+def load_iris_grouped():
+    """Fisher's iris data (scikit-learn's bundled copy) as a grouped regression.
+
+    Returns ``(x, group, y)``: standardised sepal length ``(150,)`` (float32),
+    species ``(150,)`` (int32: 0 setosa, 1 versicolor, 2 virginica) and
+    standardised petal length ``(150,)`` (float32).
+    """
+    from sklearn.datasets import load_iris as _load
+
+    data = _load()
+    x = standardize(data.data[:, :1])[:, 0]
+    y = standardize(data.data[:, 2:3])[:, 0]
+    return x.astype(np.float32), data.target.astype(np.int32), y.astype(np.float32)
