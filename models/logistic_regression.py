@@ -51,4 +51,7 @@ SPEC = ModelSpec(
     load_data=load_data,
     data="breast cancer (standardised)",
     sampler_defaults={"method": "sgld-cv", "num_warmup": 3000, "num_samples": 500, "thinning": 20},
+    # the posterior is skewed (30 features, nearly separable classes) and SGLD-CV's minibatch
+    # estimate (B = 24) biases some means by about 0.2 sd at these settings
+    tolerance=(0.3, 0.2),
 )

@@ -7,7 +7,7 @@
     ppzoo compare A.nc B.nc ...
     ppzoo plot FILE.nc --kind trace|posterior|rank|pair|forest --out FILE.png
 
-``ppzoo run`` with no arguments runs the default job: SGLD on Bayesian
+``ppzoo run`` with no arguments runs the default job: SGLD-CV on Bayesian
 logistic regression of the bundled breast-cancer data (NumPyro backend),
 prints ``az.summary`` of a few parameters and writes the InferenceData to
 ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
@@ -85,6 +85,7 @@ def _parser():
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
+    run.add_argument("--no-adapt", action="store_true", help="no warmup adaptation of the step size and preconditioner")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     summary = sub.add_parser("summary", help="az.summary of a run, with its gradient evaluations and divergences")
     summary.add_argument("file", help="InferenceData netCDF file")
@@ -212,6 +213,7 @@ def _run(opts) -> int:
         spec.model(opts.backend),
         *args,
         num_chains=opts.num_chains,
+        adapt=not opts.no_adapt,
         **settings,
         seed=opts.seed,
         device=opts.device,
