@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -23,13 +24,24 @@ LEARNING_RATE = 1e-3
 def _objective(objective, num_particles, estimator, data_plate):
     if isinstance(objective, SVIObjective):
         return objective
-    if objective == "iwae":
-        return IWAE(num_particles, estimator, data_plate=data_plate)
-    if objective == "elbo":
-        return AnnealedELBO(1.0, num_particles, estimator=estimator, data_plate=data_plate)
+    if objective in ("iwae", "elbo"):
+        try:
+            return _named_objective(objective, num_particles, estimator, data_plate)
+        except TypeError as err:  # unhashable settings: let the constructor name the argument
+            if "unhashable" not in str(err):
+                raise
+            return _named_objective.__wrapped__(objective, num_particles, estimator, data_plate)
     raise ValueError(
         f"objective must be 'elbo', 'iwae' or an objective object such as ppzoo.inference.AnnealedELBO(...), got {objective!r}"
     )
+
+
+@lru_cache(maxsize=32)
+def _named_objective(objective, num_particles, estimator, data_plate):
+    """One objective object per setting, so later fits reuse what the first compiled."""
+    if objective == "iwae":
+        return IWAE(num_particles, estimator, data_plate=data_plate)
+    return AnnealedELBO(1.0, num_particles, estimator=estimator, data_plate=data_plate)
 
 
 def _check_int(name, value, minimum):
@@ -261,9 +273,21 @@ def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data
     return params, losses, reason, plate, state
 
 
+_NUMPYRO_ADAM = []
+
+
+def _default_numpyro_optimizer():
+    """One default optimiser object, so later fits reuse what the first compiled."""
+    if not _NUMPYRO_ADAM:
+        import numpyro.optim
+        import optax
+
+        _NUMPYRO_ADAM.append(numpyro.optim.optax_to_numpyro(optax.adam(LEARNING_RATE)))
+    return _NUMPYRO_ADAM[0]
+
+
 def _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings):
     import numpyro.optim
-    import optax
 
     from ppzoo.backends import numpyro_svi
     from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
@@ -271,7 +295,7 @@ def _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, d
     dev = _jax_device(device)
     args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
     if optimizer is None:
-        optimizer = numpyro.optim.optax_to_numpyro(optax.adam(LEARNING_RATE))
+        optimizer = _default_numpyro_optimizer()
     if not isinstance(optimizer, numpyro.optim._NumPyroOptim):
         raise TypeError(f"optimizer must be a numpyro.optim optimiser for a NumPyro model, got {type(optimizer).__name__}")
     plate, size, _ = numpyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)

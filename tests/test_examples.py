@@ -15,6 +15,10 @@ SCRIPTS = {
         "--num-data", "400", "--dims", "2", "--epochs", "4", "--seeds", "0", "--reference-samples", "200",
         "--throughput-steps", "50", "--out", "{tmp}/variance_reduction",
     ],
+    "benchmarks/iwae_throughput.py": [
+        "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",
+        "--chunk-sizes", "10", "--out", "{tmp}/iwae",
+    ],
 }
 
 

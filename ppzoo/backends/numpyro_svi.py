@@ -179,27 +179,45 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
 BLOCK = 50
 
 
-def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
-    """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
+#: compiled fitting programs, reused by later fits of the same model, guide, objective and optimiser
+_PROGRAMS: dict = {}
+_MAX_PROGRAMS = 16
 
-    Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
-    step whose loss is not finite leaves the state unchanged and stops the
-    updates, so the run ends with the last finite parameters.
-    """
+
+def _split_static(args, kwargs):
+    """``(arrays, rebuild, static_key)``: the array leaves of ``(args, kwargs)`` become traced
+    inputs; everything else (sizes, flags) is part of the cache key, or ``None`` if unhashable."""
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    is_array = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+    arrays = [x for x, a in zip(leaves, is_array) if a]
+    static = tuple(None if a else x for x, a in zip(leaves, is_array))
+
+    def rebuild(array_values):
+        it = iter(array_values)
+        return jax.tree_util.tree_unflatten(treedef, [next(it) if a else x for x, a in zip(leaves, is_array)])
+
+    try:
+        key = (treedef, static, tuple(is_array))
+        hash(key)
+    except TypeError:
+        key = None
+    return arrays, rebuild, key
+
+
+def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key):
+    """``(svi, block)`` for these settings, compiled once and cached when the settings are hashable."""
     from numpyro.infer import SVI
 
-    if batch_size is not None:
-        model, guide = _subsampled(model, plate[0]), _subsampled(guide, plate[0])
-    svi = SVI(model, guide, optimizer, loss=objective)
-    key, init_key = random.split(random.PRNGKey(seed))
-    init_kw = dict(kwargs)
-    if batch_size is not None:
-        init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
-    state = svi.init(init_key, *args, **init_kw)
+    key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key)
+    if key is not None and key in _PROGRAMS:
+        return _PROGRAMS[key]
+    m, g = (_subsampled(model, plate[0]), _subsampled(guide, plate[0])) if batch_size is not None else (model, guide)
+    svi = SVI(m, g, optimizer, loss=objective)
 
-    def step(carry, t):
-        state, key, stopped = carry
-        key, sub = random.split(key)
+    def step(arrays, carry, t):
+        state, rng, stopped = carry
+        args, kwargs = rebuild(arrays)
+        rng, sub = random.split(rng)
         kw = dict(kwargs)
         if batch_size is not None:
             kw[SUBSAMPLE_KW] = random.randint(sub, (batch_size,), 0, plate[1])
@@ -208,18 +226,43 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
         new_state, loss = svi.update(state, *args, **kw)
         bad = stopped | ~jnp.isfinite(loss)
         state = jax.tree_util.tree_map(lambda old, new: jnp.where(bad, old, new), state, new_state)
-        return (state, key, bad), jnp.where(bad, jnp.nan, loss)
+        return (state, rng, bad), jnp.where(bad, jnp.nan, loss)
 
-    @partial(jax.jit, static_argnums=3)
-    def block(state, key, start, length):
-        (state, key, stopped), losses = jax.lax.scan(step, (state, key, jnp.array(False)), start + jnp.arange(length))
-        return state, key, losses
+    @partial(jax.jit, static_argnums=4)
+    def block(state, rng, start, arrays, length):
+        carry = (state, rng, jnp.array(False))
+        (state, rng, _), losses = jax.lax.scan(partial(step, arrays), carry, start + jnp.arange(length))
+        return state, rng, losses
+
+    if key is not None:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[key] = (svi, block)
+    return svi, block
+
+
+def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
+    """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
+
+    Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
+    step whose loss is not finite leaves the state unchanged and stops the
+    updates, so the run ends with the last finite parameters. The compiled
+    block is kept for later fits with the same programs, objective and
+    optimiser (the data are its inputs, not constants).
+    """
+    arrays, rebuild, static_key = _split_static(args, kwargs)
+    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key)
+    key, init_key = random.split(random.PRNGKey(seed))
+    init_kw = dict(kwargs)
+    if batch_size is not None:
+        init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
+    state = svi.init(init_key, *args, **init_kw)
 
     losses, reason, t = [], None, 0
     try:
         while t < num_steps:
             length = min(BLOCK, num_steps - t)
-            state, key, block_losses = block(state, key, t, length)
+            state, key, block_losses = block(state, key, t, arrays, length)
             block_losses = np.asarray(block_losses)
             finite = np.isfinite(block_losses)
             n_ok = length if finite.all() else int(np.argmin(finite))

@@ -221,6 +221,7 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     """
     pyro.set_rng_seed(seed)
     losses, reason = [], None
+    validate = pyro.infer.util.is_validation_enabled()
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
     try:
         for t in range(num_steps):
@@ -229,7 +230,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                 idx = torch.randint(plate[1], (batch_size,), device=device)
                 m, g = poutine.condition(model, data={plate[0]: idx}), poutine.condition(guide, data={plate[0]: idx})
             kw = dict(kwargs, annealing_step=t) if annealed else kwargs
-            with poutine.trace(param_only=True) as capture:
+            # Pyro's argument validation checks the first step; after it, it only costs time
+            with poutine.trace(param_only=True) as capture, pyro.validation_enabled(t == 0 and validate):
                 loss = objective(m, g, *args, **kw)
             value = float(loss.detach())
             if value != value or value in (float("inf"), float("-inf")):
