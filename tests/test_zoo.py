@@ -6,7 +6,8 @@ posterior sds of the reference means and sds within a factor
 ``1 +- tolerance[1]`` of the reference sds. The tolerances include the run's
 own Monte Carlo error: with ``S`` effective draws a mean is off by about
 ``sd / sqrt(S)`` (0.1 sd at S = 100), plus the step-size bias of Langevin
-dynamics.
+dynamics. Pyro runs keep half the draws (its steps are slower; the effective
+sample sizes stay above 200 for every entry but logistic regression).
 """
 
 import arviz as az
@@ -42,8 +43,11 @@ def _flat_summary(idata):
 def test_entry_matches_its_reference(name, backend):
     spec = models.get(name)
     args, kwargs = spec.load_data()
+    settings = dict(spec.sampler_defaults)
+    if backend == "pyro":
+        settings["num_samples"] = settings.get("num_samples", 1000) // 2
     idata = ppzoo.sample(
-        spec.model(backend), *args, **spec.sampler_defaults, num_chains=4, seed=1, backend=backend,
+        spec.model(backend), *args, **settings, num_chains=4, seed=1, backend=backend,
         log_likelihood=False, progress_bar=False, **kwargs,
     )
     summary = _flat_summary(idata)
