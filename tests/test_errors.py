@@ -143,3 +143,21 @@ def test_numpyro_mcmc_needs_the_model():
 
     with pytest.raises(ValueError, match=r"SGLD needs the model to run under numpyro.infer.MCMC"):
         MCMC(SGLD(), num_warmup=1, num_samples=1, progress_bar=False).run(jax.random.PRNGKey(0), Y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"adapt": "yes"}, TypeError, "adapt must be True or False"),
+        ({"inverse_mass": [1.0, 0.0, 1.0, 1.0, 1.0]}, ValueError, "inverse_mass must hold positive finite numbers; entry 1"),
+        ({"inverse_mass": [1.0, 1.0]}, ValueError, r"one row per unconstrained dimension, D=5, got shape \(2,\)"),
+        ({"inverse_mass": np.ones((2, 3))}, ValueError, r"a \(D,\) vector or a \(D, D\) matrix"),
+        ({"inverse_mass": -np.eye(5)}, ValueError, "positive definite"),
+        ({"preconditioner": "full"}, ValueError, r"preconditioner must be one of \('auto', 'dense', 'diagonal'\)"),
+    ],
+)
+def test_bad_adaptation_settings(regression_data, kwargs, error, match):
+    x, y = regression_data
+    settings = {**KW, "step_size": None, **kwargs}
+    with pytest.raises(error, match=match):
+        ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **settings)
