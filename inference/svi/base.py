@@ -75,10 +75,12 @@ class SVIObjective:
         """``LogDensityTerms`` (torch) of one vectorised run of ``guide`` and ``model``."""
         from ppzoo.backends import pyro_svi
 
-        key = (id(model), id(guide))
+        key = (model, guide)  # the programs themselves (not ids, which can be reused)
         nesting = self.max_plate_nesting
         if nesting is None:
             if key not in self._nesting_cache:
+                if len(self._nesting_cache) >= 16:
+                    self._nesting_cache.pop(next(iter(self._nesting_cache)))
                 self._nesting_cache[key] = pyro_svi.guess_max_plate_nesting(model, guide, args, kwargs)
             nesting = self._nesting_cache[key]
         terms, _, _ = pyro_svi.log_density_terms(

@@ -209,6 +209,15 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None):
     return (name, *plates[name]) if name else (None, None, None)
 
 
+def _with_indices(fn, plate, current):
+    """``fn`` with the data plate's subsample indices fixed to ``current["idx"]``."""
+
+    def wrapped(*args, **kwargs):
+        return poutine.condition(fn, data={plate: current["idx"]})(*args, **kwargs)
+
+    return wrapped
+
+
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
     """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason)``.
 
@@ -223,12 +232,15 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     losses, reason = [], None
     validate = pyro.infer.util.is_validation_enabled()
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    # one pair of wrappers for the whole run (the objective caches per program), reading this step's indices
+    current = {}
+    m, g = model, guide
+    if batch_size is not None:
+        m, g = _with_indices(model, plate[0], current), _with_indices(guide, plate[0], current)
     try:
         for t in range(num_steps):
-            m, g = model, guide
             if batch_size is not None:
-                idx = torch.randint(plate[1], (batch_size,), device=device)
-                m, g = poutine.condition(model, data={plate[0]: idx}), poutine.condition(guide, data={plate[0]: idx})
+                current["idx"] = torch.randint(plate[1], (batch_size,), device=device)
             kw = dict(kwargs, annealing_step=t) if annealed else kwargs
             # Pyro's argument validation checks the first step; after it, it only costs time
             with poutine.trace(param_only=True) as capture, pyro.validation_enabled(t == 0 and validate):
