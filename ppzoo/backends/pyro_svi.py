@@ -93,23 +93,26 @@ def _site_log_prob(site, path_only=False):
 
 def _accumulate(trace, kinds, num_particles, particle_dim, data_plate, data_scale, path_only=False):
     """Per-kind sums ``{kind: [global (K,), local (K, B) or None]}`` over the trace's sample sites."""
-    out = {kind: [torch.zeros(()), None] for kind in set(kinds.values())}
-    batch = None
+    out = {kind: [None, None] for kind in set(kinds.values())}
+    batch = device = None
     for name, site in trace.nodes.items():
         if name not in kinds:
             continue
         lp = _site_log_prob(site, path_only=path_only)
+        device = lp.device
         scale = site["scale"]
         frame = next((f for f in site["cond_indep_stack"] if f.name == data_plate), None)
         slot = out[kinds[name]]
         if frame is None:
-            slot[0] = slot[0] + _reduce(lp * scale, num_particles, particle_dim, None, None)
+            glob = _reduce(lp * scale, num_particles, particle_dim, None, None)
+            slot[0] = glob if slot[0] is None else slot[0] + glob
         else:
             batch = frame.size
             local = _reduce(lp * (scale / data_scale), num_particles, particle_dim, frame.dim, batch)
             slot[1] = local if slot[1] is None else slot[1] + local
     for slot in out.values():
-        slot[0] = slot[0].expand(num_particles) if slot[0].dim() == 0 else slot[0]
+        if slot[0] is None:
+            slot[0] = torch.zeros(num_particles, device=device)
     return out, batch
 
 
@@ -136,6 +139,7 @@ def log_density_terms(
     plates, observed = plates_of(model_trace)
     data_plate = pick_data_plate(plates, observed, data_plate)
     data_scale = plates[data_plate][0] / plates[data_plate][1] if data_plate else 1.0
+    # without a data plate group_log_weights takes the joint bound anyway (there are no local terms)
     joint = any(
         data_plate not in {f.name for f in model_trace.nodes[n]["cond_indep_stack"]} for n in model_latents
     )
@@ -146,16 +150,19 @@ def log_density_terms(
         guide_trace, {n: "guide" for n in guide_latents}, num_particles, particle_dim, data_plate, data_scale,
         path_only=estimator in ("stl", "dreg"),
     )
-    obs, prior, q = model_parts.get("obs", [torch.zeros(num_particles), None]), model_parts.get("prior", [torch.zeros(num_particles), None]), guide_parts.get("guide", [torch.zeros(num_particles), None])
+    device = next(s["value"].device for s in model_trace.nodes.values() if s["type"] == "sample")
+
+    def part(parts, kind):
+        glob, local = parts.get(kind, (torch.zeros(num_particles, device=device), None))
+        if batch is not None and local is None:
+            local = torch.zeros(num_particles, batch, device=device)
+        return glob, local
+
+    (obs_g, obs_l), (prior_g, prior_l), (q_g, q_l) = part(model_parts, "obs"), part(model_parts, "prior"), part(guide_parts, "guide")
     terms = LogDensityTerms(
-        obs_global=obs[0], obs_local=_local(obs[1], num_particles, batch),
-        prior_global=prior[0], prior_local=_local(prior[1], num_particles, batch),
-        guide_global=q[0], guide_local=_local(q[1], num_particles, batch),
-        data_scale=float(data_scale), joint=bool(joint) if data_plate else True,
-        stop_gradient=torch.Tensor.detach,
+        obs_global=obs_g, obs_local=obs_l, prior_global=prior_g, prior_local=prior_l, guide_global=q_g, guide_local=q_l,
+        data_scale=float(data_scale), joint=bool(joint), stop_gradient=torch.Tensor.detach,
     )
-    if terms.obs_local is None and terms.prior_local is None and terms.guide_local is None:
-        terms.joint = True
     if estimator == "dreg":
         held = poutine.Trace()
         for name, site in guide_trace.nodes.items():
@@ -165,15 +172,8 @@ def log_density_terms(
             held.add_node(name, **site)
         direct_trace = poutine.trace(poutine.replay(vec_model, trace=held)).get_trace(*args, **kwargs)
         direct, _ = _accumulate(direct_trace, {n: "model" for n in kinds}, num_particles, particle_dim, data_plate, data_scale)
-        terms.direct_global = direct["model"][0]
-        terms.direct_local = _local(direct["model"][1], num_particles, batch)
+        terms.direct_global, terms.direct_local = part(direct, "model")
     return terms, guide_trace, model_trace
-
-
-def _local(part, num_particles, batch):
-    if batch is None:
-        return None
-    return part if part is not None else torch.zeros(num_particles, batch)
 
 
 def _sample_sites(trace):
