@@ -85,12 +85,12 @@ class Preconditioner:
         Torch tensors are converted once per backend; under JAX the conversion
         happens while tracing (a constant of the compiled step), so nothing is kept.
         """
-        cached = self._arrays.get(id(backend))
+        cached = self._arrays.get(backend)  # keyed by the backend object (ids can be reused)
         if cached is not None:
             return cached
         out = backend.asarray(self.inverse_mass), backend.asarray(self.factor)
         if type(out[0]).__module__.startswith("torch"):
-            self._arrays[id(backend)] = out
+            self._arrays[backend] = out
         return out
 
     def tuning(self, backend, step_size) -> Tuning:
