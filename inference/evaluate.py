@@ -18,6 +18,7 @@ import numpy as np
 
 from ppzoo.backends import detect_backend
 
+from .checks import check_count
 from .svi.estimators import group_log_weights
 
 __all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chunks", "backend_evaluator"]
@@ -40,13 +41,6 @@ class LogMarginalLikelihood:
 
     def __float__(self):
         return self.total
-
-
-def _check_count(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> Callable:
@@ -123,8 +117,8 @@ def log_marginal_likelihood(
 
     The whole data set is used (a subsampled data plate sees every index).
     """
-    _check_count("num_samples", num_samples)
-    _check_count("chunk_size", chunk_size)
+    check_count("num_samples", num_samples)
+    check_count("chunk_size", chunk_size)
     evaluate = backend_evaluator(model, guide, args, kwargs, params=params, backend=backend, data_plate=data_plate, device=device)
     acc = acc2 = const = None
     scale = 1.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -12,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ppzoo.backends import BACKENDS, detect_backend
 from ppzoo.diagnostics import psis_khat, svi_draws_to_inference_data
+from ppzoo.inference.checks import check_count
 from ppzoo.inference.evaluate import backend_evaluator, evaluate_in_chunks, log_marginal_likelihood
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 
@@ -42,13 +42,6 @@ def _named_objective(objective, num_particles, estimator, data_plate):
     if objective == "iwae":
         return IWAE(num_particles, estimator, data_plate=data_plate)
     return AnnealedELBO(1.0, num_particles, estimator=estimator, data_plate=data_plate)
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 @dataclass
@@ -96,7 +89,7 @@ class Fit:
         return in_scope
 
     def _draws(self, num_samples, seed, chunk_size):
-        _check_int("num_samples", num_samples, 2)
+        check_count("num_samples", num_samples, 2)
         chunks = list(evaluate_in_chunks(self._evaluator(), num_samples, chunk_size, seed))
         cat = lambda key: {n: np.concatenate([c[key][n] for c in chunks]) for n in chunks[0][key]}  # noqa: E731
         weights = []
@@ -206,8 +199,8 @@ def fit(
     finite ends early with a warning, keeping the last finite parameters.
     """
     objective = _objective(objective, num_particles, estimator, data_plate)
-    _check_int("num_steps", num_steps, 1)
-    _check_int("seed", seed, 0)
+    check_count("num_steps", num_steps, 1)
+    check_count("seed", seed, 0)
     if not callable(guide):
         raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
     if backend is not None and backend not in BACKENDS:
@@ -243,7 +236,7 @@ def fit(
 def _check_batch(batch_size, plate, size):
     if batch_size is None:
         return
-    _check_int("batch_size", batch_size, 1)
+    check_count("batch_size", batch_size, 1)
     if plate is None:
         raise ValueError("batch_size was given but the model has no data plate around its observations to subsample")
     if batch_size > size:

@@ -17,6 +17,7 @@ from functools import lru_cache, partial
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checks import check_count
 from .adaptation import (
     laplace_start,
     retune_step_size,
@@ -71,13 +72,6 @@ def _block_size(total: int) -> int:
     return block
 
 
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def run_chains(
     kernel,
     backend,
@@ -104,11 +98,11 @@ def run_chains(
     kernel has ``inverse_mass``) and the step size, then holds them fixed
     (:mod:`.adaptation`); otherwise the kernel's settings are used as they are.
     """
-    _check_count("num_samples", num_samples, 1)
-    _check_count("num_warmup", num_warmup, 0)
-    _check_count("num_chains", num_chains, 1)
-    _check_count("thinning", thinning, 1)
-    _check_count("seed", seed, 0)
+    check_count("num_samples", num_samples, 1)
+    check_count("num_warmup", num_warmup, 0)
+    check_count("num_chains", num_chains, 1)
+    check_count("thinning", thinning, 1)
+    check_count("seed", seed, 0)
     if not isinstance(adapt, bool):
         raise TypeError(f"adapt must be True or False, got {adapt!r}")
     dense = use_dense(preconditioner, backend.dim)
