@@ -21,7 +21,7 @@ from ppzoo.backends import detect_backend
 from .checks import check_count
 from .svi.estimators import group_log_weights
 
-__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chunks", "backend_evaluator"]
+__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chunks", "backend_evaluator", "backend_local_normals"]
 
 
 @dataclass
@@ -83,6 +83,28 @@ def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_
     else:
         raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
     return evaluate
+
+
+def backend_local_normals(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> dict:
+    """``{site: (loc, scale)}``: the guide's per-datum Normal latents on all the data, ``(N, d)`` NumPy arrays."""
+    args, kwargs = tuple(args), dict(kwargs)
+    backend = backend or detect_backend(model, args, kwargs)
+    if backend == "pyro":
+        from ppzoo.backends import pyro_svi
+        from ppzoo.backends.pyro_backend import _to_torch, _torch_device
+
+        dev = _torch_device(device)
+        args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
+        params = _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, dev) or None
+        return pyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
+    if backend == "numpyro":
+        from ppzoo.backends import numpyro_svi
+        from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
+
+        dev = _jax_device(device)
+        args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
+        return numpyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
+    raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
 
 
 def _to_numpy(out, convert):

@@ -11,8 +11,14 @@ from tqdm.auto import tqdm
 
 from ppzoo.backends import BACKENDS, detect_backend
 from ppzoo.diagnostics import psis_khat, svi_draws_to_inference_data
+from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
 from ppzoo.inference.checks import check_count
-from ppzoo.inference.evaluate import backend_evaluator, evaluate_in_chunks, log_marginal_likelihood
+from ppzoo.inference.evaluate import (
+    backend_evaluator,
+    backend_local_normals,
+    evaluate_in_chunks,
+    log_marginal_likelihood,
+)
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 
 __all__ = ["fit", "Fit"]
@@ -103,13 +109,50 @@ class Fit:
             local_weights = np.concatenate([t.model_local - t.guide_local for t, *_ in chunks])
         return cat(1), cat(2), chunks[0][3], np.concatenate(weights), local_weights, chunks[0][4]
 
-    def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100):
+    def _in_scope(self, fn):
+        if self.backend != "pyro":
+            return fn()
+        import pyro
+
+        with pyro.get_param_store().scope(self._pyro_state):
+            return fn()
+
+    def collapse(self, site: str | None = None, num_samples: int = 10, seed: int = 0, threshold: float = 0.01) -> CollapseReport:
+        """Posterior-collapse diagnostics of the guide's per-datum Gaussian latent ``site`` on all the data.
+
+        KL to a standard-normal prior per latent dimension, active units
+        (``Var_x(E_q[z_j]) > threshold``), ``I(x; z)`` under the aggregate
+        posterior and the rate-distortion pair, the distortion from
+        ``num_samples`` draws per datum (:mod:`ppzoo.diagnostics.collapse`).
+        ``site`` may be omitted when the guide has one such latent.
+        """
+        check_count("num_samples", num_samples, 1)
+        normals = self._in_scope(lambda: backend_local_normals(
+            self.model, self.guide, self.args, self.kwargs, params=self.params, backend=self.backend,
+            data_plate=self.data_plate, device=self.device,
+        ))
+        if not normals:
+            raise ValueError("collapse diagnostics need a guide with a Normal latent inside the data plate (an encoder q(z|x))")
+        if site is None:
+            if len(normals) > 1:
+                raise ValueError(f"the guide has several per-datum Normal latents {sorted(normals)}; pass site=")
+            site = next(iter(normals))
+        if site not in normals:
+            raise ValueError(f"site must be one of the guide's per-datum Normal latents {sorted(normals)}, got {site!r}")
+        loc, scale = normals[site]
+        _, _, loglik, *_ = self._evaluator()(num_samples, seed)
+        reconstruction = sum(np.asarray(v, dtype=np.float64) for v in loglik.values())
+        return collapse_report(loc, scale, reconstruction, threshold=threshold, seed=seed, site=site)
+
+    def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100, collapse: bool | str = False):
         """``InferenceData`` of ``num_samples`` draws from the fitted guide (one chain).
 
         ``posterior``: the latent sites; ``log_likelihood``: per observed site and
         datum given each draw; ``sample_stats.log_weight``: ``log p(x, z) - log q(z)``
         over the whole data set (the importance weights of :meth:`psis_khat`);
         ``observed_data``. Draws are made ``chunk_size`` at a time.
+        ``collapse=True`` (or a site name) adds a ``collapse`` group with
+        :meth:`collapse`'s diagnostics (``ppzoo.diagnostics.plot_collapse`` draws it).
         """
         latents, loglik, observed, log_weights, _, local = self._draws(num_samples, seed, chunk_size)
         attrs = {
@@ -120,9 +163,13 @@ class Fit:
         }
         if self.stop_reason:
             attrs["stop_reason"] = self.stop_reason
-        return svi_draws_to_inference_data(
+        idata = svi_draws_to_inference_data(
             latents, loglik, observed, log_weights, local=local, data_plate=self.data_plate, attrs=attrs
         )
+        if collapse:
+            report = self.collapse(site=None if collapse is True else collapse, seed=seed)
+            idata.add_groups({"collapse": report.to_dataset()})
+        return idata
 
     def psis_khat(self, num_samples: int = 1000, seed: int = 0, per_datum: bool = False, chunk_size: int = 100):
         """Pareto k-hat of the importance ratios ``p(x, z) / q(z)``, ``z ~`` guide (Yao et al. 2018).
@@ -170,6 +217,7 @@ def fit(
     backend: str | None = None,
     data_plate: str | None = None,
     progress_bar: bool = True,
+    step_kwargs=None,
     **kwargs,
 ) -> Fit:
     """Fit ``guide`` to the posterior of ``model(*args, **kwargs)`` by stochastic variational inference.
@@ -192,6 +240,13 @@ def fit(
         data_plate: the plate holding the data (default: the outermost plate
             around every observed site).
         progress_bar: a tqdm bar with the running loss.
+        step_kwargs: ``t -> dict``: keyword arguments for the model and guide
+            that change with the step ``t`` (from 0), e.g. an annealed decoder
+            constant ``lambda t: {"constant": schedule(t)}`` or a binarisation
+            draw ``lambda t: {"binarize_step": t}``. On NumPyro ``t`` is a
+            traced integer, so the function must be array arithmetic. Later
+            evaluations (``to_arviz``, ``log_marginal_likelihood``) call the
+            programs without them, so the programs need defaults for them.
 
     Pyro fits run in a fresh parameter-store scope (the global store is left
     as it was); ``torch.nn`` modules registered with ``pyro.module`` are trained
@@ -203,6 +258,8 @@ def fit(
     check_count("seed", seed, 0)
     if not callable(guide):
         raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
+    if step_kwargs is not None and not callable(step_kwargs):
+        raise TypeError(f"step_kwargs must be a function t -> dict of keyword arguments, got {type(step_kwargs).__name__}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     args, kwargs = tuple(args), dict(kwargs)
@@ -215,7 +272,7 @@ def fit(
         if t % 50 == 0:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
-    settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step)
+    settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs)
     try:
         if backend == "pyro":
             result = _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)

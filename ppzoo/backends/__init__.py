@@ -51,16 +51,21 @@ def _detect(model, args, kwargs):
         raise TypeError(
             f"model must be a callable Pyro or NumPyro program, got {type(model).__name__}"
         )
-    errors = []
+    errors, raised = [], []
     for name, tracer in _TRACERS.items():
         try:
             cls, trace = tracer(model, args, kwargs)
         except Exception as err:  # the program is not written for this PPL
             errors.append(f"{name}: {type(err).__name__}: {err}")
+            raised.append(err)
             continue
         if trace is not None:
             return name, cls, trace
         errors.append(f"{name}: no sample sites recorded")
+    first_lines = {str(e).split("\n", 1)[0] for e in raised}
+    if len(raised) == len(_TRACERS) and all(type(e) is ValueError for e in raised) and len(first_lines) == 1:
+        # the program itself refused its arguments, whichever PPL ran it (Pyro appends trace shapes)
+        raise ValueError(first_lines.pop()) from raised[0]
     raise TypeError(
         f"model {model_name(model)!r} is neither a Pyro nor a NumPyro program: tracing it "
         f"recorded no sample statements ({'; '.join(errors)})"

@@ -18,7 +18,12 @@ import numpy as np
 from jax import random
 from numpyro import handlers
 
-from ppzoo.backends.svi_common import LogDensityTerms, check_guide_matches, pick_data_plate
+from ppzoo.backends.svi_common import (
+    LogDensityTerms,
+    check_guide_matches,
+    normal_parameters,
+    pick_data_plate,
+)
 
 __all__ = ["log_density_terms", "plates_of", "particle_keys"]
 
@@ -204,11 +209,11 @@ def _split_static(args, kwargs):
     return arrays, rebuild, key
 
 
-def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key):
+def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs=None):
     """``(svi, block)`` for these settings, compiled once and cached when the settings are hashable."""
     from numpyro.infer import SVI
 
-    key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key)
+    key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key, step_kwargs)
     if key is not None and key in _PROGRAMS:
         return _PROGRAMS[key]
     m, g = (_subsampled(model, plate[0]), _subsampled(guide, plate[0])) if batch_size is not None else (model, guide)
@@ -223,6 +228,8 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
             kw[SUBSAMPLE_KW] = random.randint(sub, (batch_size,), 0, plate[1])
         if annealed:
             kw["annealing_step"] = t
+        if step_kwargs is not None:
+            kw.update(step_kwargs(t))
         new_state, loss = svi.update(state, *args, **kw)
         bad = stopped | ~jnp.isfinite(loss)
         state = jax.tree_util.tree_map(lambda old, new: jnp.where(bad, old, new), state, new_state)
@@ -241,7 +248,8 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
     return svi, block
 
 
-def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
+def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
+            step_kwargs=None):
     """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
 
     Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
@@ -251,11 +259,13 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     optimiser (the data are its inputs, not constants).
     """
     arrays, rebuild, static_key = _split_static(args, kwargs)
-    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key)
+    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs)
     key, init_key = random.split(random.PRNGKey(seed))
     init_kw = dict(kwargs)
     if batch_size is not None:
         init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
+    if step_kwargs is not None:
+        init_kw.update(step_kwargs(jnp.asarray(0)))
     state = svi.init(init_key, *args, **init_kw)
 
     losses, reason, t = [], None, 0
@@ -275,7 +285,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
             t += length
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
-    params = {k: np.asarray(v) for k, v in svi.get_params(state).items()}
+    # a parameter may be a pytree (an Equinox module's weights registered by eqx_module)
+    params = {k: jax.tree_util.tree_map(np.asarray, v) for k, v in svi.get_params(state).items()}
     return params, losses, reason
 
 
@@ -289,7 +300,7 @@ def make_evaluator(model, guide, args, kwargs, *, params, data_plate=None, full_
     (see ``pyro_svi.evaluate``), JAX arrays; ``terms_only`` skips all but
     ``terms``. Each particle count is compiled once (``jax.jit``) per evaluator.
     """
-    params = {k: jnp.asarray(v) for k, v in (params or {}).items()}
+    params = {k: jax.tree_util.tree_map(jnp.asarray, v) for k, v in (params or {}).items()}
     plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate, params)
     conditioned = {plate: jnp.arange(size)} if (full_data and plate and sub != size) else None
     meta = {"local": set()}
@@ -334,3 +345,22 @@ def make_evaluator(model, guide, args, kwargs, *, params, data_plate=None, full_
         return terms, latents, loglik, {n: v[0] for n, v in values.items()}, set(meta["local"])
 
     return evaluate
+
+
+def local_normal_sites(model, guide, args, kwargs, *, params, data_plate=None):
+    """``{site: (loc, scale)}``, ``(N, d)`` NumPy, for the guide's Normal latents inside the data plate (all data)."""
+    params = {k: jax.tree_util.tree_map(jnp.asarray, v) for k, v in (params or {}).items()}
+    plate, size, _ = data_plate_of(model, guide, args, kwargs, data_plate, params)
+    if plate is None:
+        return {}
+    g = handlers.substitute(handlers.substitute(handlers.seed(guide, 0), data=params), data={plate: jnp.arange(size)})
+    trace = handlers.trace(g).get_trace(*args, **kwargs)
+    out = {}
+    for name, site in trace.items():
+        frames = [f for f in site.get("cond_indep_stack", ()) if f.name == plate]
+        if site["type"] != "sample" or site["is_observed"] or not frames:
+            continue
+        found = normal_parameters(site["fn"], np.shape(site["value"]), site["fn"].event_dim, frames[0].dim)
+        if found is not None:
+            out[name] = found
+    return out

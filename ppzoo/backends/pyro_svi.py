@@ -16,7 +16,12 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from ppzoo.backends.svi_common import LogDensityTerms, check_guide_matches, pick_data_plate
+from ppzoo.backends.svi_common import (
+    LogDensityTerms,
+    check_guide_matches,
+    normal_parameters,
+    pick_data_plate,
+)
 
 __all__ = ["log_density_terms", "guess_max_plate_nesting", "PARTICLE_PLATE", "vectorized", "plates_of"]
 
@@ -218,7 +223,8 @@ def _with_indices(fn, plate, current):
     return wrapped
 
 
-def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step):
+def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
+            step_kwargs=None):
     """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason)``.
 
     Each step: the loss and its gradient (params found by tracing, as Pyro's
@@ -242,6 +248,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
             if batch_size is not None:
                 current["idx"] = torch.randint(plate[1], (batch_size,), device=device)
             kw = dict(kwargs, annealing_step=t) if annealed else kwargs
+            if step_kwargs is not None:
+                kw = {**kw, **step_kwargs(t)}
             # Pyro's argument validation checks the first step; after it, it only costs time
             with poutine.trace(param_only=True) as capture, pyro.validation_enabled(t == 0 and validate):
                 loss = objective(m, g, *args, **kw)
@@ -309,3 +317,30 @@ def _particles_first(site, num_particles, max_plate_nesting):
     value = value.expand((num_particles,) + tuple(value.shape[1:]))
     unused = tuple(d for d in range(1, max_plate_nesting + 1) if value.shape[d] == 1)
     return value.squeeze(dim=unused) if unused else value
+
+
+def local_normal_sites(model, guide, args, kwargs, *, params, data_plate=None):
+    """``{site: (loc, scale)}``, ``(N, d)`` NumPy, for the guide's Normal latents inside the data plate (all data)."""
+    params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
+    model, guide = _with_params(model, params), _with_params(guide, params)
+    plate, size, _ = data_plate_of(model, guide, args, kwargs, data_plate)
+    if plate is None:
+        return {}
+    device = next((a.device for a in args if torch.is_tensor(a)), None)
+    with torch.no_grad(), pyro.validation_enabled(False), poutine.block():
+        g = poutine.condition(guide, data={plate: torch.arange(size, device=device)})
+        trace = poutine.trace(g).get_trace(*args, **kwargs)
+    out = {}
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
+            continue
+        frames = [f for f in site["cond_indep_stack"] if f.name == plate]
+        if not frames:
+            continue
+        found = normal_parameters(
+            site["fn"], tuple(site["value"].shape), site["fn"].event_dim, frames[0].dim,
+            to_numpy=lambda t: t.detach().cpu().numpy(),
+        )
+        if found is not None:
+            out[name] = found
+    return out

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LogDensityTerms", "check_guide_matches", "pick_data_plate", "ESTIMATORS"]
+import numpy as np
+
+__all__ = ["LogDensityTerms", "check_guide_matches", "pick_data_plate", "ESTIMATORS", "normal_parameters"]
 
 #: gradient estimators of the importance-weighted objectives
 ESTIMATORS = ("reparam", "stl", "dreg")
@@ -93,3 +95,25 @@ def pick_data_plate(plates: dict, observed: dict, data_plate: str | None) -> str
         return None
     first = next(iter(observed.values()))
     return min(candidates, key=first.__getitem__)  # the outermost (most negative dim)
+
+
+def normal_parameters(fn, value_shape, event_dim, plate_dim, to_numpy=np.asarray):
+    """``(loc, scale)`` of a (possibly Independent / expanded / masked) Normal guide site, as ``(N, d)`` arrays.
+
+    ``plate_dim`` is the data plate's (negative) batch dimension; the site's
+    value is moved to put it first and the rest flattened. Works on NumPyro
+    and torch distributions alike (``base_dist`` chains, ``loc``/``scale``).
+    Returns ``None`` when the site is not a Normal.
+    """
+    base = fn
+    while hasattr(base, "base_dist"):
+        base = base.base_dist
+    if type(base).__name__ != "Normal":
+        return None
+    batch_ndim = len(value_shape) - event_dim
+    axis = batch_ndim + plate_dim
+    out = []
+    for a in (base.loc, base.scale):
+        a = np.broadcast_to(np.asarray(to_numpy(a), dtype=np.float64), value_shape)
+        out.append(np.moveaxis(a, axis, 0).reshape(value_shape[axis], -1))
+    return out[0], out[1]
