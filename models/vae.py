@@ -34,7 +34,7 @@ import numpy as np
 from ppzoo.data.images import check_unit_interval
 from ppzoo.nn.checks import check_constant, check_dim, check_hidden
 
-__all__ = ["DECODERS", "LIKELIHOODS", "numpyro_vae", "pyro_vae", "VaeVariant", "VARIANTS"]
+__all__ = ["DECODERS", "LIKELIHOODS", "numpyro_vae", "pyro_vae", "VaeVariant", "VARIANTS", "get_variant"]
 
 DECODERS = ("mlp", "inverse_lipschitz", "bi_lipschitz", "spectral", "linear")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -54,6 +54,28 @@ class VaeVariant:
     kl_warmup_steps: int | None = None
     options: dict = field(default_factory=dict)
 
+    @property
+    def likelihood(self) -> str:
+        return "gaussian" if self.decoder == "linear" else "bernoulli"
+
+    def programs(self, backend: str, data_dim: int, latent_dim: int = 8, **overrides):
+        """``(model, guide)`` for ``backend`` (``"numpyro"`` or ``"pyro"``); ``overrides`` replace the variant's options."""
+        if backend not in ("numpyro", "pyro"):
+            raise ValueError(f"backend must be 'numpyro' or 'pyro', got {backend!r}")
+        make = numpyro_vae if backend == "numpyro" else pyro_vae
+        return make(data_dim, latent_dim, self.decoder, likelihood=self.likelihood, **{**self.options, **overrides})
+
+    def fit_kwargs(self) -> dict:
+        """``ppzoo.fit`` keyword arguments for the variant's objective (and dynamic binarisation of images)."""
+        from ppzoo.inference import AnnealedELBO, LinearWarmup
+
+        kw = {"objective": self.objective, "num_particles": self.num_particles}
+        if self.kl_warmup_steps:
+            kw = {"objective": AnnealedELBO(LinearWarmup(self.kl_warmup_steps))}
+        if self.likelihood == "bernoulli":
+            kw["step_kwargs"] = _binarize_each_step
+        return kw
+
 
 VARIANTS = {
     v.name: v
@@ -68,8 +90,23 @@ VARIANTS = {
 }
 
 
-def _check(data_dim, latent_dim, decoder, likelihood, hidden, options):
+def _binarize_each_step(t):
+    return {"binarize_step": t}
+
+
+def get_variant(name: str) -> VaeVariant:
+    """The variant called ``name`` (one of :data:`VARIANTS`)."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown VAE variant {name!r}; known variants: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def _check(data_dim, latent_dim, decoder, likelihood, hidden, options, noise_scale=None):
     data_dim, latent_dim = check_dim("data_dim", data_dim), check_dim("latent_dim", latent_dim)
+    if noise_scale is not None:
+        check_constant("noise_scale", noise_scale, positive=True)
+        if likelihood != "gaussian":
+            raise ValueError("noise_scale is the Gaussian likelihood's; pass likelihood='gaussian' with it")
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     if likelihood not in LIKELIHOODS:
@@ -113,7 +150,7 @@ def _eqx_decoder(kind, latent_dim, data_dim, hidden, key, options):
 
 
 def numpyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, likelihood: str = "bernoulli",
-                hidden=(256, 256), seed: int = 0, **options):
+                hidden=(256, 256), seed: int = 0, noise_scale: float | None = None, **options):
     """``(model, guide)`` NumPyro programs of a VAE (module docstring).
 
     Args:
@@ -121,8 +158,10 @@ def numpyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, li
         decoder: one of :data:`DECODERS`; ``options`` go to its constructor
             (``constant=`` for ``"inverse_lipschitz"``, ``alpha=``/``beta=`` for
             ``"bi_lipschitz"``, ``lipschitz=`` for ``"spectral"``).
-        likelihood: ``"bernoulli"`` (binarised images) or ``"gaussian"`` (a learned
-            scalar noise scale ``sigma``; the linear VAE's).
+        likelihood: ``"bernoulli"`` (binarised images) or ``"gaussian"`` (noise
+            scale ``sigma``; the linear VAE's).
+        noise_scale: the Gaussian likelihood's ``sigma``, fixed; ``None`` learns it
+            (the parameter ``"sigma"``).
         hidden: hidden widths of the encoder and decoder networks.
         seed: initialises the networks.
     """
@@ -133,7 +172,7 @@ def numpyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, li
     import numpyro.distributions as dist
     from numpyro.contrib.module import eqx_module
 
-    data_dim, latent_dim, hidden = _check(data_dim, latent_dim, decoder, likelihood, hidden, options)
+    data_dim, latent_dim, hidden = _check(data_dim, latent_dim, decoder, likelihood, hidden, options, noise_scale)
     k_dec, k_enc = jax.random.split(jax.random.PRNGKey(seed))
     dec_net = _eqx_decoder(decoder, latent_dim, data_dim, hidden, k_dec, options)
     if decoder == "linear":
@@ -155,7 +194,9 @@ def numpyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, li
     def model(x, binarize_step=0, constant=None):
         _check_images(x, likelihood)
         net = eqx_module("decoder", dec_net)
-        sigma = numpyro.param("sigma", jnp.ones(()), constraint=dist.constraints.positive) if likelihood == "gaussian" else None
+        sigma = noise_scale
+        if likelihood == "gaussian" and noise_scale is None:
+            sigma = numpyro.param("sigma", jnp.ones(()), constraint=dist.constraints.positive)
         with numpyro.plate("data", x.shape[0], subsample_size=None) as idx:
             z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
             out = net(z, constant=constant) if (constant_decoder and constant is not None) else _apply(net, z)
@@ -221,7 +262,7 @@ def _torch_decoder(kind, latent_dim, data_dim, hidden, options):
 
 
 def pyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, likelihood: str = "bernoulli",
-             hidden=(256, 256), seed: int = 0, **options):
+             hidden=(256, 256), seed: int = 0, noise_scale: float | None = None, **options):
     """``(model, guide)`` Pyro programs of a VAE; arguments as :func:`numpyro_vae`.
 
     The networks are ``torch.nn`` modules registered with ``pyro.module`` and
@@ -232,7 +273,7 @@ def pyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, likel
     import torch
     from torch.nn import functional as F
 
-    data_dim, latent_dim, hidden = _check(data_dim, latent_dim, decoder, likelihood, hidden, options)
+    data_dim, latent_dim, hidden = _check(data_dim, latent_dim, decoder, likelihood, hidden, options, noise_scale)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         dec_net = _torch_decoder(decoder, latent_dim, data_dim, hidden, options)
@@ -250,7 +291,9 @@ def pyro_vae(data_dim: int, latent_dim: int = 16, decoder: str = "mlp", *, likel
     def model(x, binarize_step=0, constant=None):
         _check_images(x, likelihood)
         net = pyro.module("decoder", dec_net.to(x.device))
-        sigma = pyro.param("sigma", torch.ones((), device=x.device), constraint=dist.constraints.positive) if likelihood == "gaussian" else None
+        sigma = noise_scale
+        if likelihood == "gaussian" and noise_scale is None:
+            sigma = pyro.param("sigma", torch.ones((), device=x.device), constraint=dist.constraints.positive)
         with pyro.plate("data", x.shape[0], subsample_size=None) as idx:
             z = pyro.sample("z", dist.Normal(torch.zeros(latent_dim, device=x.device), 1.0).to_event(1))
             out = net(z, constant=constant) if (constant_decoder and constant is not None) else net(z)
