@@ -17,7 +17,7 @@ binarisation, the same seed for every model).
 
     python benchmarks/iwae_digits.py [--steps 6000] [--ks 1 5 50]
 
-Writes ``benchmarks/results/iwae_digits.json`` and ``.md`` (or into ``--out``).
+Writes ``benchmarks/results/iwae_digits.json``, ``.md`` and ``.png`` (or into ``--out``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,30 @@ import platform
 import time
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def plot(rows, path):
+    """Test NLL and active units against K, VAE and IWAE training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, style in (("VAE", "o--"), ("IWAE", "s-")):
+        pts = sorted((r["k"], r["test_nll_per_image"], r["active_units"]) for r in rows
+                     if r["objective"] == name or (r["k"] == 1 and name == "IWAE"))
+        ks, nll, au = zip(*pts)
+        a.plot(ks, nll, style, label=name)
+        b.plot(ks, au, style, label=name)
+    for ax, label in ((a, "test NLL per image (nats)"), (b, "active units")):
+        ax.set_xscale("log")
+        ax.set_xlabel("K (particles in training)")
+        ax.set_ylabel(label)
+    a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -99,6 +123,7 @@ def main(argv=None):
     settings = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
     (args.out / "iwae_digits.json").write_text(json.dumps({"settings": settings, "machine": platform.platform(), "rows": rows}, indent=2))
     (args.out / "iwae_digits.md").write_text(text)
+    plot(rows, args.out / "iwae_digits.png")
     print(text)
     return rows
 
