@@ -1,11 +1,23 @@
 """Small models written in both PPLs, shared by the tests."""
 
+import os
+
 import numpy as np
 import numpyro
 import numpyro.distributions as ndist
 import pyro
 import pyro.distributions as pdist
 import pytest
+
+
+def pytest_configure(config):
+    # pytest-xdist runs one worker per core: each worker keeps to one thread, so that XLA's and
+    # torch's thread pools do not fight over the cores (XLA reads its flags when JAX first computes)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def numpyro_linear_regression(x, y=None):
