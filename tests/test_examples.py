@@ -21,11 +21,11 @@ SCRIPTS = {
         "--throughput-steps", "50", "--out", "{tmp}/variance_reduction",
     ],
     "benchmarks/il_vae_sweep.py": [
-        "--steps", "3", "--constants", "1", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
+        "--steps", "3", "--batch-size", "10", "--constants", "1", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
         "--latent-dim", "2", "--hidden", "8", "--out", "{tmp}/il",
     ],
     "benchmarks/iwae_digits.py": [
-        "--steps", "3", "--ks", "1", "2", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
+        "--steps", "3", "--batch-size", "10", "--ks", "1", "2", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
         "--latent-dim", "2", "--hidden", "8", "--out", "{tmp}/iwd",
     ],
     "benchmarks/linear_vae.py": [
