@@ -3,13 +3,14 @@
 ``IWAE`` and ``AnnealedELBO`` are losses for Pyro's and NumPyro's own ``SVI``;
 ``log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling.
 
-The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD`` and ``SGLDCV`` run through
+The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD``, ``SGLDCV`` and ``PSGLD`` run through
 ``ppzoo.sample(method=...)`` on either backend, and are also NumPyro
 ``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
 """
 
 from .evaluate import LogMarginalLikelihood, log_marginal_likelihood
 from .sgmcmc import (
+    PSGLD,
     SAMPLERS,
     SARAHLD,
     SGLD,
@@ -24,4 +25,4 @@ from .svi import IWAE, AnnealedELBO, LinearWarmup, SVIObjective
 
 __all__ = [
     "IWAE", "AnnealedELBO", "LinearWarmup", "SVIObjective", "LogMarginalLikelihood", "log_marginal_likelihood",
-    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]

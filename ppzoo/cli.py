@@ -1,7 +1,7 @@
 """The ``ppzoo`` command line.
 
     ppzoo list
-    ppzoo run [MODEL] [--backend numpyro|pyro] [--method sgld|svrg-ld|sarah-ld|sgld-cv]
+    ppzoo run [MODEL] [--backend numpyro|pyro] [--method sgld|svrg-ld|sarah-ld|sgld-cv|psgld]
               [--num-samples S] [--num-chains C] [--seed K] [--device D] [--out FILE.nc] ...
     ppzoo summary FILE.nc
     ppzoo compare A.nc B.nc ...

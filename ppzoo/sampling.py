@@ -41,8 +41,10 @@ def sample(
     and step, with the data terms scaled by ``N / B``.
 
     Args:
-        method: ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"`` or ``"sgld-cv"``, or a
-            kernel object such as ``ppzoo.inference.SGLDCV(map_steps=2000)``
+        method: ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"``, ``"sgld-cv"`` or ``"psgld"``
+            (SGLD with an RMSprop preconditioner, Li et al. 2016, frozen after warmup:
+            :mod:`ppzoo.inference.sgmcmc.psgld`), or a kernel object such as
+            ``ppzoo.inference.SGLDCV(map_steps=2000)`` or ``ppzoo.inference.PSGLD(decay=0.95)``
             (whose own settings are then used: leave ``step_size``,
             ``batch_size``, ``temperature`` and ``inner_loop`` unset).
         num_samples: draws kept per chain (``S``).

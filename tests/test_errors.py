@@ -79,7 +79,7 @@ def test_per_datum_latent_names_the_site():
         ({"num_chains": 0}, "num_chains must be >= 1"),
         ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
         ({"data_plate": "rows"}, "data_plate='rows' is not a plate of model .* its plates are: 'data'"),
-        ({"method": "hmc"}, r"method must be one of \['sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'"),
+        ({"method": "hmc"}, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'"),
         ({"method": "sarah-ld", "inner_loop": 0}, "inner_loop must be a positive integer, got 0"),
         ({"method": "svrg-ld", "inner_loop": 2.5}, "inner_loop must be a positive integer"),
         ({"method": "sgld", "inner_loop": 5}, "inner_loop applies to svrg-ld and sarah-ld"),
@@ -161,3 +161,37 @@ def test_bad_adaptation_settings(regression_data, kwargs, error, match):
     settings = {**KW, "step_size": None, **kwargs}
     with pytest.raises(error, match=match):
         ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "match"),
+    [
+        ({"decay": 0.0}, ValueError, r"decay must be a number in \(0, 1\).*got 0.0"),
+        ({"decay": 1.0}, ValueError, r"decay must be a number in \(0, 1\).*got 1.0"),
+        ({"decay": -0.5}, ValueError, r"decay must be a number in \(0, 1\)"),
+        ({"decay": "0.9"}, ValueError, r"decay must be a number in \(0, 1\)"),
+        ({"damping": 0.0}, ValueError, "damping must be a positive finite number.*got 0.0"),
+        ({"damping": -1e-5}, ValueError, "damping must be a positive finite number"),
+        ({"damping": float("inf")}, ValueError, "damping must be a positive finite number"),
+        ({"freeze": "yes"}, TypeError, "freeze must be True or False"),
+        ({"prime_steps": 0}, ValueError, "prime_steps must be a positive integer, got 0"),
+    ],
+)
+def test_bad_psgld_settings(settings, error, match):
+    from ppzoo.inference import PSGLD
+
+    with pytest.raises(error, match=match):
+        PSGLD(**settings)
+
+
+def test_psgld_under_numpyro_mcmc_needs_a_step_size():
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import MCMC
+    from ppzoo.inference import PSGLD
+
+    x = jnp.ones((20, 3))
+    with pytest.raises(ValueError, match="psgld chooses its default step size.*pass step_size"):
+        MCMC(PSGLD(LINEAR_REGRESSION["numpyro"]), num_warmup=1, num_samples=1, progress_bar=False).run(
+            jax.random.PRNGKey(0), x, y=jnp.zeros(20)
+        )

@@ -96,8 +96,10 @@ def test_adaptation_counts_its_work_and_records_the_preconditioner(regression_da
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
     # MAP search (1,000 Adam steps of 8), the potential at the MAPs (N), the Hessian at the best
-    # one (2 D N), 20 power iterations (2 full gradients each), then 8 per step
-    setup = 1000 * 8 + n + 2 * d * n + 40 * n
+    # one (2 D N), damped Newton steps (here two accepted steps and a converged check: 3 full
+    # gradients and 2 full potentials, 5 N), the Hessian again in the Laplace metric (2 D N),
+    # 20 power iterations (2 full gradients each), then 8 per step
+    setup = 1000 * 8 + n + 2 * d * n + 5 * n + 2 * d * n + 40 * n
     np.testing.assert_array_equal(stats.grad_evals.values[:, 0], setup + 101 * 8)
     assert idata.posterior.attrs["adapted"] == 1
     minv = np.asarray(idata.posterior.attrs["inverse_mass"])

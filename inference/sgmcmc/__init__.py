@@ -2,12 +2,14 @@
 
 Gradient estimators (:mod:`.gradients`) are kept apart from the Langevin
 update (:mod:`.diffusions`); a sampler is an estimator plus an update
-(:mod:`.sgld`, :mod:`.svrg_ld`, :mod:`.sarah_ld`, :mod:`.sgld_cv`), driven by
+(:mod:`.sgld`, :mod:`.svrg_ld`, :mod:`.sarah_ld`, :mod:`.sgld_cv`; :mod:`.psgld` is SGLD
+with a preconditioner learned from the gradients), driven by
 :func:`.driver.run_chains` on any backend, or by ``numpyro.infer.MCMC``.
 """
 
 from .base import LangevinKernel
 from .driver import SamplerRun, run_chains
+from .psgld import PSGLD
 from .sarah_ld import SARAHLD
 from .schedules import Constant, PolynomialDecay
 from .sgld import SGLD
@@ -15,12 +17,12 @@ from .sgld_cv import SGLDCV
 from .svrg_ld import SVRGLD
 
 __all__ = [
-    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "LangevinKernel", "Constant", "PolynomialDecay",
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "LangevinKernel", "Constant", "PolynomialDecay",
     "SamplerRun", "run_chains", "get_sampler", "SAMPLERS",
 ]
 
 #: method name -> kernel class, for ``ppzoo.sample(method=...)``
-SAMPLERS = {"sgld": SGLD, "svrg-ld": SVRGLD, "sarah-ld": SARAHLD, "sgld-cv": SGLDCV}
+SAMPLERS = {"sgld": SGLD, "svrg-ld": SVRGLD, "sarah-ld": SARAHLD, "sgld-cv": SGLDCV, "psgld": PSGLD}
 
 
 def get_sampler(method: str):

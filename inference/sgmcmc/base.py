@@ -78,6 +78,9 @@ class LangevinKernel(NumPyroMCMCAdapter):
 
     #: method name used by ``ppzoo.sample`` and in ``InferenceData`` attrs
     name = "langevin"
+    #: whether the kernel estimates a preconditioner of its own as it runs (pSGLD); the
+    #: driver then primes it, chooses ``h`` for it and freezes it (:mod:`.psgld`)
+    learns_preconditioner = False
 
     def __post_init__(self):
         if self.step_size is not None:

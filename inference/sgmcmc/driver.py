@@ -26,6 +26,8 @@ from .adaptation import (
     window_inverse_mass,
     with_settings,
 )
+from .schedules import Constant
+from .step_size import default_step_size
 
 __all__ = ["SamplerRun", "run_chains"]
 
@@ -53,10 +55,21 @@ class SamplerRun:
 
 
 @lru_cache(maxsize=16)
-def _bound_step(kernel, backend):
-    """``kernel.update`` bound to ``backend``, one object per (settings, backend) so that
-    backends can reuse what they compiled for it in an earlier run."""
-    return partial(kernel.update, backend)
+def _bound_step(kernel, backend, method="update"):
+    """``kernel.update`` (or another step-shaped method, e.g. pSGLD's ``prime``) bound to
+    ``backend``, one object per (settings, backend) so that backends can reuse what they
+    compiled for it in an earlier run."""
+    return partial(getattr(kernel, method), backend)
+
+
+def _prime(kernel, backend, state, rng, batch_size, tuning, base_kernel):
+    """Restart and prime the preconditioner of a kernel that learns one (pSGLD):
+    ``kernel.prime_steps`` updates at the current positions; returns ``(state, rng, cost)``,
+    ``cost`` ``(C,)`` per-datum gradient evaluations."""
+    state = kernel.restart_preconditioner(state)
+    prime_fn = _bound_step(base_kernel, backend, "prime")
+    state, rng, _, infos = backend.run_block(prime_fn, state, rng, kernel.prime_steps, 1, batch_size, tuning)
+    return state, rng, infos["grad_evals"].sum(axis=0).astype(np.int64)
 
 
 def _block_size(total: int) -> int:
@@ -97,6 +110,12 @@ def run_chains(
     preconditioner (dense or diagonal, see ``preconditioner``; unless the
     kernel has ``inverse_mass``) and the step size, then holds them fixed
     (:mod:`.adaptation`); otherwise the kernel's settings are used as they are.
+
+    A kernel that learns a preconditioner of its own (``learns_preconditioner``,
+    pSGLD) is primed first (its statistics gathered at the starting points, and
+    again whenever a window changes ``M^-1``), its step size is chosen for the
+    preconditioner it has learned, and with ``freeze=True`` that preconditioner
+    is fixed, for every chain, from the end of warmup on (:mod:`.psgld`).
     """
     check_count("num_samples", num_samples, 1)
     check_count("num_warmup", num_warmup, 0)
@@ -111,6 +130,9 @@ def run_chains(
     position, rng = backend.init_positions(rng, num_chains)
     adapting = adapt and kernel.step_size is None
     adapt_mass = adapting and kernel.inverse_mass is None
+    learns = kernel.learns_preconditioner
+    # a kernel that learns its preconditioner gets its default step size once it has one
+    default_after_priming = learns and not adapting and kernel.step_size is None
     centres = tuning = None
     if adapting:
         # a placeholder step so that setup resolves the batch size without estimating a step size;
@@ -126,20 +148,39 @@ def run_chains(
             starts = backend.to_numpy(position)
             step_size, cost = retune_step_size(backend, np.concatenate([starts, np.zeros((1, starts.shape[1]))]), pre)
         setup_cost += cost
-        step_fn = _bound_step(dataclasses.replace(kernel, inverse_mass=None), backend)
+        step_kernel = dataclasses.replace(kernel, inverse_mass=None)
         tuning = pre.tuning(backend, step_size)
         kernel = with_settings(kernel, pre, step_size)
     else:
-        kernel, setup_cost = kernel.setup(backend, position)
-        step_fn = _bound_step(kernel, backend)
+        kernel, setup_cost = (dataclasses.replace(kernel, step_size=1.0) if default_after_priming else kernel).setup(
+            backend, position
+        )
+        step_kernel = kernel
     state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
     setup_cost += init_cost
     batch_size = kernel.batch_size
+    spent = np.full(num_chains, setup_cost, dtype=np.int64)
+    if learns:
+        state, rng, cost = _prime(kernel, backend, state, rng, batch_size, tuning, step_kernel)
+        spent += cost
+        points = backend.to_numpy(state.position)
+        if adapting:
+            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
+            step_size, cost = retune_step_size(backend, points, learned)
+            tuning = kernel.inverse_mass.tuning(backend, step_size)
+            kernel = with_settings(kernel, kernel.inverse_mass, step_size)
+        elif default_after_priming:
+            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
+            step_size, cost = default_step_size(backend, points, learned)
+            kernel = step_kernel = dataclasses.replace(kernel, step_size=Constant(step_size))
+        else:
+            cost = 0
+        spent += cost
+    step_fn = _bound_step(step_kernel, backend)
 
     total = num_warmup + num_samples * thinning
     bar = tqdm(total=total, desc=f"{kernel.name} warmup", disable=not progress_bar, unit="step", dynamic_ncols=True)
     kept_positions, kept_stats = [], []
-    spent = np.full(num_chains, setup_cost, dtype=np.int64)
     interrupted = False
     try:
         block = _block_size(num_warmup)
@@ -164,11 +205,31 @@ def run_chains(
                 continue
             pre = kernel.inverse_mass
             if action == "window" and adapt_mass:
-                pre = window_inverse_mass(np.concatenate(window, axis=0), dense)
-            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), pre)
+                pre = window_inverse_mass(np.concatenate(window, axis=0), dense, previous=pre)
+                if learns:  # its statistics were gathered in the old preconditioner's coordinates
+                    state, rng, cost = _prime(kernel, backend, state, rng, batch_size, pre.tuning(backend, 0.0), step_kernel)
+                    spent += cost
+            learned = kernel.learned_preconditioner(backend, state, pre) if learns else pre
+            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned)
             spent += cost
             tuning = pre.tuning(backend, step_size)
             kernel = with_settings(kernel, pre, step_size)
+        if learns and kernel.freeze:
+            # the learned preconditioner becomes a fixed M^-1 shared by all chains
+            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
+            kernel = dataclasses.replace(kernel, frozen=True, inverse_mass=learned)
+            if adapting:
+                step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned)
+                spent += cost
+                tuning = learned.tuning(backend, step_size)
+                kernel = with_settings(kernel, learned, step_size)
+                step_fn = _bound_step(dataclasses.replace(kernel, inverse_mass=None), backend)
+            else:
+                if default_after_priming:  # the default step, chosen again for the preconditioner now fixed
+                    step_size, cost = default_step_size(backend, backend.to_numpy(state.position), learned)
+                    spent += cost
+                    kernel = dataclasses.replace(kernel, step_size=Constant(step_size))
+                step_fn = _bound_step(kernel, backend)
         bar.set_description(f"{kernel.name} sample")
         done = 0
         block = _block_size(num_samples)

@@ -22,7 +22,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Preconditioner", "Tuning", "as_preconditioner", "apply_inverse_mass", "apply_factor"]
+__all__ = [
+    "Preconditioner", "Tuning", "as_preconditioner", "apply_inverse_mass", "apply_factor", "apply_factor_transpose",
+]
 
 
 class Tuning(NamedTuple):
@@ -43,6 +45,11 @@ def apply_inverse_mass(minv, x):
 def apply_factor(factor, xi):
     """``L xi`` for chain-batched ``xi`` ``(C, D)``: covariance ``L L' = M^-1``."""
     return xi @ factor.T if factor.ndim == 2 else factor * xi
+
+
+def apply_factor_transpose(factor, g):
+    """``L' g`` for chain-batched ``g`` ``(C, D)``: a gradient in the coordinates ``z`` of ``theta = L z``."""
+    return g @ factor if factor.ndim == 2 else factor * g
 
 
 class Preconditioner:
