@@ -7,10 +7,20 @@
     >>> args, kwargs = spec.load_data()
     >>> idata = ppzoo.sample(spec.numpyro_model, *args, **spec.sampler_defaults, **kwargs)
     >>> spec.reference.params["w[0]"]          # {"mean": ..., "sd": ...}
+    >>> spec.summarize(idata).loc["w[0]", ["mean", "sd"]]   # the same quantity from the run
 
 An entry module (``models/<name>.py``) defines ``numpyro_model``,
 ``pyro_model``, ``load_data`` and ``SPEC``; its reference is
 ``models/references/<name>.json``, made by ``models/references/make_references.py``.
+
+What is compared with the reference: the raw parameters (every latent site,
+constrained space), unless the entry sets ``ModelSpec.derived``. Entries
+whose parameters are not identifiable (a neural network's hidden units can be
+permuted, a PCA loading matrix rotated) set ``derived`` to a function that
+maps the posterior draws to quantities that are identifiable, such as the
+regression function at fixed inputs or ``W W'``; the reference and the tests
+then speak of those quantities instead (:meth:`ModelSpec.quantities`,
+:meth:`ModelSpec.summarize`).
 """
 
 from __future__ import annotations
@@ -18,22 +28,38 @@ from __future__ import annotations
 import importlib
 import json
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+
+import numpy as np
 
 __all__ = ["ModelSpec", "Reference", "ENTRIES", "list_models", "get"]
 
 REFERENCES = pathlib.Path(__file__).resolve().parent / "references"
 
 #: entry modules, in ``ppzoo.models``
-ENTRIES = ("eight_schools", "hierarchical_regression", "linear_regression", "logistic_regression", "robust_regression")
+ENTRIES = (
+    "bnn_regression",
+    "eight_schools",
+    "gaussian_mixture",
+    "hierarchical_regression",
+    "linear_regression",
+    "logistic_regression",
+    "probabilistic_pca",
+    "robust_regression",
+)
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What the right answer is: per scalar parameter (``"w[0]"``, ``"sigma"``, ...)
-    the posterior ``mean`` and ``sd`` (constrained space), and how they were made."""
+    """What the right answer is: per compared scalar quantity (``"w[0]"``, ``"sigma"``, ...)
+    the posterior ``mean`` and ``sd``, and how they were made.
+
+    The compared quantities are the entry's parameters (constrained space), or
+    its derived quantities when the entry sets ``ModelSpec.derived``; the names
+    are ArviZ's flattened ones (``"w[0]"``, ``"WWt[0, 1]"``).
+    """
 
     params: dict
     how: dict
@@ -60,6 +86,14 @@ class ModelSpec:
             (method, step size, batch size, warmup, thinning).
         tolerance: ``(mean_sd, sd_ratio)``: how far a run may be from the reference
             (means within ``mean_sd`` posterior sds, sds within a factor ``1 +- sd_ratio``).
+        derived: ``None`` (the default: the raw parameters are compared with the
+            reference), or a function ``draws -> quantities`` for entries whose
+            parameters are not identifiable. ``draws`` maps each latent site's
+            name to a NumPy array ``(chain, draw, *site_shape)`` (constrained
+            space); the function returns a dict of named NumPy arrays
+            ``(chain, draw, *shape)``, computed draw by draw, whose distribution
+            does not depend on the symmetry that makes the parameters
+            unidentifiable (hidden-unit permutations, rotations, ...).
     """
 
     name: str
@@ -70,6 +104,7 @@ class ModelSpec:
     data: str
     sampler_defaults: dict = field(default_factory=dict)
     tolerance: tuple = (0.2, 0.2)
+    derived: Callable | None = None
 
     @cached_property
     def reference(self) -> Reference:
@@ -81,6 +116,78 @@ class ModelSpec:
         if backend not in ("numpyro", "pyro"):
             raise ValueError(f"backend must be 'numpyro' or 'pyro', got {backend!r}")
         return self.numpyro_model if backend == "numpyro" else self.pyro_model
+
+    def quantities(self, posterior) -> dict[str, np.ndarray]:
+        """The quantities compared with the reference, draw by draw.
+
+        Args:
+            posterior: an ``arviz.InferenceData`` (its ``posterior`` group is
+                used), an ``xarray.Dataset`` such as that group, or a mapping from
+                latent site names to arrays (NumPy, JAX or CPU torch) with
+                leading ``(chain, draw)`` dims, e.g. NumPyro's
+                ``mcmc.get_samples(group_by_chain=True)``.
+
+        Returns:
+            ``{name: array (chain, draw, *shape)}``: the draws themselves, or
+            ``derived(draws)`` when the entry sets ``derived``.
+        """
+        draws = _posterior_draws(posterior)
+        if self.derived is None:
+            return draws
+        result = self.derived(draws)
+        if not isinstance(result, Mapping) or not result:
+            raise TypeError(f"derived of entry {self.name!r} must return a non-empty dict of arrays, got {type(result).__name__}")
+        lead = next(iter(draws.values())).shape[:2]
+        out = {}
+        for key, value in result.items():
+            value = np.asarray(value)
+            if value.shape[:2] != lead:
+                raise ValueError(
+                    f"derived of entry {self.name!r} returned {key!r} of shape {value.shape}; "
+                    f"expected leading (chain, draw) dims {lead}"
+                )
+            out[str(key)] = value
+        return out
+
+    def summarize(self, posterior, kind: str = "all"):
+        """``az.summary`` of :meth:`quantities`: one row per scalar quantity, named as in the reference.
+
+        ``kind`` is passed to ``az.summary`` (``"all"``: mean, sd, HDI, MCSE,
+        ESS and R-hat; ``"stats"``; ``"diagnostics"``). Returns a
+        ``pandas.DataFrame`` indexed by ``"w[0]"``-style names, unrounded.
+        """
+        import arviz as az
+
+        return az.summary(az.from_dict(posterior=self.quantities(posterior)), kind=kind, round_to="none")
+
+
+def _posterior_draws(posterior) -> dict[str, np.ndarray]:
+    """``{site: NumPy array (chain, draw, ...)}`` from InferenceData, its posterior group, or a mapping."""
+    if hasattr(posterior, "groups") and hasattr(posterior, "posterior"):  # arviz.InferenceData
+        posterior = posterior.posterior
+    if hasattr(posterior, "data_vars"):  # xarray.Dataset
+        posterior = {name: posterior[name].values for name in posterior.data_vars}
+    if not isinstance(posterior, Mapping):
+        raise TypeError(
+            "posterior must be an arviz.InferenceData, its posterior group (xarray.Dataset) or a dict of "
+            f"arrays with leading (chain, draw) dims; got {type(posterior).__name__}"
+        )
+    if not posterior:
+        raise ValueError("posterior is empty: it names no latent sites")
+    draws = {}
+    for name, value in posterior.items():
+        if hasattr(value, "detach"):  # torch tensor
+            value = value.detach().cpu()
+        value = np.asarray(value)
+        if value.ndim < 2:
+            raise ValueError(
+                f"posterior[{name!r}] has shape {value.shape}; expected leading (chain, draw) dims"
+            )
+        draws[str(name)] = value
+    lead = {value.shape[:2] for value in draws.values()}
+    if len(lead) > 1:
+        raise ValueError(f"posterior arrays disagree on their (chain, draw) dims: {sorted(lead)}")
+    return draws
 
 
 def list_models() -> list[str]:

@@ -4,7 +4,11 @@
 
 Writes ``models/references/<name>.json`` for each zoo entry: per scalar
 parameter (constrained space, flattened in C order as ``"w[0]"``, ``"w[1]"``,
-...) the posterior ``mean`` and ``sd``, and under ``"how"`` how they were made:
+...) the posterior ``mean`` and ``sd``, and under ``"how"`` how they were made.
+Entries whose parameters are not identifiable (``ModelSpec.derived`` set:
+``bnn_regression``, ``probabilistic_pca``) store their derived quantities
+instead, computed draw by draw from the NUTS draws
+(``ModelSpec.quantities``), and say so under ``"how"["quantities"]``.
 
 * ``linear_regression``: the closed form (normal-inverse-gamma conjugacy,
   :func:`ppzoo.models.linear_regression.closed_form_posterior`).
@@ -43,8 +47,16 @@ def _flatten(idata):
     }
 
 
-def nuts_reference(model, args, kwargs, *, num_warmup=2000, num_samples=10000, num_chains=4, seed=0, target_accept_prob=0.9):
-    """Posterior summary of ``model`` by NumPyro NUTS (chains vectorised)."""
+def nuts_reference(
+    model, args, kwargs, *, num_warmup=2000, num_samples=10000, num_chains=4, seed=0, target_accept_prob=0.9,
+    quantities=None,
+):
+    """Posterior summary of ``model`` by NumPyro NUTS (chains vectorised).
+
+    ``quantities``: ``None`` (summarise the parameters) or a function from the
+    draws ``{site: (chain, draw, ...)}`` to the quantities to summarise
+    (``ModelSpec.quantities``).
+    """
     mcmc = MCMC(
         NUTS(model, target_accept_prob=target_accept_prob),
         num_warmup=num_warmup,
@@ -57,7 +69,11 @@ def nuts_reference(model, args, kwargs, *, num_warmup=2000, num_samples=10000, n
     to_jax = partial(jax.tree_util.tree_map, lambda v: jnp.asarray(v) if isinstance(v, np.ndarray) else v)
     mcmc.run(jax.random.PRNGKey(seed), *to_jax(args), **to_jax(kwargs))
     idata = az.from_numpyro(mcmc)
-    return _flatten(idata), {
+    if quantities is not None:
+        summarised = az.from_dict(posterior=quantities(mcmc.get_samples(group_by_chain=True)))
+    else:
+        summarised = idata
+    return _flatten(summarised), {
         "method": "numpyro NUTS",
         "num_warmup": num_warmup,
         "num_samples": num_samples,
@@ -74,7 +90,13 @@ def nuts_entry(name, **settings):
 
     spec = models.get(name)
     args, kwargs = spec.load_data()
-    params, how = nuts_reference(spec.numpyro_model, args, kwargs, **settings)
+    quantities = spec.quantities if spec.derived is not None else None
+    params, how = nuts_reference(spec.numpyro_model, args, kwargs, quantities=quantities, **settings)
+    if quantities is not None:
+        how["quantities"] = (
+            f"derived (ModelSpec.derived, {spec.derived.__module__}.{spec.derived.__qualname__}): "
+            + (spec.derived.__doc__ or "").strip().splitlines()[0]
+        )
     return {"model": name, "data": spec.data, "how": how, "params": params}
 
 
@@ -88,11 +110,14 @@ def linear_regression():
 
 
 REFERENCES = {
+    "bnn_regression": partial(nuts_entry, "bnn_regression"),
     "eight_schools": partial(nuts_entry, "eight_schools"),
+    "gaussian_mixture": partial(nuts_entry, "gaussian_mixture"),
     # three groups leave tau_a weakly identified (a funnel at small tau_a): a smaller NUTS step avoids divergences
     "hierarchical_regression": partial(nuts_entry, "hierarchical_regression", target_accept_prob=0.99),
     "linear_regression": linear_regression,
     "logistic_regression": partial(nuts_entry, "logistic_regression"),
+    "probabilistic_pca": partial(nuts_entry, "probabilistic_pca"),
     "robust_regression": partial(nuts_entry, "robust_regression"),
 }
 
