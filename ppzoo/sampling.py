@@ -59,7 +59,9 @@ def sample(
         batch_size: ``B``; default the model's ``subsample_size``, else ``ceil(sqrt(N))``.
         temperature: ``T``; 1 samples the posterior, ``T < 1`` a cold posterior.
         inner_loop: ``m`` for SVRG-LD and SARAH-LD, steps between full
-            gradients (default ``ceil(sqrt(N))``).
+            gradients (default ``ceil(sqrt(N))``; SARAH-LD under warmup adaptation
+            chooses a shorter one that bounds its recursion's accumulated error,
+            :mod:`ppzoo.inference.sgmcmc.sarah_ld`). The posterior's attrs record ``m``.
         inverse_mass: ``M^-1``, a ``(D,)`` vector (diagonal) or ``(D, D)`` matrix
             (dense) over the unconstrained dimensions (sites sorted by name),
             or ``None``: identity, or chosen during warmup when adapting.

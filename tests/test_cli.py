@@ -44,7 +44,7 @@ def test_run_writes_inference_data(tmp_path, backend):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: eight_schools, hierarchical_regression,"),
+        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: bnn_regression, eight_schools, gaussian_mixture,"),
         (["run", "--method", "hmc"], "invalid choice: 'hmc'"),
         (["run", "--num-samples", "0"], "expected a positive integer"),
         (["run", "--step-size", "-1", "--num-samples", "5", "--num-warmup", "0"], "step_size must be > 0"),

@@ -70,9 +70,9 @@ where one is (scales of hierarchical models, heavy-tailed likelihoods);
 the variance of warmup draws (Stan's choice) is right everywhere once the
 chains explore, but from an identity start it learns nothing along soft
 directions. Starting from the curvature and refining with draw variances
-gets both. ``STEP_FRACTION = 0.2`` keeps Langevin's step-size bias small: in
+gets both. ``STEP_FRACTION = 0.1`` keeps Langevin's step-size bias small: in
 the stiffest direction the stationary variance of the unadjusted chain is
-``1 / (1 - h lambda / 2)`` times the true one, 1.11 here (about 5% in sd),
+``1 / (1 - h lambda / 2)`` times the true one, 1.05 here (about 2.6% in sd),
 and less elsewhere.
 
 All of it is counted in ``grad_evals``. Warmups shorter than
@@ -140,7 +140,9 @@ def map_steps_default(num_data: int, batch_size: int) -> int:
     return max(1000, 5 * math.ceil(num_data / batch_size))
 
 
-def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=None, learning_rate=0.05):
+def laplace_start(
+    backend, position, rng, *, batch_size, dense, seed, map_steps=None, learning_rate=0.05, fraction=STEP_FRACTION
+):
     """Step 1 above: ``(starts, centres, Preconditioner, step_size, rng, cost)``.
 
     ``position``: the chains' random starts (backend array ``(C, D)``);
@@ -194,7 +196,7 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
     cost += more
     jitter = pre.scale(np.random.default_rng(seed).standard_normal(centres.shape))
     starts = centres + jitter
-    step_size, more = retune_step_size(backend, np.concatenate([starts, centres]), pre)
+    step_size, more = retune_step_size(backend, np.concatenate([starts, centres]), pre, fraction)
     return backend.asarray(starts), centres, pre, step_size, rng, cost + more
 
 
@@ -297,8 +299,9 @@ def newton_refine(backend, points, preconditioner, potential=None, steps=NEWTON_
     return x, u, False, cost
 
 
-def retune_step_size(backend, positions, preconditioner):
-    """``(h, cost)``: ``STEP_FRACTION / max lambda_max(L' H L)`` over the finite ``positions``."""
+def retune_step_size(backend, positions, preconditioner, fraction=STEP_FRACTION):
+    """``(h, cost)``: ``fraction / max lambda_max(L' H L)`` over the finite ``positions``
+    (``fraction``: :data:`STEP_FRACTION`, or a kernel's :meth:`adapted_step_fraction`)."""
     points = np.asarray(positions, dtype=np.float64)
     points = points[np.all(np.isfinite(points), axis=1)]
     if points.shape[0] == 0:
@@ -307,7 +310,7 @@ def retune_step_size(backend, positions, preconditioner):
     lam = lam[np.isfinite(lam)]
     if lam.size == 0 or not lam.max() > 0:
         raise FloatingPointError("could not estimate the curvature during warmup adaptation; pass step_size=...")
-    return float(STEP_FRACTION / lam.max()), cost
+    return float(fraction / lam.max()), cost
 
 
 def window_inverse_mass(draws, dense: bool, previous: Preconditioner | None = None) -> Preconditioner:

@@ -147,6 +147,16 @@ class LangevinKernel(NumPyroMCMCAdapter):
             position, apply_inverse_mass(minv, gradient), step_size, apply_factor(factor, noise), self.temperature
         )
 
+    def for_adaptation(self, backend):
+        """This kernel with its unset defaults chosen for warmup adaptation, before :meth:`setup`
+        (SARAH-LD chooses its inner loop there); ``self`` for kernels with nothing to choose."""
+        return self
+
+    def adapted_step_fraction(self, dim: int, fraction: float) -> float:
+        """The fraction ``h lambda_max`` that warmup adaptation uses, given its default ``fraction``
+        and ``D = dim``: ``fraction`` itself unless the kernel's gradient error calls for less."""
+        return fraction
+
     def step_size_at(self, step, tuning=None):
         """``h_t`` for step ``t`` (a traced integer under JAX); ``tuning.step_size`` if given."""
         if tuning is not None:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..checks import check_count
 from .adaptation import (
+    STEP_FRACTION,
     laplace_start,
     retune_step_size,
     use_dense,
@@ -137,16 +138,20 @@ def run_chains(
     if adapting:
         # a placeholder step so that setup resolves the batch size without estimating a step size;
         # the adapted step size and preconditioner reach the compiled steps as data (``tuning``)
-        kernel, setup_cost = dataclasses.replace(kernel, step_size=1.0).setup(backend, position)
+        kernel, setup_cost = dataclasses.replace(kernel.for_adaptation(backend), step_size=1.0).setup(backend, position)
+        fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION)
         if adapt_mass:
             position, centres, pre, step_size, rng, cost = laplace_start(
                 backend, position, rng, batch_size=kernel.batch_size, dense=dense, seed=seed,
                 map_steps=getattr(kernel, "map_steps", None), learning_rate=getattr(kernel, "map_learning_rate", 0.05),
+                fraction=fraction,
             )
         else:
             pre = kernel.inverse_mass
             starts = backend.to_numpy(position)
-            step_size, cost = retune_step_size(backend, np.concatenate([starts, np.zeros((1, starts.shape[1]))]), pre)
+            step_size, cost = retune_step_size(
+                backend, np.concatenate([starts, np.zeros((1, starts.shape[1]))]), pre, fraction
+            )
         setup_cost += cost
         step_kernel = dataclasses.replace(kernel, inverse_mass=None)
         tuning = pre.tuning(backend, step_size)
@@ -166,7 +171,7 @@ def run_chains(
         points = backend.to_numpy(state.position)
         if adapting:
             learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
-            step_size, cost = retune_step_size(backend, points, learned)
+            step_size, cost = retune_step_size(backend, points, learned, fraction)
             tuning = kernel.inverse_mass.tuning(backend, step_size)
             kernel = with_settings(kernel, kernel.inverse_mass, step_size)
         elif default_after_priming:
@@ -210,7 +215,7 @@ def run_chains(
                     state, rng, cost = _prime(kernel, backend, state, rng, batch_size, pre.tuning(backend, 0.0), step_kernel)
                     spent += cost
             learned = kernel.learned_preconditioner(backend, state, pre) if learns else pre
-            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned)
+            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned, fraction)
             spent += cost
             tuning = pre.tuning(backend, step_size)
             kernel = with_settings(kernel, pre, step_size)
@@ -219,7 +224,7 @@ def run_chains(
             learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
             kernel = dataclasses.replace(kernel, frozen=True, inverse_mass=learned)
             if adapting:
-                step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned)
+                step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned, fraction)
                 spent += cost
                 tuning = learned.tuning(backend, step_size)
                 kernel = with_settings(kernel, learned, step_size)
@@ -269,4 +274,6 @@ def run_chains(
     attrs = {"adapted": int(adapting)}
     if kernel.inverse_mass is not None:
         attrs["inverse_mass"] = kernel.inverse_mass.inverse_mass.copy()
+    if getattr(kernel, "inner_loop", None) is not None:
+        attrs["inner_loop"] = int(kernel.inner_loop)
     return SamplerRun(positions, stats, kernel, num_warmup, thinning, interrupted, attrs)

@@ -22,17 +22,48 @@ reaches SGLD's final error with 0.3 of SGLD's budget, SVRG-LD with 0.2; at
 d = 100 it does not beat SGLD (error 8.2 against 1.8; SVRG-LD 0.46), and a
 shorter inner loop (m = 20) only brings it to 1.7. Prefer SVRG-LD or SGLD-CV
 for sampling at moderate step sizes.
+
+**Under warmup adaptation** the accumulated error is bounded by the choice of
+``h`` and ``m``. On a Gaussian target whose preconditioned Hessian is about
+``lambda I``, the recursion's error after ``j`` steps has variance about
+``2 j h D lambda^2 / B`` per coordinate (each step moves ``theta`` by about
+``sqrt(2 h D)``, and a minibatch of ``B`` Hessian-vector differences misses
+``lambda |dtheta| / sqrt(B)`` of it); while the chain relaxes faster than the
+loop, it follows the error quasi-statically, displaced by ``e / lambda``, so
+over a loop the stationary variance grows by a fraction of about
+
+    (m - 1) h lambda D / B
+
+(measured on the condition-number-``10^4`` Gaussian of
+``tests/test_preconditioned_targets.py``: 25-28% at ``h lambda = 0.1``,
+``m = B = 32``, ``D = 5``, where this gives 48%, a bound since the chain
+relaxes over about 10 steps, not instantly). SVRG-LD's error is fresh at every
+step and contributes ``h^2 lambda^2 (m / 2) D / B`` instead, a fraction ``h lambda`` of this.
+With adaptation, and no ``inner_loop`` given, SARAH-LD therefore takes
+``h lambda_max = min(STEP_FRACTION, RECURSION_ERROR B / ((m - 1) D))``, at
+most :data:`RECURSION_ERROR` (3%) of added variance, and the ``m`` (from 1 to
+``ceil(sqrt(N))``) that minimises the work per unit of Langevin time,
+``(N + 2 B (m - 1)) / (m h)``. Short loops win: ``m = 3`` for ``D = 5``,
+``N = 1000``, ``B = 32``, and ``m = 1`` (a full gradient at every step: the
+unadjusted Langevin algorithm, exact gradients) once ``D`` exceeds about
+``0.6 B`` (for ``m = 2`` the bound is ``0.015 B / D``). A user-given ``inner_loop`` is kept, with ``h`` capped by the same
+bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 from .base import RefreshingKernel
 from .gradients import sarah_gradient
 
-__all__ = ["SARAHLD", "SARAHState"]
+__all__ = ["SARAHLD", "SARAHState", "RECURSION_ERROR"]
+
+#: under warmup adaptation, the added stationary variance (as a fraction) that the recursion's
+#: accumulated error may cost, by the estimate in the module docstring
+RECURSION_ERROR = 0.03
 
 
 class SARAHState(NamedTuple):
@@ -53,6 +84,32 @@ class SARAHLD(RefreshingKernel):
 
     def init_state(self, backend, position, rng, map_estimate=None):
         return SARAHState(position, 0, position, 0.0 * position), rng, 0
+
+    @staticmethod
+    def _fraction_bound(batch_size, inner_loop, dim):
+        """``RECURSION_ERROR B / ((m - 1) D)``; no bound for ``m = 1`` (exact gradients)."""
+        if inner_loop <= 1:
+            return math.inf
+        return RECURSION_ERROR * batch_size / ((inner_loop - 1) * dim)
+
+    def for_adaptation(self, backend):
+        """With no ``inner_loop`` given: the ``m`` that minimises ``(N + 2 B (m - 1)) / (m h(m))``,
+        ``h(m) lambda_max = min(STEP_FRACTION, RECURSION_ERROR B / ((m - 1) D))``."""
+        if self.inner_loop is not None:
+            return self
+        from .adaptation import STEP_FRACTION
+
+        n, dim = backend.num_data, backend.dim
+        b = self.batch_size if self.batch_size is not None else backend.layout.default_batch_size()
+
+        def work_per_time(m):
+            return (n + 2 * b * (m - 1)) / m / min(STEP_FRACTION, self._fraction_bound(b, m, dim))
+
+        best = min(range(1, math.ceil(math.sqrt(n)) + 1), key=work_per_time)
+        return dataclasses.replace(self, inner_loop=best)
+
+    def adapted_step_fraction(self, dim, fraction):
+        return min(fraction, self._fraction_bound(self.batch_size, self.inner_loop, dim))
 
     def update(self, backend, state, idx, noise, tuning=None):
         h = self.step_size_at(state.step, tuning)
