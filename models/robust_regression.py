@@ -55,5 +55,5 @@ SPEC = ModelSpec(
     pyro_model=pyro_model,
     load_data=load_data,
     data="diabetes (standardised)",
-    sampler_defaults={"method": "sgld-cv", "num_warmup": 3000, "num_samples": 1000, "thinning": 5},
+    sampler_defaults={"method": "sgld-cv", "num_warmup": 1000, "num_samples": 1000, "thinning": 5},
 )

@@ -20,6 +20,7 @@ SCRIPTS = {
         "--num-data", "400", "--dims", "2", "--epochs", "4", "--seeds", "0", "--reference-samples", "200",
         "--throughput-steps", "50", "--out", "{tmp}/variance_reduction",
     ],
+    "benchmarks/adaptation.py": ["--quick", "--out", "{tmp}/adaptation"],
     "benchmarks/il_vae_sweep.py": [
         "--steps", "3", "--batch-size", "10", "--constants", "1", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
         "--latent-dim", "2", "--hidden", "8", "--out", "{tmp}/il",
@@ -32,9 +33,10 @@ SCRIPTS = {
         "--n", "200", "--spectrum", "3", "0.5", "--betas", "0.5", "1", "2", "--steps", "20", "--anneal-steps", "20",
         "--warmups", "5", "--out", "{tmp}/lv",
     ],
+    "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
     "benchmarks/iwae_throughput.py": [
         "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",
-        "--chunk-sizes", "10", "--out", "{tmp}/iwae",
+        "--chunk-sizes", "10", "--backends", "pyro", "--out", "{tmp}/iwae",
     ],
 }
 
