@@ -69,7 +69,12 @@ def test_list_shows_every_entry(tmp_path):
     assert "569" in out.stdout and "numpyro, pyro" in out.stdout  # N of the breast-cancer entry
 
 
-@pytest.fixture(scope="module")
+# the tests that read these runs share one xdist worker (``--dist loadgroup``) and the runs are
+# session-scoped, so they are made once however the worker orders its tests
+RUNS = pytest.mark.xdist_group("cli_runs")
+
+
+@pytest.fixture(scope="session")
 def two_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
     for method in ("sgld", "sgld-cv"):
@@ -81,6 +86,7 @@ def two_runs(tmp_path_factory):
     return folder
 
 
+@RUNS
 def test_summary_reports_work_and_divergences(two_runs):
     out = run("summary", "sgld.nc", cwd=two_runs)
     assert out.returncode == 0, out.stderr
@@ -88,12 +94,14 @@ def test_summary_reports_work_and_divergences(two_runs):
     assert "per-datum gradient evaluations in all" in out.stdout and "divergent draws" in out.stdout
 
 
+@RUNS
 def test_compare_ranks_runs_by_loo(two_runs):
     out = run("compare", "sgld.nc", "sgld-cv.nc", cwd=two_runs)
     assert out.returncode == 0, out.stderr
     assert "elpd_loo" in out.stdout and "sgld-cv" in out.stdout
 
 
+@RUNS
 @pytest.mark.parametrize("kind", ["trace", "posterior", "rank", "pair", "forest"])
 def test_plot_writes_a_real_image(two_runs, kind):
     out = run("plot", "sgld.nc", "--kind", kind, "--var-names", "mu", "tau", "--out", f"{kind}.png", cwd=two_runs)
@@ -106,6 +114,7 @@ def test_plot_writes_a_real_image(two_runs, kind):
     assert image.shape[0] > 100 and image.shape[1] > 100 and image[..., :3].std() > 0.01  # not blank
 
 
+@RUNS
 @pytest.mark.parametrize(
     "args, message",
     [
