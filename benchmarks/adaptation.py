@@ -27,7 +27,17 @@ bulk ESS; ESS per 1,000 per-datum gradient evaluations (all chains' work,
 MAP search, adaptation and warmup included); divergent draws (the sampler's
 flag: a non-finite position) and draws with non-finite values; wall time.
 
-    python benchmarks/adaptation.py [--quick] [--methods sgld psgld ...] [--entries NAME ...]
+Alternatives to ppzoo's scheme (``--variants``, run for ``--variant-methods``,
+default SVRG-LD, whose error is small enough that what is left is the
+adaptation's): ``stan``: no Laplace start (chains from their random starts,
+``M = I``, ``h = 0.1 / lambda_max`` there), then the three windows with Stan's
+regularised pooled covariance, not averaged with the previous ``M^-1``;
+``unblended``: the Laplace start, then Stan's windows; ``laplace``: the
+Laplace start only, ``h`` re-estimated once after the initial buffer, no
+windows. They are made by replacing the driver's steps for one run
+(:func:`variant`), not by settings users have.
+
+    python benchmarks/adaptation.py [--quick] [--methods sgld psgld ...] [--entries NAME ...] [--variants stan ...]
 
 Writes ``benchmarks/results/adaptation.{json,md}`` (or ``--out PREFIX``).
 """
@@ -35,6 +45,7 @@ Writes ``benchmarks/results/adaptation.{json,md}`` (or ``--out PREFIX``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import pathlib
@@ -107,17 +118,58 @@ def _summary(spec, idata):
     return az.summary(idata, kind="all", round_to="none")
 
 
-def run_one(spec, params, method, adapt, chains, sizes):
+VARIANTS = ("stan", "unblended", "laplace")
+
+
+@contextlib.contextmanager
+def variant(name):
+    """Replace parts of warmup adaptation in the driver for the runs inside (see the module docstring)."""
+    from ppzoo.inference.sgmcmc import adaptation, driver
+    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
+
+    saved = {k: getattr(driver, k) for k in ("laplace_start", "window_inverse_mass", "warmup_plan")}
+
+    def identity_start(backend, position, rng, *, batch_size, dense, seed, map_steps=None, learning_rate=0.05,
+                       fraction=adaptation.STEP_FRACTION):
+        dim = backend.dim
+        pre = Preconditioner(np.eye(dim) if dense else np.ones(dim))
+        starts = backend.to_numpy(position)
+        step, cost = adaptation.retune_step_size(backend, np.concatenate([starts, np.zeros((1, dim))]), pre, fraction)
+        return position, None, pre, step, rng, cost
+
+    def unblended(draws, dense, previous=None):
+        return saved["window_inverse_mass"](draws, dense, previous=None)
+
+    def no_windows(num_warmup, block=1):
+        return [(steps, action if action == "retune" else None) for steps, action in saved["warmup_plan"](num_warmup, block)]
+
+    if name == "stan":
+        driver.laplace_start, driver.window_inverse_mass = identity_start, unblended
+    elif name == "unblended":
+        driver.window_inverse_mass = unblended
+    elif name == "laplace":
+        driver.warmup_plan = no_windows
+    elif name != "default":
+        raise ValueError(f"unknown variant {name!r}; known: default, {', '.join(VARIANTS)}")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(driver, key, value)
+
+
+def run_one(spec, params, method, adapt, chains, sizes, scheme="default"):
     import ppzoo
 
     args, kwargs = spec.load_data()
     settings = {k: v for k, v in spec.sampler_defaults.items() if k != "method"}
     settings.update(sizes)
     start = time.perf_counter()
-    idata = ppzoo.sample(
-        spec.numpyro_model, *args, method=method, adapt=adapt, num_chains=chains, seed=0, backend="numpyro",
-        progress_bar=False, log_likelihood=False, **settings, **kwargs,
-    )
+    with variant(scheme):
+        idata = ppzoo.sample(
+            spec.numpyro_model, *args, method=method, adapt=adapt, num_chains=chains, seed=0, backend="numpyro",
+            progress_bar=False, log_likelihood=False, **settings, **kwargs,
+        )
     seconds = time.perf_counter() - start
     stats = idata.sample_stats
     work = int(stats["grad_evals"].values[:, -1].sum())
@@ -191,8 +243,9 @@ def markdown(report):
     )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in report["runs"]:
+        scheme = ("on" if r["adapt"] else "off") if r.get("variant", "default") == "default" else r["variant"]
         lines.append(
-            f"| {r['model']} | {r['method']} | {'on' if r['adapt'] else 'off'} | {_fmt(r.get('mean_error_sd'))} | "
+            f"| {r['model']} | {r['method']} | {scheme} | {_fmt(r.get('mean_error_sd'))} | "
             f"{_fmt(r.get('mean_error_mcse'))} | {_fmt(r.get('sd_error'))} | {_fmt(r.get('ess_bulk_min'), 4)} | {_fmt(r.get('ess_per_1k_grads'))} | "
             f"{_fmt(r.get('divergent'))} | {_fmt(r.get('nonfinite_draws'))} | {_fmt(r.get('step_size'))} | "
             f"{_fmt(r.get('seconds'))} | {r.get('note', '')} |"
@@ -201,7 +254,8 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def headline(runs):
+def headline(all_runs):
+    runs = [r for r in all_runs if r.get("variant", "default") == "default"]
     out = []
     pairs = {}
     for r in runs:
@@ -240,6 +294,20 @@ def headline(runs):
             f"median ESS per 1,000 gradient evaluations {median:.3g}; "
             f"{sum(r.get('divergent', 0) > 0 for r in done)} runs with divergent draws; {len(failed)} runs stopped with an error."
         )
+    schemes = sorted({r["variant"] for r in all_runs if r.get("variant", "default") != "default"})
+    for method in sorted({r["method"] for r in all_runs if r.get("variant", "default") != "default"}):
+        for scheme in ["default", *schemes]:
+            rows = [r for r in all_runs if r["method"] == method and r["adapt"] and "mean_error_sd" in r
+                    and r.get("variant", "default") == scheme]
+            if not rows:
+                continue
+            out.append(
+                f"- {method}, {'ppzoo' if scheme == 'default' else scheme}: {sum(r['within_target'] for r in rows)} of "
+                f"{len(rows)} models within target; median worst mean error "
+                f"{float(np.median([r['mean_error_sd'] for r in rows])):.3g} sd, median worst sd error "
+                f"{float(np.median([r['sd_error'] for r in rows])):.3g}, median ESS per 1,000 gradient evaluations "
+                f"{float(np.median([r['ess_per_1k_grads'] for r in rows if r.get('ess_per_1k_grads') is not None])):.3g}."
+            )
     return out
 
 
@@ -248,6 +316,9 @@ def main(argv=None):
     parser.add_argument("--entries", nargs="+", default=None, help="zoo entries (default: all) and/or raw_breast_cancer")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS,
+                        help="alternative adaptation schemes to compare (default: all; none to skip)")
+    parser.add_argument("--variant-methods", nargs="+", default=["svrg-ld"], choices=METHODS)
     parser.add_argument("--quick", action="store_true", help="linear regression, psgld, tiny sizes: a smoke test")
     parser.add_argument("--out", default=str(RESULTS / "adaptation"))
     opts = parser.parse_args(argv)
@@ -269,27 +340,30 @@ def main(argv=None):
         methods = opts.methods if opts.methods != list(METHODS) else ["psgld"]
         sizes = {"num_warmup": 100, "num_samples": 20, "thinning": 1}
         chains = 2
+    variant_methods = methods if opts.quick else opts.variant_methods
     runs = []
     for model, spec, params, problem in _entries(names):
-        for method in methods:
-            for adapt in (True, False):
-                row = {"model": model, "method": method, "adapt": adapt}
-                if problem is not None:
-                    row["error"] = problem
-                    row["note"] = "not run: " + problem
-                else:
-                    try:
-                        row.update(run_one(spec, params, method, adapt, chains, sizes))
-                    except Exception as err:  # report and go on: one failing run should not end the benchmark
-                        row["error"] = f"{type(err).__name__}: {err}"
-                        row["note"] = "stopped: " + row["error"][:120]
-                        traceback.print_exc()
-                runs.append(row)
-                print(json.dumps(row), flush=True)
+        cases = [(method, adapt, "default") for method in methods for adapt in (True, False)]
+        cases += [(method, True, scheme) for method in variant_methods for scheme in opts.variants]
+        for method, adapt, scheme in cases:
+            row = {"model": model, "method": method, "adapt": adapt, "variant": scheme}
+            if problem is not None:
+                row["error"] = problem
+                row["note"] = "not run: " + problem
+            else:
+                try:
+                    row.update(run_one(spec, params, method, adapt, chains, sizes, scheme))
+                except Exception as err:  # report and go on: one failing run should not end the benchmark
+                    row["error"] = f"{type(err).__name__}: {err}"
+                    row["note"] = "stopped: " + row["error"][:120]
+                    traceback.print_exc()
+            runs.append(row)
+            print(json.dumps(row), flush=True)
     report = {
         "settings": {
             "num_chains": chains, "seed": 0, "backend": "numpyro", "methods": methods, "quick": opts.quick,
-            "sizes_override": sizes, "target": TARGET, "machine": platform.machine(),
+            "sizes_override": sizes, "target": TARGET, "variants": opts.variants,
+            "variant_methods": variant_methods, "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "jax": jax.__version__,
             "jax_devices": [str(d) for d in jax.devices()],
         },

@@ -70,7 +70,14 @@ where one is (scales of hierarchical models, heavy-tailed likelihoods);
 the variance of warmup draws (Stan's choice) is right everywhere once the
 chains explore, but from an identity start it learns nothing along soft
 directions. Starting from the curvature and refining with draw variances
-gets both. ``STEP_FRACTION = 0.1`` keeps Langevin's step-size bias small: in
+gets both. Measured (``benchmarks/adaptation.py``, SVRG-LD, 16 chains, the
+zoo and the raw breast-cancer features): this scheme meets 0.1 sd / 10% on 7
+of 9 models; Stan's (identity start, regularised windows) on 4, with a tenth
+of the effective draws per gradient, and 87 sd off on the mixture, 3.4 on
+the raw features; the Laplace start without windows fails eight schools
+(0.33 sd) and the neural network (4.5 sd: ``h`` chosen once, before the
+chains reach the bulk); windows not averaged with the previous ``M^-1`` give
+a third of the effective draws on the raw features. ``STEP_FRACTION = 0.1`` keeps Langevin's step-size bias small: in
 the stiffest direction the stationary variance of the unadjusted chain is
 ``1 / (1 - h lambda / 2)`` times the true one, 1.05 here (about 2.6% in sd),
 and less elsewhere.

@@ -38,16 +38,17 @@ over a loop the stationary variance grows by a fraction of about
 ``tests/test_preconditioned_targets.py``: 25-28% at ``h lambda = 0.1``,
 ``m = B = 32``, ``D = 5``, where this gives 48%, a bound since the chain
 relaxes over about 10 steps, not instantly). SVRG-LD's error is fresh at every
-step and contributes ``h^2 lambda^2 (m / 2) D / B`` instead, a fraction ``h lambda`` of this.
-With adaptation, and no ``inner_loop`` given, SARAH-LD therefore takes
+step and adds only ``h^2 lambda^2 (m / 2) D / B``, about ``h lambda / 2`` of
+this. With adaptation, and no ``inner_loop`` given, SARAH-LD therefore takes
 ``h lambda_max = min(STEP_FRACTION, RECURSION_ERROR B / ((m - 1) D))``, at
 most :data:`RECURSION_ERROR` (3%) of added variance, and the ``m`` (from 1 to
 ``ceil(sqrt(N))``) that minimises the work per unit of Langevin time,
 ``(N + 2 B (m - 1)) / (m h)``. Short loops win: ``m = 3`` for ``D = 5``,
 ``N = 1000``, ``B = 32``, and ``m = 1`` (a full gradient at every step: the
 unadjusted Langevin algorithm, exact gradients) once ``D`` exceeds about
-``0.6 B`` (for ``m = 2`` the bound is ``0.015 B / D``). A user-given ``inner_loop`` is kept, with ``h`` capped by the same
-bound.
+``0.6 B`` (at ``m = 2`` the cap is ``0.03 B / D`` and a step costs
+``(N + 2 B) / 2``, against ``N`` at ``h lambda = 0.1``). A user-given
+``inner_loop`` is kept, with ``h`` capped by the same bound.
 """
 
 from __future__ import annotations
