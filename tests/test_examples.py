@@ -18,7 +18,7 @@ SCRIPTS = {
     "benchmarks/sgld_throughput.py": ["--steps", "50", "--num-data", "2000", "--dims", "3", "--out", "{tmp}/throughput"],
     "benchmarks/variance_reduction.py": [
         "--num-data", "400", "--dims", "2", "--epochs", "4", "--seeds", "0", "--reference-samples", "200",
-        "--throughput-steps", "50", "--out", "{tmp}/variance_reduction",
+        "--throughput-steps", "50", "--step-fractions", "0.05", "--out", "{tmp}/variance_reduction",
     ],
     "benchmarks/adaptation.py": ["--quick", "--out", "{tmp}/adaptation"],
     "benchmarks/il_vae_sweep.py": [
