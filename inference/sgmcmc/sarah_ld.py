@@ -57,6 +57,7 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
+from .adaptation import STEP_FRACTION
 from .base import RefreshingKernel
 from .gradients import sarah_gradient
 
@@ -98,8 +99,6 @@ class SARAHLD(RefreshingKernel):
         ``h(m) lambda_max = min(STEP_FRACTION, RECURSION_ERROR B / ((m - 1) D))``."""
         if self.inner_loop is not None:
             return self
-        from .adaptation import STEP_FRACTION
-
         n, dim = backend.num_data, backend.dim
         b = self.batch_size if self.batch_size is not None else backend.layout.default_batch_size()
 
