@@ -15,7 +15,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SCRIPTS = {
     "tutorials/custom_models.py": ["--quick"],
-    "benchmarks/sgld_throughput.py": ["--steps", "50", "--num-data", "2000", "--dims", "3", "--out", "{tmp}/throughput"],
+    "benchmarks/sgld_throughput.py": [
+        "--steps", "50", "--num-data", "2000", "--dims", "3", "--repeats", "1", "--out", "{tmp}/throughput",
+    ],
     "benchmarks/variance_reduction.py": [
         "--num-data", "400", "--dims", "2", "--epochs", "4", "--seeds", "0", "--reference-samples", "200",
         "--throughput-steps", "50", "--step-fractions", "0.05", "--out", "{tmp}/variance_reduction",

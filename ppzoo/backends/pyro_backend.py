@@ -6,13 +6,17 @@ sites by ``N / B`` itself. Latent values are conditioned in the constrained
 space, ``biject_to(support)`` from Pyro maps ``theta`` there and its
 log-Jacobian enters the prior term.
 
-Chains: the chain-batched potential runs each chain's trace side by side and,
-with its backward pass, is compiled once per shape with ``torch.jit.trace``
-(as Pyro's own HMC does with ``jit_compile=True``), so the Python cost of
-Pyro's effect handlers is paid when tracing, not at every step.
-(``torch.func.vmap`` over a Pyro trace works eagerly but cannot be traced,
-and eagerly it costs about as much as the Python loop.) Distribution argument validation is switched off inside
-the potential, since its data-dependent checks cannot be traced.
+Chains: the value and gradient of every chain, ``vmap(grad_and_value(.))``
+over one chain's potential, is traced once per shape into a graph of ATen
+ops with ``make_fx`` (which unrolls both the ``vmap`` and the backward pass)
+and compiled with ``torch.jit.trace``, so the Python cost of Pyro's effect
+handlers is paid once, when tracing, and the graph holds one chain-batched
+copy of the model (eager ``vmap`` over a Pyro trace costs about as much as a
+Python loop over chains; ``torch.jit.trace`` cannot see through ``vmap``
+itself). Models ``vmap`` cannot run fall back to one traced graph per chain,
+as Pyro's own HMC compiles with ``jit_compile=True``. Distribution argument
+validation is switched off inside the potential, since its data-dependent
+checks cannot be traced.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
 from pyro.poutine.util import site_is_subsample
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from ppzoo.backends.base import Backend, reduce_info
 from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
@@ -35,8 +40,8 @@ __all__ = ["PyroBackend", "trace_pyro"]
 
 #: data per chunk when the full-data gradient or likelihood is summed
 FULL_DATA_CHUNK = 4096
-#: the compiled graph holds one copy of the model per chain; past this many
-#: chains it grows too large to be worth compiling, and chains run eagerly
+#: the fallback graph (for models ``vmap`` cannot run) holds one copy of the
+#: model per chain; past this many chains it is not worth compiling
 MAX_COMPILED_CHAINS = 64
 
 
@@ -119,6 +124,70 @@ def _masked_log_prob(site):
     return lp
 
 
+def _side_by_side(fn):
+    """``fn`` for every chain, one trace per chain: ``(theta (C, D), idx (C, B)) -> (C,)``."""
+
+    def forward(theta, idx):
+        return torch.stack([fn(th, ix) for th, ix in zip(theta.unbind(0), idx.unbind(0))])
+
+    return forward
+
+
+def _per_chain(fn):
+    """Values ``(C,)`` and gradients ``(C, D)`` of ``fn`` by one trace per chain, with autograd."""
+    return _with_autograd(_side_by_side(fn))
+
+
+def _with_autograd(forward):
+    def call(theta, idx):
+        with torch.enable_grad():
+            theta = theta.detach().requires_grad_(True)
+            value = forward(theta, idx)
+            (grad,) = torch.autograd.grad(value.sum(), theta)
+        return value.detach(), grad
+
+    return call
+
+
+def _compile(fn, theta, idx):
+    """A compiled ``(theta (C, D), idx (C, B)) -> (values (C,), grads (C, D))`` for these shapes,
+    and how it was compiled (``"vmap"``, ``"per-chain"``, ``"per-chain forward"`` or ``"eager"``).
+
+    First choice: ``make_fx(vmap(grad_and_value(fn)))`` traced by
+    ``torch.jit.trace``, one chain-batched graph of forward and backward ops.
+    Fallbacks, for models that ``vmap`` cannot run: the chains' traces side by
+    side with their backward pass traced too; then, for graphs whose backward
+    reuses an op's output (``exp`` in the transform of a positive site) and
+    so cannot be traced through ``autograd.grad``, only the forward pass is
+    traced and autograd runs on it (how Pyro's HMC compiles).
+    """
+    with warnings.catch_warnings(), pyro.validation_enabled(False), torch.enable_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theta, idx = theta.detach(), idx.detach()
+        try:
+            batched_fn = torch.func.vmap(torch.func.grad_and_value(fn))
+            # a plain two-argument function: make_fx reads the arity from the signature
+            graph = make_fx(lambda theta, idx: batched_fn(theta, idx))(theta, idx)
+            traced = torch.jit.trace(graph, (theta, idx), check_trace=False)
+
+            def batched(theta, idx):
+                grad, value = traced(theta, idx)
+                return value, grad
+
+            return batched, "vmap"
+        except Exception:  # noqa: BLE001 - any failure of vmap/make_fx means "use the per-chain graph"
+            pass
+        if theta.shape[0] > MAX_COMPILED_CHAINS:
+            return _per_chain(fn), "eager"
+        try:
+            return torch.jit.trace(_per_chain(fn), (theta, idx), check_trace=False), "per-chain"
+        except RuntimeError:
+            pass
+        forward = torch.jit.trace(_side_by_side(fn), (theta.requires_grad_(True), idx), check_trace=False)
+        return _with_autograd(forward), "per-chain forward"
+
+
 class PyroBackend(Backend):
     """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
 
@@ -147,6 +216,8 @@ class PyroBackend(Backend):
         self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
         self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.observed}
         self._compiled = {}
+        #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
+        self.compiled_as = {}
 
     # -- single-chain maths ---------------------------------------------------
     def _constrain_single(self, theta):
@@ -202,43 +273,20 @@ class PyroBackend(Backend):
     def _value_and_grad(self, fn, theta, idx):
         """``fn(theta (D,), idx (B,))`` for every chain: values ``(C,)`` and gradients ``(C, D)``.
 
-        The chains' traces run side by side. With ``jit_compile`` the whole
-        computation, backward pass included, is traced once per shape. Models
-        with a backward formula that reuses an op's output (``exp`` in the
-        transform of every positive site does) cannot be traced that way: the
-        tracer sees the saved output as an untraced constant. For those only
-        the forward pass is traced and autograd runs on the compiled graph
-        (how Pyro's HMC compiles), about half as fast.
+        With ``jit_compile`` the chain-batched value and gradient,
+        ``vmap(grad_and_value(fn))``, is traced once per shape to a graph of
+        ATen ops (``make_fx``, which unrolls both ``vmap`` and the backward
+        pass) and that graph is compiled with ``torch.jit.trace``. The graph
+        holds one copy of the model whatever the number of chains. A model
+        that ``vmap`` cannot run (in-place writes into captured tensors, say)
+        falls back to tracing each chain's graph side by side.
         """
-
-        def forward(theta, idx):
-            return torch.stack([fn(th, ix) for th, ix in zip(theta.unbind(0), idx.unbind(0))])
-
-        def value_and_grad(value_fn):
-            def call(theta, idx):
-                with torch.enable_grad():
-                    theta = theta.detach().requires_grad_(True)
-                    value = value_fn(theta, idx)
-                    (grad,) = torch.autograd.grad(value.sum(), theta)
-                return value.detach(), grad
-
-            return call
-
-        with_grad = value_and_grad(forward)
-
-        if not self.jit_compile or theta.shape[0] > MAX_COMPILED_CHAINS:
+        if not self.jit_compile:
             with pyro.validation_enabled(False):
-                return with_grad(theta, idx)
+                return _per_chain(fn)(theta, idx)
         key = (fn.__name__, tuple(theta.shape), tuple(idx.shape), theta.dtype)
         if key not in self._compiled:
-            with warnings.catch_warnings(), pyro.validation_enabled(False):
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                try:
-                    self._compiled[key] = torch.jit.trace(with_grad, (theta, idx), check_trace=False)
-                except RuntimeError:
-                    probe = theta.detach().requires_grad_(True)
-                    self._compiled[key] = value_and_grad(torch.jit.trace(forward, (probe, idx), check_trace=False))
+            self._compiled[key], self.compiled_as[key] = _compile(fn, theta, idx)
         return self._compiled[key](theta, idx)
 
     def potential(self, theta, idx):
