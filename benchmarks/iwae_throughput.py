@@ -193,19 +193,10 @@ def ppzoo_fit(backend, x, weights, num_particles, batch_size, seed=0):
     import ppzoo
 
     def run(num_steps):
-        if backend == "pyro":
-            import pyro.optim
-
-            model, guide = pyro_programs(weights)
-            optimizer = pyro.optim.Adam({"lr": LEARNING_RATE})
-        else:
-            import numpyro.optim
-            import optax
-
-            model, guide = numpyro_programs(weights)
-            optimizer = numpyro.optim.optax_to_numpyro(optax.adam(LEARNING_RATE))
+        # ppzoo's default optimiser: Adam with learning rate 1e-3 (LEARNING_RATE), as in the hand-written loops
+        model, guide = (pyro_programs if backend == "pyro" else numpyro_programs)(weights)
         fit = ppzoo.fit(
-            model, guide, x, objective="iwae", num_particles=num_particles, optimizer=optimizer, num_steps=num_steps,
+            model, guide, x, objective="iwae", num_particles=num_particles, num_steps=num_steps,
             batch_size=batch_size, seed=seed, backend=backend, progress_bar=False,
         )
         assert fit.stop_reason is None and len(fit.losses) == num_steps, fit.stop_reason
