@@ -195,3 +195,34 @@ def test_psgld_under_numpyro_mcmc_needs_a_step_size():
         MCMC(PSGLD(LINEAR_REGRESSION["numpyro"]), num_warmup=1, num_samples=1, progress_bar=False).run(
             jax.random.PRNGKey(0), x, y=jnp.zeros(20)
         )
+
+
+@pytest.mark.parametrize("init, match", [
+    (np.zeros((3, 5)), r"shape \(num_chains, D\) = \(2, 5\), got shape \(3, 5\)"),
+    (np.full((2, 5), np.nan), "non-finite values"),
+])
+def test_bad_init_positions(regression_data, init, match):
+    from ppzoo.inference import SGLD, run_chains
+
+    from ppzoo.backends import make_backend
+
+    x, y = regression_data
+    backend = make_backend(LINEAR_REGRESSION["numpyro"], (x,), {"y": y})
+    with pytest.raises(ValueError, match="init_positions must be " + ".*" + match):
+        run_chains(SGLD(step_size=1e-6), backend, num_samples=2, num_chains=2, init_positions=init, progress_bar=False)
+
+
+@pytest.mark.parametrize("name", ["numpyro", "pyro"])
+def test_chains_start_at_init_positions(regression_data, name):
+    """With a step of 1e-8 a chain moves by about 1e-4 per step: the first draws sit at the given start."""
+    from ppzoo.inference import SGLD, run_chains
+
+    from ppzoo.backends import make_backend
+
+    x, y = regression_data
+    backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y})
+    init = np.random.default_rng(3).uniform(-1, 1, (2, backend.dim))
+    run = run_chains(SGLD(step_size=1e-8), backend, num_samples=3, num_chains=2, init_positions=init,
+                     progress_bar=False)
+    np.testing.assert_allclose(run.positions[:, 0], init, atol=1e-3)
+    assert np.abs(run.positions[:, 0] - init).max() > 0  # it moved, a little

@@ -86,6 +86,16 @@ def _block_size(total: int) -> int:
     return block
 
 
+def _checked_init(init_positions, num_chains, dim):
+    init = np.asarray(init_positions, dtype=np.float64)
+    if init.shape != (num_chains, dim) or not np.all(np.isfinite(init)):
+        raise ValueError(
+            f"init_positions must be finite unconstrained positions of shape (num_chains, D) = ({num_chains}, {dim}), "
+            f"got {'shape ' + str(init.shape) if init.shape != (num_chains, dim) else 'non-finite values'}"
+        )
+    return init
+
+
 def run_chains(
     kernel,
     backend,
@@ -98,11 +108,13 @@ def run_chains(
     progress_bar: bool = True,
     adapt: bool = True,
     preconditioner: str = "auto",
+    init_positions=None,
 ) -> SamplerRun:
     """Run ``num_chains`` chains of ``kernel`` on ``backend``'s model.
 
-    The chains start uniformly in ``[-2, 2]`` of the unconstrained space,
-    run ``num_warmup`` steps that are discarded, then ``num_samples * thinning``
+    The chains start at ``init_positions`` (``(num_chains, D)``, in the
+    unconstrained space of ``backend.layout``), by default uniformly in
+    ``[-2, 2]`` of the unconstrained space, run ``num_warmup`` steps that are discarded, then ``num_samples * thinning``
     steps of which every ``thinning``-th is kept. Ctrl-C, or every chain
     turning non-finite, ends the run early and keeps the draws made so far
     (with a warning).
@@ -128,7 +140,10 @@ def run_chains(
     dense = use_dense(preconditioner, backend.dim)
 
     rng = backend.rng(seed)
-    position, rng = backend.init_positions(rng, num_chains)
+    if init_positions is None:
+        position, rng = backend.init_positions(rng, num_chains)
+    else:
+        position = backend.asarray(_checked_init(init_positions, num_chains, backend.dim))
     adapting = adapt and kernel.step_size is None
     adapt_mass = adapting and kernel.inverse_mass is None
     learns = kernel.learns_preconditioner
