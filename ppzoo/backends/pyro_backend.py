@@ -179,7 +179,13 @@ def _compile(fn, theta, idx):
         except Exception:  # noqa: BLE001 - any failure of vmap/make_fx means "use the per-chain graph"
             pass
         if theta.shape[0] > MAX_COMPILED_CHAINS:
-            return _per_chain(fn), "eager"
+            eager = _per_chain(fn)
+
+            def unvalidated(theta, idx):
+                with pyro.validation_enabled(False):
+                    return eager(theta, idx)
+
+            return unvalidated, "eager"
         try:
             return torch.jit.trace(_per_chain(fn), (theta, idx), check_trace=False), "per-chain"
         except RuntimeError:
@@ -278,8 +284,8 @@ class PyroBackend(Backend):
         ATen ops (``make_fx``, which unrolls both ``vmap`` and the backward
         pass) and that graph is compiled with ``torch.jit.trace``. The graph
         holds one copy of the model whatever the number of chains. A model
-        that ``vmap`` cannot run (in-place writes into captured tensors, say)
-        falls back to tracing each chain's graph side by side.
+        that ``vmap`` cannot run (an in-place write of a latent into a fresh
+        tensor, say) falls back to tracing each chain's graph side by side.
         """
         if not self.jit_compile:
             with pyro.validation_enabled(False):
