@@ -21,7 +21,7 @@ N = 10^5, B = 317, 60 epochs, each method at its best step size): at d = 10
 SARAH-LD reaches SGLD's final error with 0.3 of SGLD's budget, SVRG-LD with
 0.2. At d = 100, from ppzoo's random start, no inner loop m in {2, 5, 20, 317}
 and step ``h lambda_max`` in {0.002, 0.005, 0.01, 0.05} reaches SGLD's final
-error (best 8.1 against 1.8, in mean + covariance error): short loops pay a
+error (best 8.4 against 1.8, in mean + covariance error): short loops pay a
 full gradient every few steps and spend the budget on burn-in, long ones
 accumulate the recursion's error. From a start at the posterior mean (no
 burn-in) SARAH-LD beats SGLD (0.93 against 1.30, at m = 5 and
