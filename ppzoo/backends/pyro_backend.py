@@ -165,19 +165,9 @@ def _compile(fn, theta, idx):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         theta, idx = theta.detach(), idx.detach()
-        try:
-            batched_fn = torch.func.vmap(torch.func.grad_and_value(fn))
-            # a plain two-argument function: make_fx reads the arity from the signature
-            graph = make_fx(lambda theta, idx: batched_fn(theta, idx))(theta, idx)
-            traced = torch.jit.trace(graph, (theta, idx), check_trace=False)
-
-            def batched(theta, idx):
-                grad, value = traced(theta, idx)
-                return value, grad
-
+        batched = _vmapped_graph(fn, theta, idx)
+        if batched is not None:
             return batched, "vmap"
-        except Exception:  # noqa: BLE001 - any failure of vmap/make_fx means "use the per-chain graph"
-            pass
         if theta.shape[0] > MAX_COMPILED_CHAINS:
             eager = _per_chain(fn)
 
@@ -188,10 +178,27 @@ def _compile(fn, theta, idx):
             return unvalidated, "eager"
         try:
             return torch.jit.trace(_per_chain(fn), (theta, idx), check_trace=False), "per-chain"
-        except RuntimeError:
-            pass
-        forward = torch.jit.trace(_side_by_side(fn), (theta.requires_grad_(True), idx), check_trace=False)
-        return _with_autograd(forward), "per-chain forward"
+        except RuntimeError:  # the backward pass reuses an op's output: trace the forward pass only
+            forward = torch.jit.trace(_side_by_side(fn), (theta.requires_grad_(True), idx), check_trace=False)
+            return _with_autograd(forward), "per-chain forward"
+
+
+def _vmapped_graph(fn, theta, idx):
+    """``make_fx(vmap(grad_and_value(fn)))`` compiled by ``torch.jit.trace`` (called inside
+    ``_compile``'s settings), or ``None`` where ``vmap`` or ``make_fx`` cannot run the model."""
+    batched_fn = torch.func.vmap(torch.func.grad_and_value(fn))
+    try:
+        # a plain two-argument function: make_fx reads the arity from the signature
+        graph = make_fx(lambda theta, idx: batched_fn(theta, idx))(theta, idx)
+        traced = torch.jit.trace(graph, (theta, idx), check_trace=False)
+    except Exception:  # noqa: BLE001 - whatever stops vmap or make_fx, the per-chain graph is the answer
+        return None
+
+    def batched(theta, idx):
+        grad, value = traced(theta, idx)
+        return value, grad
+
+    return batched
 
 
 class PyroBackend(Backend):
