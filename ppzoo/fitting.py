@@ -63,6 +63,9 @@ class Fit:
         stop_reason: ``None``, or why the run stopped before ``num_steps``
             (interruption, a non-finite loss); the parameters are those of the
             last finite step.
+        compiled_as: how the steps ran: ``"jit"`` (NumPyro: ``jax.jit``),
+            ``"graph"`` (Pyro: one compiled graph per step after the first),
+            or ``"eager (why)"`` (Pyro, where a graph could not be used).
     """
 
     model: object
@@ -76,6 +79,7 @@ class Fit:
     data_plate: str | None = None
     device: object = None
     stop_reason: str | None = None
+    compiled_as: str | None = None
     _pyro_state: object = field(default=None, repr=False)
 
     def _evaluator(self):
@@ -218,6 +222,8 @@ def fit(
     data_plate: str | None = None,
     progress_bar: bool = True,
     step_kwargs=None,
+    jit_compile: bool = True,
+    callback=None,
     **kwargs,
 ) -> Fit:
     """Fit ``guide`` to the posterior of ``model(*args, **kwargs)`` by stochastic variational inference.
@@ -247,6 +253,18 @@ def fit(
             traced integer, so the function must be array arithmetic. Later
             evaluations (``to_arviz``, ``log_marginal_likelihood``) call the
             programs without them, so the programs need defaults for them.
+            On Pyro, values that are not tensors keep the fit eager.
+        jit_compile: Pyro: after one eager step, trace a step (programs,
+            objective and backward pass) into one compiled graph and use it
+            if it reproduces an eager step exactly (``Fit.compiled_as`` says
+            whether it did). Programs whose Python control flow reads a value
+            computed from the parameters or the draws stay eager by themselves;
+            ``False`` keeps every step eager (say, for a program that changes
+            its parameters or its structure from step to step in ways that a
+            trace cannot see). NumPyro always compiles with ``jax.jit``.
+        callback: ``callback(t, loss)``, called with each step's loss as it
+            becomes known (logging, timing): after every step on Pyro; on
+            NumPyro after each compiled block of 50 steps, once per step of it.
 
     Pyro fits run in a fresh parameter-store scope (the global store is left
     as it was); ``torch.nn`` modules registered with ``pyro.module`` are trained
@@ -260,6 +278,10 @@ def fit(
         raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
     if step_kwargs is not None and not callable(step_kwargs):
         raise TypeError(f"step_kwargs must be a function t -> dict of keyword arguments, got {type(step_kwargs).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
+    if not isinstance(jit_compile, bool):
+        raise TypeError(f"jit_compile must be True or False, got {jit_compile!r}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     args, kwargs = tuple(args), dict(kwargs)
@@ -271,22 +293,26 @@ def fit(
         bar.update(1)
         if t % 50 == 0:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        if callback is not None:
+            callback(t, loss)
 
     settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs)
     try:
         if backend == "pyro":
-            result = _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)
+            result = _fit_pyro(
+                objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings, jit_compile,
+            )
         else:
             result = _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)
     finally:
         bar.close()
-    params, losses, reason, plate, state = result
+    params, losses, reason, plate, state, compiled_as = result
     if reason:
         warnings.warn(f"ppzoo.fit stopped early: {reason}; keeping the parameters of the last finite step", stacklevel=2)
     return Fit(
         model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective, params=params,
         losses=np.asarray(losses, dtype=np.float64), data_plate=plate, device=device, stop_reason=reason,
-        _pyro_state=state,
+        compiled_as=compiled_as, _pyro_state=state,
     )
 
 
@@ -300,7 +326,7 @@ def _check_batch(batch_size, plate, size):
         raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
 
 
-def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings):
+def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings, jit_compile):
     import pyro
 
     from ppzoo.backends import pyro_svi
@@ -316,11 +342,11 @@ def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data
         pyro.set_rng_seed(settings["seed"])
         plate, size, _ = pyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
         _check_batch(batch_size, plate, size)
-        params, losses, reason = pyro_svi.run_svi(
+        params, losses, reason, compiled_as = pyro_svi.run_svi(
             objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size,
-            **settings,
+            jit_compile=jit_compile, **settings,
         )
-    return params, losses, reason, plate, state
+    return params, losses, reason, plate, state, compiled_as
 
 
 _NUMPYRO_ADAM = []
@@ -353,4 +379,4 @@ def _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, d
     params, losses, reason = numpyro_svi.run_svi(
         objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size, **settings
     )
-    return params, losses, reason, plate, None
+    return params, losses, reason, plate, None, "jit"

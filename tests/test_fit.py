@@ -202,6 +202,8 @@ def pyro_coin_guide(x):
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"batch_size": 51}, "batch_size must be <= the number of data N=50"),
         ({"backend": "stan"}, "backend must be one of"),
+        ({"jit_compile": 1}, "jit_compile must be True or False"),
+        ({"callback": "print"}, "callback must be a function"),
     ],
 )
 def test_bad_settings_name_the_argument(kwargs, match, location_data):
@@ -255,3 +257,14 @@ def test_to_arviz_names_per_datum_latents_and_round_trips(backend, ppca_data, tm
     idata.to_netcdf(tmp_path / "fit.nc")
     again = az.from_netcdf(tmp_path / "fit.nc")
     np.testing.assert_allclose(again.sample_stats["log_weight"].values, idata.sample_stats["log_weight"].values)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_callback_sees_every_step_and_its_loss(backend, location_data):
+    seen = []
+    fit = ppzoo.fit(
+        GAUSSIAN_LOCATION[backend], LOCATION_GUIDE[backend], location_data, num_steps=60, progress_bar=False,
+        callback=lambda t, loss: seen.append((t, loss)),
+    )
+    assert [t for t, _ in seen] == list(range(60))
+    np.testing.assert_allclose([loss for _, loss in seen], fit.losses)

@@ -59,7 +59,7 @@ class AnnealedELBO(SVIObjective):
     def beta_at(self, t):
         return self.beta(t) if callable(self.beta) else self.beta
 
-    def _extra(self, kwargs, backend):
+    def split_extras(self, kwargs, backend):
         kwargs = dict(kwargs)
         t = kwargs.pop("annealing_step", None)
         if t is None and callable(self.beta):

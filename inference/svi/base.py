@@ -67,7 +67,8 @@ class SVIObjective:
     def objective(self, terms, **extra):
         raise NotImplementedError
 
-    def _extra(self, kwargs, backend):
+    def split_extras(self, kwargs, backend):
+        """``(extras, kwargs)``: the objective's own per-call numbers (e.g. ``beta``) and the programs' keyword arguments."""
         return {}, kwargs
 
     # -- Pyro
@@ -91,9 +92,13 @@ class SVIObjective:
 
     def __call__(self, model, guide, *args, **kwargs):
         """Pyro: the differentiable loss ``-surrogate`` (value: minus the bound)."""
-        extra, kwargs = self._extra(kwargs, "pyro")
+        extras, kwargs = self.split_extras(kwargs, "pyro")
+        return self.pyro_loss(model, guide, args, kwargs, extras)
+
+    def pyro_loss(self, model, guide, args, kwargs, extras):
+        """Pyro: the differentiable loss given the extras already split off (:meth:`split_extras`)."""
         terms = self.pyro_terms(model, guide, *args, **kwargs)
-        _, surrogate = self.objective(terms, **extra)
+        _, surrogate = self.objective(terms, **extras)
         return -surrogate
 
     def loss_and_grads(self, model, guide, *args, **kwargs):
@@ -124,7 +129,7 @@ class SVIObjective:
             with torch.no_grad():
                 return float(self(*args, **kwargs))
         rng_key, param_map, model, guide, *args = args
-        extra, kwargs = self._extra(kwargs, "numpyro")
+        extra, kwargs = self.split_extras(kwargs, "numpyro")
         terms = self.numpyro_terms(rng_key, param_map, model, guide, *args, **kwargs)
         _, surrogate = self.objective(terms, **extra)
         return -surrogate
