@@ -82,9 +82,9 @@ class _RawBreastCancer:
         return self._load(standardized=False)
 
     def summarize(self, idata):
-        import arviz as az
+        from ppzoo.diagnostics import arviz_compat
 
-        return az.summary(idata, kind="all", round_to="none")
+        return arviz_compat.summary(idata)
 
 
 def _entries(names):
@@ -113,9 +113,9 @@ def _summary(spec, idata):
     summarize = getattr(spec, "summarize", None)
     if summarize is not None:
         return summarize(idata)
-    import arviz as az
+    from ppzoo.diagnostics import arviz_compat
 
-    return az.summary(idata, kind="all", round_to="none")
+    return arviz_compat.summary(idata)
 
 
 VARIANTS = ("stan", "unblended", "laplace")

@@ -34,6 +34,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ppzoo.diagnostics import arviz_compat
+
 __all__ = ["ModelSpec", "Reference", "ENTRIES", "list_models", "get"]
 
 REFERENCES = pathlib.Path(__file__).resolve().parent / "references"
@@ -121,8 +123,9 @@ class ModelSpec:
         """The quantities compared with the reference, draw by draw.
 
         Args:
-            posterior: an ``arviz.InferenceData`` (its ``posterior`` group is
-                used), an ``xarray.Dataset`` such as that group, or a mapping from
+            posterior: an ArviZ result (``xarray.DataTree`` or
+                ``arviz.InferenceData``; its ``posterior`` group is used), an
+                ``xarray.Dataset`` such as that group, or a mapping from
                 latent site names to arrays (NumPy, JAX or CPU torch) with
                 leading ``(chain, draw)`` dims, e.g. NumPyro's
                 ``mcmc.get_samples(group_by_chain=True)``.
@@ -150,26 +153,27 @@ class ModelSpec:
         return out
 
     def summarize(self, posterior, kind: str = "all"):
-        """``az.summary`` of :meth:`quantities`: one row per scalar quantity, named as in the reference.
+        """ArviZ's summary of :meth:`quantities`: one row per scalar quantity, named as in the reference.
 
-        ``kind`` is passed to ``az.summary`` (``"all"``: mean, sd, HDI, MCSE,
-        ESS and R-hat; ``"stats"``; ``"diagnostics"``). Returns a
+        ``kind``: ``"all"`` (mean, sd, 94% HDI, ESS, R-hat and MCSE), ``"stats"``
+        or ``"diagnostics"``; the same columns under ArviZ 1.x and 0.23
+        (:func:`ppzoo.diagnostics.arviz_compat.summary`). Returns a
         ``pandas.DataFrame`` indexed by ``"w[0]"``-style names, unrounded.
         """
-        import arviz as az
-
-        return az.summary(az.from_dict(posterior=self.quantities(posterior)), kind=kind, round_to="none")
+        result = arviz_compat.from_dict({"posterior": self.quantities(posterior)})
+        return arviz_compat.summary(result, kind=kind)
 
 
 def _posterior_draws(posterior) -> dict[str, np.ndarray]:
-    """``{site: NumPy array (chain, draw, ...)}`` from InferenceData, its posterior group, or a mapping."""
-    if hasattr(posterior, "groups") and hasattr(posterior, "posterior"):  # arviz.InferenceData
-        posterior = posterior.posterior
+    """``{site: NumPy array (chain, draw, ...)}`` from an ArviZ result, its posterior group, or a mapping."""
+    if arviz_compat.is_result(posterior) and arviz_compat.has_group(posterior, "posterior"):
+        posterior = arviz_compat.get_group(posterior, "posterior")
     if hasattr(posterior, "data_vars"):  # xarray.Dataset
         posterior = {name: posterior[name].values for name in posterior.data_vars}
     if not isinstance(posterior, Mapping):
         raise TypeError(
-            "posterior must be an arviz.InferenceData, its posterior group (xarray.Dataset) or a dict of "
+            "posterior must be an ArviZ result (xarray.DataTree or arviz.InferenceData), its posterior "
+            "group (xarray.Dataset) or a dict of "
             f"arrays with leading (chain, draw) dims; got {type(posterior).__name__}"
         )
     if not posterior:

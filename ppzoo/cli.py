@@ -9,8 +9,9 @@
 
 ``ppzoo run`` with no arguments runs the default job: SGLD-CV on Bayesian
 logistic regression of the bundled breast-cancer data (NumPyro backend),
-prints ``az.summary`` of a few parameters and writes the InferenceData to
-``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
+prints ArviZ's summary of a few parameters and writes the result (an
+``xarray.DataTree`` under ArviZ 1.x, an ``InferenceData`` under 0.23; the
+file reads under either) to ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
 (``ModelSpec.sampler_defaults``). Bad arguments end with one line on stderr
 and exit status 2.
 """
@@ -23,28 +24,38 @@ import sys
 import tempfile
 import warnings
 
-import numpy as np
-
 __all__ = ["main", "write_netcdf"]
 
 #: what ``ppzoo run`` uses where neither the user nor the zoo entry says
 RUN_DEFAULTS = {"method": "sgld", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
-PLOT_KINDS = ("trace", "posterior", "rank", "pair", "forest")
 
 
 def write_netcdf(idata, path: str) -> None:
-    """Write ``idata`` to ``path`` via a temporary file in the same folder, renamed at the end,
-    so an interrupted write never leaves a half-written file under ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ppzoo-", suffix=".nc.tmp", dir=folder)
-    os.close(fd)
+    """Write ``idata`` (``DataTree`` or ``InferenceData``) to ``path`` via a temporary file in the
+    same folder, renamed at the end, so an interrupted write never leaves a half-written file
+    under ``path``."""
+    from ppzoo.diagnostics import arviz_compat
+
+    tmp = _temporary_beside(path, ".nc.tmp")
     try:
-        idata.to_netcdf(tmp)
+        arviz_compat.to_netcdf(idata, tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _temporary_beside(path, suffix):
+    """A new empty file in ``path``'s folder, with the permissions a plain ``open`` would give
+    (``mkstemp`` makes it private, and the file is renamed to ``path`` at the end)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ppzoo-", suffix=suffix, dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return tmp
 
 
 def _positive_int(text):
@@ -66,12 +77,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser():
+    from ppzoo.diagnostics.arviz_compat import PLOT_KINDS, SUMMARY_INTERVAL
     from ppzoo.inference import SAMPLERS
+
+    interval = f"{SUMMARY_INTERVAL[1]:.0%} {SUMMARY_INTERVAL[0].upper()}"
 
     parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the zoo's models")
-    run = sub.add_parser("run", help="sample a zoo model and write its InferenceData (netCDF)")
+    run = sub.add_parser("run", help="sample a zoo model and write its ArviZ result (netCDF)")
     run.add_argument("model", nargs="?", default="logistic_regression", help="zoo model (default: logistic_regression on the breast-cancer data)")
     run.add_argument("--backend", choices=["numpyro", "pyro"], default="numpyro", help="PPL that runs the model (default: numpyro)")
     run.add_argument("--method", choices=sorted(SAMPLERS), default=None, help="sampler (default: the entry's, else sgld)")
@@ -87,29 +101,32 @@ def _parser():
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
     run.add_argument("--no-adapt", action="store_true", help="no warmup adaptation of the step size and preconditioner")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    summary = sub.add_parser("summary", help="az.summary of a run, with its gradient evaluations and divergences")
-    summary.add_argument("file", help="InferenceData netCDF file")
-    compare = sub.add_parser("compare", help="az.compare of runs by PSIS-LOO")
-    compare.add_argument("files", nargs="+", help="two or more InferenceData netCDF files with log_likelihood")
+    summary = sub.add_parser(
+        "summary", help=f"ArviZ's summary of a run (mean, sd, {interval}, ESS, R-hat, MCSE), its gradient evaluations and divergences"
+    )
+    summary.add_argument("file", help="netCDF file of a run (ArviZ 1.x or 0.23)")
+    compare = sub.add_parser("compare", help="ArviZ's comparison of runs by PSIS-LOO")
+    compare.add_argument("files", nargs="+", help="two or more netCDF files of runs with log_likelihood")
     plot = sub.add_parser("plot", help="an ArviZ plot of a run, saved as an image")
-    plot.add_argument("file", help="InferenceData netCDF file")
-    plot.add_argument("--kind", choices=PLOT_KINDS, default="trace", help="plot (default: trace)")
+    plot.add_argument("file", help="netCDF file of a run (ArviZ 1.x or 0.23)")
+    plot.add_argument("--kind", choices=PLOT_KINDS, default="trace", help="plot (default: trace; under ArviZ 1.x: "
+                      "plot_trace_dist, plot_dist, plot_rank, plot_pair, plot_forest)")
     plot.add_argument("--var-names", nargs="+", default=None, help="variables to plot (default: all, or the first few for pair)")
     plot.add_argument("--out", required=True, help="image file to write (.png, .pdf, .svg)")
     return parser
 
 
 def _load(path):
-    import arviz as az
+    from ppzoo.diagnostics import arviz_compat
 
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     try:
-        idata = az.from_netcdf(path)
+        idata = arviz_compat.from_netcdf(path)
     except Exception as err:  # netCDF / HDF5 readers raise many types
         raise ValueError(f"{path}: not a readable netCDF file ({type(err).__name__}: {err})") from None
-    if "posterior" not in idata.groups():
-        raise ValueError(f"{path}: not an InferenceData file with a posterior group")
+    if not arviz_compat.has_group(idata, "posterior"):
+        raise ValueError(f"{path}: not an ArviZ file with a posterior group")
     return idata
 
 
@@ -129,33 +146,44 @@ def _list(opts) -> int:
     return 0
 
 
+def _print_summary(idata, var_names=None, rows=None):
+    from ppzoo.diagnostics import arviz_compat
+
+    table = arviz_compat.summary(idata, var_names=var_names, round_to="none")
+    kind, prob = arviz_compat.SUMMARY_INTERVAL
+    print(f"{prob:.0%} {kind.upper()} in {', '.join(arviz_compat.SUMMARY_COLUMNS['stats'][2:])}; "
+          f"rank-normalised ESS and split R-hat (ArviZ {arviz_compat.ARVIZ_VERSION})")
+    table = table if rows is None else table.head(rows)
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+
+
 def _summary(opts) -> int:
-    import arviz as az
+    from ppzoo.diagnostics import arviz_compat
 
     idata = _load(opts.file)
-    print(az.summary(idata, kind="all").to_string())
-    stats = getattr(idata, "sample_stats", None)
+    _print_summary(idata)
+    stats = arviz_compat.get_group(idata, "sample_stats") if arviz_compat.has_group(idata, "sample_stats") else None
     if stats is not None and "grad_evals" in stats:
         total = int(stats["grad_evals"].isel(draw=-1).sum())
         divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
-        method = idata.posterior.attrs.get("method", "the sampler")
+        method = arviz_compat.get_group(idata, "posterior").attrs.get("method", "the sampler")
         print(f"\n{method}: {total:,} per-datum gradient evaluations in all, {divergent} divergent draws")
     return 0
 
 
 def _compare(opts) -> int:
-    import arviz as az
+    from ppzoo.diagnostics import arviz_compat
 
     if len(opts.files) < 2:
         raise ValueError("compare needs at least two files")
     runs = {}
     for path in opts.files:
         idata = _load(path)
-        if "log_likelihood" not in idata.groups():
+        if not arviz_compat.has_group(idata, "log_likelihood"):
             raise ValueError(f"{path}: has no log_likelihood group, so PSIS-LOO cannot be computed")
         name = os.path.splitext(os.path.basename(path))[0]
         runs[name if name not in runs else path] = idata
-    print(az.compare(runs, ic="loo").to_string())
+    print(arviz_compat.compare(runs).to_string())
     return 0
 
 
@@ -163,31 +191,26 @@ def _plot(opts) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import arviz as az
-    import matplotlib.pyplot as plt
+    from ppzoo.diagnostics import arviz_compat
 
     idata = _load(opts.file)
+    posterior = arviz_compat.get_group(idata, "posterior")
     var_names = opts.var_names
     if var_names:
-        missing = sorted(set(var_names) - set(idata.posterior.data_vars))
+        missing = sorted(set(var_names) - set(posterior.data_vars))
         if missing:
-            raise ValueError(f"--var-names {missing} not in the posterior; it has {sorted(idata.posterior.data_vars)}")
+            raise ValueError(f"--var-names {missing} not in the posterior; it has {sorted(posterior.data_vars)}")
     elif opts.kind == "pair":
-        var_names = list(idata.posterior.data_vars)[:2]
-    draw = {"trace": az.plot_trace, "posterior": az.plot_posterior, "rank": az.plot_rank, "pair": az.plot_pair, "forest": az.plot_forest}
+        var_names = list(posterior.data_vars)[:2]
     folder = os.path.dirname(os.path.abspath(opts.out))
     if not os.path.isdir(folder):
         raise ValueError(f"--out {opts.out}: folder {folder} does not exist")
-    axes = draw[opts.kind](idata, var_names=var_names)
-    fig = np.asarray(axes).ravel()[0].get_figure()
     suffix = os.path.splitext(opts.out)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".ppzoo-", suffix=suffix, dir=folder)
-    os.close(fd)
+    tmp = _temporary_beside(opts.out, suffix)
     try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        arviz_compat.plot(idata, opts.kind, tmp, var_names=var_names)
         os.replace(tmp, opts.out)
     finally:
-        plt.close("all")
         if os.path.exists(tmp):
             os.remove(tmp)
     print(f"wrote {opts.out}")
@@ -195,10 +218,9 @@ def _plot(opts) -> int:
 
 
 def _run(opts) -> int:
-    import arviz as az
-
     import ppzoo
     from ppzoo import models
+    from ppzoo.diagnostics import arviz_compat
 
     spec = models.get(opts.model)
     args, kwargs = spec.load_data()
@@ -221,12 +243,12 @@ def _run(opts) -> int:
         progress_bar=not opts.no_progress,
         **kwargs,
     )
-    summary = az.summary(idata, var_names=list(idata.posterior.data_vars)[:2], kind="all")
-    print(summary.head(8).to_string())
-    stats = idata.sample_stats
+    posterior = arviz_compat.get_group(idata, "posterior")
+    _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
+    stats = arviz_compat.get_group(idata, "sample_stats")
     print(
-        f"\n{settings['method']} on {opts.model} ({opts.backend}): {idata.posterior.sizes['chain']} chains x "
-        f"{idata.posterior.sizes['draw']} draws, step size {float(stats.step_size[0, -1]):.3g}, "
+        f"\n{settings['method']} on {opts.model} ({opts.backend}): {posterior.sizes['chain']} chains x "
+        f"{posterior.sizes['draw']} draws, step size {float(stats.step_size[0, -1]):.3g}, "
         f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
         f"{int(stats.diverging.sum())} divergent draws"
     )

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ppzoo.backends import BACKENDS, detect_backend
-from ppzoo.diagnostics import psis_khat, svi_draws_to_inference_data
+from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
 from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
 from ppzoo.inference.checks import check_count
 from ppzoo.inference.evaluate import (
@@ -149,7 +149,8 @@ class Fit:
         return collapse_report(loc, scale, reconstruction, threshold=threshold, seed=seed, site=site)
 
     def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100, collapse: bool | str = False):
-        """``InferenceData`` of ``num_samples`` draws from the fitted guide (one chain).
+        """The ArviZ result of ``num_samples`` draws from the fitted guide (one chain): an
+        ``xarray.DataTree`` under ArviZ 1.x, an ``arviz.InferenceData`` under 0.23.
 
         ``posterior``: the latent sites; ``log_likelihood``: per observed site and
         datum given each draw; ``sample_stats.log_weight``: ``log p(x, z) - log q(z)``
@@ -172,7 +173,7 @@ class Fit:
         )
         if collapse:
             report = self.collapse(site=None if collapse is True else collapse, seed=seed)
-            idata.add_groups({"collapse": report.to_dataset()})
+            arviz_compat.add_group(idata, "collapse", report.to_dataset())
         return idata
 
     def psis_khat(self, num_samples: int = 1000, seed: int = 0, per_datum: bool = False, chunk_size: int = 100):

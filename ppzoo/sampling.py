@@ -1,4 +1,4 @@
-"""``ppzoo.sample``: a Pyro or NumPyro program in, Langevin draws out as ``arviz.InferenceData``."""
+"""``ppzoo.sample``: a Pyro or NumPyro program in, Langevin draws out as an ArviZ result."""
 
 from __future__ import annotations
 
@@ -75,14 +75,18 @@ def sample(
         device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
             platform name for NumPyro (default: JAX's default device).
         backend: ``"pyro"`` or ``"numpyro"`` (default: detected by tracing).
-        log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats).
+        log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats) and
+            ``sample_stats.lp``, both from one pass over the data per draw.
         progress_bar: show a tqdm progress bar.
 
     Returns:
-        ``arviz.InferenceData`` with ``posterior`` ``(chain, draw, ...)``,
-        ``sample_stats`` (``step_size``, cumulative ``grad_evals``,
-        ``diverging``, ``full_gradient``), ``log_likelihood`` and ``observed_data``;
-        the attrs record ``adapted`` and the preconditioner ``inverse_mass``.
+        The ArviZ result of the installed line, an ``xarray.DataTree`` under
+        ArviZ 1.x and an ``arviz.InferenceData`` under 0.23, with the same
+        groups: ``posterior`` ``(chain, draw, ...)``, ``sample_stats``
+        (``step_size``, ``diverging``, ``lp`` = ``-U(theta)`` on all the data,
+        cumulative ``grad_evals``, ``full_gradient``), ``log_likelihood`` and
+        ``observed_data``; the attrs record ``adapted`` and the preconditioner
+        ``inverse_mass``.
     """
     kernel = _kernel(
         method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,

@@ -200,7 +200,7 @@ def test_numpyro_mcmc_runs_the_kernels(regression_data):
         num_warmup=10, num_samples=30, num_chains=2, chain_method="vectorized", progress_bar=False,
     )
     mcmc.run(jax.random.PRNGKey(1), jnp.asarray(x), y=jnp.asarray(y), extra_fields=("grad_evals", "full_gradient"))
-    idata = az.from_numpyro(mcmc)
+    idata = az.from_numpyro(mcmc, log_likelihood=True)  # 1.x leaves it out by default
     assert idata.posterior["w"].shape == (2, 30, 3)
     assert idata.log_likelihood["y"].shape == (2, 30, 60)
     expected = _expected_grad_evals("sarah-ld", 60, 6, 4, 40)[10:]

@@ -31,11 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from ppzoo.diagnostics import arviz_compat
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 def _flatten(idata):
-    summary = az.summary(idata, kind="all", round_to="none")
+    summary = arviz_compat.summary(idata)
     return {
         name: {
             "mean": float(row["mean"]),
@@ -70,7 +72,7 @@ def nuts_reference(
     mcmc.run(jax.random.PRNGKey(seed), *to_jax(args), **to_jax(kwargs))
     idata = az.from_numpyro(mcmc)
     if quantities is not None:
-        summarised = az.from_dict(posterior=quantities(mcmc.get_samples(group_by_chain=True)))
+        summarised = arviz_compat.from_dict({"posterior": quantities(mcmc.get_samples(group_by_chain=True))})
     else:
         summarised = idata
     return _flatten(summarised), {

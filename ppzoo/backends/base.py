@@ -10,6 +10,9 @@ and ``idx`` minibatch indices into the data plate of shape ``(C, B)``:
 * ``full_grad(theta)``  ``(C, D)``: the gradient of the full-data potential
   ``U(theta)``, computed in chunks of the data so memory stays bounded;
 * ``log_likelihood(theta)``: per observed site, ``log p(x_i | theta)`` of shape ``(S, N)``;
+* ``pointwise(theta)``: ``lp = -U(theta)`` ``(S,)`` (the full-data log density in the
+  unconstrained space, ``log|J|`` included, as NumPyro's ``-potential_energy``)
+  together with the per-datum log-likelihood, from one pass over the data;
 * ``constrain(theta)``: per latent site, values in the support, ``(S, *site_shape)``.
 
 and the array primitives a sampler's driver needs (random indices and noise,
@@ -69,8 +72,14 @@ class Backend(abc.ABC):
         """``(C, D) -> (C, D)``: gradient of the full-data potential, in chunks."""
 
     @abc.abstractmethod
+    def pointwise(self, theta) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(S, D) -> (lp, loglik)``: ``lp = -U(theta)`` ``(S,)`` on all the data (the
+        unconstrained-space log density, ``log|J|`` included) and per observed site an
+        ``(S, N)`` array of ``log p(x_i | theta)``."""
+
     def log_likelihood(self, theta) -> dict[str, np.ndarray]:
         """``(S, D) ->`` per observed site an ``(S, N)`` array of ``log p(x_i | theta)``."""
+        return self.pointwise(theta)[1]
 
     @abc.abstractmethod
     def constrain(self, theta) -> dict[str, np.ndarray]:

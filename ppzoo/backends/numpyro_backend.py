@@ -200,22 +200,29 @@ class NumPyroBackend(Backend):
         return value, grad
 
     def _pointwise_single(self, theta):
-        params = self._constrain_single(theta)[0]
+        """``(D,) -> (lp, {site: (N,)})``: ``lp = -U(theta)`` on all the data, and per observed
+        site its log-likelihood per datum; one trace of the model serves both."""
+        params, log_det = self._constrain_single(theta)
         layout = self.layout
         data = dict(params)
         if layout.data_plate is not None:
             data[layout.data_plate] = jnp.arange(layout.num_data)
         trace = trace_numpyro(self.model, self.args, self.kwargs, data=data)
+        lp = log_det
+        for site in trace.values():
+            if site["type"] == "sample":
+                scale = 1.0 if site.get("scale") is None else site["scale"]
+                lp = lp + jnp.sum(_masked_log_prob(site)) * scale
         out = {}
         for s in layout.observed:
             site = trace[s.name]
-            lp = _masked_log_prob(site)
+            site_lp = _masked_log_prob(site)
             if layout.data_plate is None:
-                out[s.name] = jnp.sum(lp).reshape(1)
+                out[s.name] = jnp.sum(site_lp).reshape(1)
             else:
-                lp = jnp.broadcast_to(lp, site["fn"].batch_shape)
-                out[s.name] = jnp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
-        return out
+                site_lp = jnp.broadcast_to(site_lp, site["fn"].batch_shape)
+                out[s.name] = jnp.moveaxis(site_lp, site_lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+        return lp, out
 
     # -- public chain-batched API --------------------------------------------
     def potential(self, theta, idx):
@@ -230,8 +237,9 @@ class NumPyroBackend(Backend):
     def full_grad(self, theta):
         return self._full_grad(theta)
 
-    def log_likelihood(self, theta):
-        return {k: np.asarray(v) for k, v in self._pointwise(jnp.asarray(theta)).items()}
+    def pointwise(self, theta):
+        lp, loglik = self._pointwise(jnp.asarray(theta))
+        return np.asarray(lp), {k: np.asarray(v) for k, v in loglik.items()}
 
     def constrain(self, theta):
         return {k: np.asarray(v) for k, v in self._constrain(jnp.asarray(theta)).items()}

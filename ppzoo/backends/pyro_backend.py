@@ -332,27 +332,35 @@ class PyroBackend(Backend):
         return self._full_value_and_grad(theta)[1]
 
     # -- conversions ----------------------------------------------------------
-    def log_likelihood(self, theta):
+    def pointwise(self, theta):
         theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
         layout = self.layout
         out = {s.name: [] for s in layout.observed}
+        log_density = []
         full = torch.arange(layout.num_data, device=self.device)
         with torch.no_grad():
             for th in theta:
-                data = dict(self._constrain_single(th)[0])
+                params, log_det = self._constrain_single(th)
+                data = dict(params)
                 if layout.data_plate is not None:
                     data[layout.data_plate] = full
                 trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
+                lp = log_det
+                for site in trace.nodes.values():
+                    if site["type"] == "sample" and not site_is_subsample(site):
+                        lp = lp + _masked_log_prob(site).sum() * site.get("scale", 1.0)
+                log_density.append(lp)
                 for s in layout.observed:
                     site = trace.nodes[s.name]
-                    lp = _masked_log_prob(site)
+                    site_lp = _masked_log_prob(site)
                     if layout.data_plate is None:
-                        lp = lp.sum().reshape(1)
+                        site_lp = site_lp.sum().reshape(1)
                     else:
-                        lp = lp.expand(site["fn"].batch_shape)
-                        lp = lp.movedim(lp.dim() + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
-                    out[s.name].append(lp)
-        return {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
+                        site_lp = site_lp.expand(site["fn"].batch_shape)
+                        site_lp = site_lp.movedim(site_lp.dim() + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+                    out[s.name].append(site_lp)
+        loglik = {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
+        return torch.stack(log_density).cpu().numpy(), loglik
 
     def constrain(self, theta):
         theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)

@@ -115,7 +115,7 @@ class CollapseReport:
     site: str = "z"
 
     def to_dataset(self):
-        """An ``xarray.Dataset`` (dim ``latent_dim``), the InferenceData group ``collapse``."""
+        """An ``xarray.Dataset`` (dim ``latent_dim``), the ArviZ result's group ``collapse``."""
         import xarray as xr
 
         d = len(self.kl)
@@ -134,7 +134,7 @@ class CollapseReport:
 
     @classmethod
     def from_dataset(cls, ds) -> CollapseReport:
-        """The report stored in an InferenceData's ``collapse`` group."""
+        """The report stored in an ArviZ result's ``collapse`` group (an ``xarray.Dataset``)."""
         return cls(
             kl=ds["kl"].values, mean_variance=ds["mean_variance"].values, active_units=int(ds["active_units"]),
             mutual_information=float(ds["mutual_information"]), rate=float(ds["rate"]),
@@ -171,15 +171,17 @@ def collapse_report(loc, scale, reconstruction=None, *, threshold: float = 0.01,
 def plot_collapse(report, ax=None):
     """Bars of KL per latent dimension, active ones filled, with the AU count, MI, rate and distortion.
 
-    ``report``: a :class:`CollapseReport` or an InferenceData with a ``collapse`` group.
-    Returns the matplotlib axes.
+    ``report``: a :class:`CollapseReport`, or a fit's ArviZ result (``DataTree`` or
+    ``InferenceData``) with a ``collapse`` group. Returns the matplotlib axes.
     """
     import matplotlib.pyplot as plt
 
+    from ppzoo.diagnostics import arviz_compat
+
     if not isinstance(report, CollapseReport):
-        if not hasattr(report, "collapse"):
-            raise ValueError("report must be a CollapseReport or an InferenceData with a 'collapse' group")
-        report = CollapseReport.from_dataset(report.collapse)
+        if not (arviz_compat.is_result(report) and arviz_compat.has_group(report, "collapse")):
+            raise ValueError("report must be a CollapseReport or an ArviZ result with a 'collapse' group")
+        report = CollapseReport.from_dataset(arviz_compat.get_group(report, "collapse"))
     if ax is None:
         _, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(report.kl) + 2), 3.2))
     active = report.mean_variance > report.threshold

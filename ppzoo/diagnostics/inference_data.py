@@ -1,18 +1,20 @@
-"""Conversion of sampler runs to ``arviz.InferenceData``.
+"""Conversion of sampler runs to the ArviZ result of the installed line.
 
-Groups: ``posterior`` (constrained values, dims ``chain``, ``draw`` and
-``<site>_dim_k``), ``sample_stats`` (``step_size``, cumulative per-datum
-``grad_evals``, ``diverging``), ``log_likelihood`` (per observed site and
-datum, dim named after the data plate, so ``az.loo`` works) and
-``observed_data``.
+``xarray.DataTree`` under ArviZ 1.x, ``arviz.InferenceData`` under 0.23
+(:mod:`ppzoo.diagnostics.arviz_compat`), with the same groups under both:
+``posterior`` (constrained values, dims ``chain``, ``draw`` and
+``<site>_dim_k``), ``sample_stats`` (ArviZ's schema names: ``step_size``,
+``diverging``, ``lp``; and ppzoo's cumulative per-datum ``grad_evals`` and
+``full_gradient``), ``log_likelihood`` (per observed site and datum, dim
+named after the data plate, so ``az.loo`` works) and ``observed_data``.
 """
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 
 from ppzoo._version import __version__
+from ppzoo.diagnostics import arviz_compat
 
 __all__ = ["sampler_run_to_inference_data"]
 
@@ -25,18 +27,28 @@ def _per_draw(fn, flat, chunk):
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
 
+def _pointwise(backend, flat, chunk):
+    parts = [backend.pointwise(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
+    lp = np.concatenate([p[0] for p in parts])
+    return lp, {k: np.concatenate([p[1][k] for p in parts], axis=0) for k in parts[0][1]}
+
+
 def _observed_dims(name, shape, data_dim):
     return [data_dim] + [f"{name}_dim_{k}" for k in range(len(shape) - 1)]
 
 
 def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
-    """``InferenceData`` of a :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
+    """The ArviZ result (``DataTree`` / ``InferenceData``) of a
+    :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
 
     Args:
         run: draws ``(C, S, D)`` in unconstrained space and their stats.
         backend: the backend that made them (for the transforms and likelihood).
         log_likelihood: compute the ``(C, S, N)`` per-datum log-likelihood
-            (memory ``C * S * N`` floats; turn off for very large N).
+            (memory ``C * S * N`` floats; turn off for very large N) and, from
+            the same pass over the data, ``sample_stats.lp``: ``-U(theta)``, the
+            full-data log density in the unconstrained space (``log|J|``
+            included, as ``az.from_numpyro``'s ``lp``).
     """
     num_chains, num_draws, dim = run.positions.shape
     flat = run.positions.reshape(num_chains * num_draws, dim)
@@ -48,19 +60,19 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     data_dim = layout.data_plate or "datum"
     observed = backend.observed_data()
     dims = {name: _observed_dims(name, value.shape, data_dim) for name, value in observed.items()}
-    groups = {"posterior": posterior, "observed_data": observed, "dims": dims}
+    groups = {"posterior": posterior, "observed_data": observed}
+    stats = dict(run.stats)
+    stats["diverging"] = stats["diverging"].astype(bool)
     if log_likelihood:
-        loglik = _per_draw(backend.log_likelihood, flat, _LOGLIK_CHUNK)
+        lp, loglik = _pointwise(backend, flat, _LOGLIK_CHUNK)
         groups["log_likelihood"] = {
             k: v.reshape(num_chains, num_draws, v.shape[-1]) for k, v in loglik.items()
         }
         for name in loglik:
             dims.setdefault(name, [data_dim])
-    stats = dict(run.stats)
-    stats["diverging"] = stats["diverging"].astype(bool)
+        stats["lp"] = lp.reshape(num_chains, num_draws)
     groups["sample_stats"] = stats
     kernel = run.kernel
-    idata = az.from_dict(**groups)
     attrs = {
         "inference_library": "ppzoo",
         "inference_library_version": __version__,
@@ -79,6 +91,4 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         attrs["inner_loop"] = int(kernel.inner_loop)
     # adapted: 1 if warmup chose the step size (and preconditioner); inverse_mass: diag M^-1, (D,)
     attrs.update(run.attrs)
-    for group in idata.groups():
-        getattr(idata, group).attrs.update(attrs)
-    return idata
+    return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)

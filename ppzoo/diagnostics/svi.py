@@ -10,10 +10,10 @@ corrected, or trusted). Computed with ArviZ's ``psislw``.
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 
 from ppzoo._version import __version__
+from ppzoo.diagnostics import arviz_compat
 
 __all__ = ["svi_draws_to_inference_data", "psis_khat"]
 
@@ -23,8 +23,7 @@ def psis_khat(log_weights) -> np.ndarray | float:
     log_weights = np.asarray(log_weights, dtype=np.float64)
     if log_weights.ndim == 0 or log_weights.shape[-1] < 2:
         raise ValueError(f"log_weights must hold at least 2 draws along its last axis, got shape {log_weights.shape}")
-    _, khat = az.psislw(log_weights)
-    khat = np.asarray(khat)
+    _, khat = arviz_compat.psislw(log_weights)
     return float(khat) if khat.ndim == 0 else khat
 
 
@@ -34,7 +33,7 @@ def _latent_dims(name, value, local, data_dim):
 
 
 def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, *, local, data_plate, attrs):
-    """``InferenceData`` of ``S`` guide draws (one chain).
+    """The ArviZ result (``DataTree`` / ``InferenceData``) of ``S`` guide draws (one chain).
 
     Args:
         latents: ``{site: (S, ...)}``, constrained draws from the guide.
@@ -54,17 +53,16 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
             f"{name}_dim_{k}" for k in range(np.ndim(value) - int(per_datum))
         ]
 
-    def group(data, dims, sample_dims=("chain", "draw")):
-        return az.dict_to_dataset(data, dims=dims, default_dims=list(sample_dims))
-
-    # each group gets its own dims: an observed site's value and its per-datum log-likelihood share a name
-    idata = az.InferenceData(
-        posterior=group({n: np.asarray(v)[None] for n, v in latents.items()}, latent_dims),
-        log_likelihood=group({n: np.asarray(v)[None] for n, v in log_likelihood.items()}, {n: [data_dim] for n in log_likelihood}),
-        sample_stats=group({"log_weight": np.asarray(log_weights)[None]}, {}),
-        observed_data=group({n: np.asarray(v) for n, v in observed.items()}, observed_dims, sample_dims=()),
-    )
+    # an observed site's value and its per-datum log-likelihood share a name: the
+    # log-likelihood takes the leading (datum) dim of the observed value's dims
+    dims = {**latent_dims, **observed_dims}
+    for name in log_likelihood:
+        dims.setdefault(name, [data_dim])
+    groups = {
+        "posterior": {n: np.asarray(v)[None] for n, v in latents.items()},
+        "log_likelihood": {n: np.asarray(v)[None] for n, v in log_likelihood.items()},
+        "sample_stats": {"log_weight": np.asarray(log_weights)[None]},
+        "observed_data": {n: np.asarray(v) for n, v in observed.items()},
+    }
     attrs = {"inference_library": "ppzoo", "inference_library_version": __version__, **attrs}
-    for group in idata.groups():
-        getattr(idata, group).attrs.update(attrs)
-    return idata
+    return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from ppzoo.diagnostics import arviz_compat
+
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "raw_breast_cancer.json"
 SETTINGS = {"num_warmup": 5000, "num_samples": 10000, "num_chains": 4, "seed": 0, "target_accept_prob": 0.95}
@@ -45,7 +47,7 @@ def main():
     mcmc.run(jax.random.PRNGKey(SETTINGS["seed"]), jnp.asarray(x), y=jnp.asarray(kwargs["y"]))
     seconds = time.perf_counter() - start
     idata = az.from_numpyro(mcmc)
-    summary = az.summary(idata, var_names=["w", "b"], kind="all", round_to="none")
+    summary = arviz_compat.summary(idata, var_names=["w", "b"])
     params = {
         name: {
             "mean": float(row["mean"]),
