@@ -136,11 +136,7 @@ def run_all(names, backends, methods, scale, done=(), save=None) -> list[dict]:
     finished = {(r["model"], r["backend"], r["method"]) for r in rows}
     for i, name in enumerate(names):
         if i:  # the previous entry's compiled programs go, so memory stays bounded over the zoo
-            from ppzoo.inference.sgmcmc import driver
-
             jax.clear_caches()
-            # the driver keeps its recent (kernel, backend) steps for reuse
-            getattr(getattr(driver, "_bound_step", None), "cache_clear", lambda: None)()
             gc.collect()
         spec = models.get(name)
         for backend in backends:

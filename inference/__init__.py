@@ -4,8 +4,8 @@
 ``log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling.
 
 The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD``, ``SGLDCV`` and ``PSGLD`` run through
-``ppzoo.sample(method=...)`` on either backend, and are also NumPyro
-``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
+``ppzoo.sample(method=...)`` on either backend; given a NumPyro model they are
+NumPyro ``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
 """
 
 from .evaluate import LogMarginalLikelihood, log_marginal_likelihood

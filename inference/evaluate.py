@@ -11,17 +11,17 @@ memory is that of ``chunk_size`` particles over the data whatever ``K`` is.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ppzoo.backends import detect_backend
+from ppzoo.backends.svi_adapter import svi_adapter
+from ppzoo.checks import check_count, check_seed
 
-from .checks import check_count
 from .svi.estimators import group_log_weights
 
-__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "evaluate_in_chunks", "backend_evaluator", "backend_local_normals"]
+__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "estimate_log_marginal_likelihood", "evaluate_in_chunks"]
 
 
 @dataclass
@@ -41,80 +41,6 @@ class LogMarginalLikelihood:
 
     def __float__(self):
         return self.total
-
-
-def backend_evaluator(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> Callable:
-    """``evaluate(num_particles, seed, terms_only=False)`` for the model's PPL (see ``pyro_svi.evaluate``), results as NumPy.
-
-    Returns ``(terms, latents, log_likelihood, observed, local)`` with every array in NumPy (float64 for terms).
-    """
-    args, kwargs = tuple(args), dict(kwargs)
-    backend = backend or detect_backend(model, args, kwargs)
-    if backend == "pyro":
-        import pyro
-
-        from ppzoo.backends import pyro_svi
-        from ppzoo.backends.pyro_backend import _to_torch, _torch_device
-
-        dev = _torch_device(device)
-        args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
-        params = _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, dev) or None
-
-        def evaluate(num_particles, seed, terms_only=False):
-            pyro.set_rng_seed(seed)
-            out = pyro_svi.evaluate(
-                model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate,
-                terms_only=terms_only,
-            )
-            return _to_numpy(out, lambda x: x.detach().cpu().numpy())
-
-    elif backend == "numpyro":
-        from ppzoo.backends import numpyro_svi
-        from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
-
-        dev = _jax_device(device)
-        args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
-
-        evaluate_jax = numpyro_svi.make_evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)
-
-        def evaluate(num_particles, seed, terms_only=False):
-            return _to_numpy(evaluate_jax(num_particles, seed, terms_only), np.asarray)
-
-    else:
-        raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
-    return evaluate
-
-
-def backend_local_normals(model, guide, args, kwargs, *, params, backend=None, data_plate=None, device=None) -> dict:
-    """``{site: (loc, scale)}``: the guide's per-datum Normal latents on all the data, ``(N, d)`` NumPy arrays."""
-    args, kwargs = tuple(args), dict(kwargs)
-    backend = backend or detect_backend(model, args, kwargs)
-    if backend == "pyro":
-        from ppzoo.backends import pyro_svi
-        from ppzoo.backends.pyro_backend import _to_torch, _torch_device
-
-        dev = _torch_device(device)
-        args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
-        params = _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, dev) or None
-        return pyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
-    if backend == "numpyro":
-        from ppzoo.backends import numpyro_svi
-        from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
-
-        dev = _jax_device(device)
-        args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
-        return numpyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
-    raise ValueError(f"backend must be 'pyro', 'numpyro' or None, got {backend!r}")
-
-
-def _to_numpy(out, convert):
-    terms, latents, loglik, observed, local = out
-    for field in ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local"):
-        value = getattr(terms, field)
-        setattr(terms, field, None if value is None else np.asarray(convert(value), dtype=np.float64))
-    terms.stop_gradient = lambda x: x
-    as_np = lambda d: None if d is None else {k: convert(v) for k, v in d.items()}  # noqa: E731
-    return terms, as_np(latents), as_np(loglik), as_np(observed), local
 
 
 def evaluate_in_chunks(evaluate, num_samples, chunk_size, seed, **options):
@@ -141,7 +67,19 @@ def log_marginal_likelihood(
     """
     check_count("num_samples", num_samples)
     check_count("chunk_size", chunk_size)
-    evaluate = backend_evaluator(model, guide, args, kwargs, params=params, backend=backend, data_plate=data_plate, device=device)
+    check_seed(seed)
+    args, kwargs = tuple(args), dict(kwargs)
+    adapter = svi_adapter(backend or detect_backend(model, args, kwargs), device)
+    evaluate = adapter.evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)
+    return estimate_log_marginal_likelihood(evaluate, num_samples=num_samples, chunk_size=chunk_size, seed=seed)
+
+
+def estimate_log_marginal_likelihood(evaluate, *, num_samples: int, chunk_size: int, seed: int) -> LogMarginalLikelihood:
+    """:func:`log_marginal_likelihood` from an evaluator ``evaluate(num_particles, seed, terms_only)``
+    (an SVI adapter's, :mod:`ppzoo.backends.svi_adapter`)."""
+    check_count("num_samples", num_samples)
+    check_count("chunk_size", chunk_size)
+    check_seed(seed)
     acc = acc2 = const = None
     scale = 1.0
     per_datum_mode = False

@@ -29,6 +29,7 @@ import pyro
 import pyro.distributions as pdist
 import torch
 
+from ppzoo.checks import check_count
 from ppzoo.data import load_diabetes
 
 from .registry import ModelSpec
@@ -119,9 +120,7 @@ def prior_inverse_mass(inputs: int = 1, hidden: int = HIDDEN) -> np.ndarray:
     preconditioner that treats every hidden unit alike is the same in every
     copy; warmup still chooses the step size.
     """
-    for name, value in (("inputs", inputs), ("hidden", hidden)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    inputs, hidden = check_count("inputs", inputs), check_count("hidden", hidden)
     return np.concatenate([
         np.ones(hidden), [1.0], [1.0], np.ones(inputs * hidden), np.full(hidden, 1.0 / hidden),
     ])

@@ -46,6 +46,7 @@ import pyro
 import pyro.distributions as pdist
 import torch
 
+from ppzoo.checks import check_count
 from ppzoo.data import standardize
 
 from .registry import ModelSpec
@@ -57,7 +58,8 @@ COMPONENTS = 2
 
 
 def _check_sizes(dim, components):
-    if not isinstance(components, int) or isinstance(components, bool) or not 1 <= components <= dim:
+    check_count("components", components)
+    if components > dim:
         raise ValueError(f"components must be an integer K with 1 <= K <= D = {dim}, got {components!r}")
 
 

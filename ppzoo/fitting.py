@@ -10,15 +10,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ppzoo.backends import BACKENDS, detect_backend
+from ppzoo.backends.svi_adapter import svi_adapter
+from ppzoo.checks import check_count, check_flag, check_seed
 from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
 from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
-from ppzoo.inference.checks import check_count
-from ppzoo.inference.evaluate import (
-    backend_evaluator,
-    backend_local_normals,
-    evaluate_in_chunks,
-    log_marginal_likelihood,
-)
+from ppzoo.inference.evaluate import estimate_log_marginal_likelihood, evaluate_in_chunks
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 
 __all__ = ["fit", "Fit"]
@@ -80,23 +76,18 @@ class Fit:
     device: object = None
     stop_reason: str | None = None
     compiled_as: str | None = None
-    _pyro_state: object = field(default=None, repr=False)
+    #: the PPL's state of this fit (Pyro: its parameter-store scope)
+    _scope: object = field(default=None, repr=False)
+
+    @property
+    def _adapter(self):
+        return svi_adapter(self.backend, self.device)
 
     def _evaluator(self):
-        evaluate = backend_evaluator(
-            self.model, self.guide, self.args, self.kwargs, params=self.params, backend=self.backend,
-            data_plate=self.data_plate, device=self.device,
+        return self._adapter.evaluator(
+            self.model, self.guide, self.args, self.kwargs, params=self.params, data_plate=self.data_plate,
+            scope=self._scope,
         )
-        if self.backend != "pyro":
-            return evaluate
-
-        def in_scope(num_particles, seed, **options):
-            import pyro
-
-            with pyro.get_param_store().scope(self._pyro_state):
-                return evaluate(num_particles, seed, **options)
-
-        return in_scope
 
     def _draws(self, num_samples, seed, chunk_size):
         check_count("num_samples", num_samples, 2)
@@ -113,14 +104,6 @@ class Fit:
             local_weights = np.concatenate([t.model_local - t.guide_local for t, *_ in chunks])
         return cat(1), cat(2), chunks[0][3], np.concatenate(weights), local_weights, chunks[0][4]
 
-    def _in_scope(self, fn):
-        if self.backend != "pyro":
-            return fn()
-        import pyro
-
-        with pyro.get_param_store().scope(self._pyro_state):
-            return fn()
-
     def collapse(self, site: str | None = None, num_samples: int = 10, seed: int = 0, threshold: float = 0.01) -> CollapseReport:
         """Posterior-collapse diagnostics of the guide's per-datum Gaussian latent ``site`` on all the data.
 
@@ -131,10 +114,10 @@ class Fit:
         ``site`` may be omitted when the guide has one such latent.
         """
         check_count("num_samples", num_samples, 1)
-        normals = self._in_scope(lambda: backend_local_normals(
-            self.model, self.guide, self.args, self.kwargs, params=self.params, backend=self.backend,
-            data_plate=self.data_plate, device=self.device,
-        ))
+        normals = self._adapter.local_normals(
+            self.model, self.guide, self.args, self.kwargs, params=self.params, data_plate=self.data_plate,
+            scope=self._scope,
+        )
         if not normals:
             raise ValueError("collapse diagnostics need a guide with a Normal latent inside the data plate (an encoder q(z|x))")
         if site is None:
@@ -193,18 +176,9 @@ class Fit:
 
     def log_marginal_likelihood(self, num_samples: int = 5000, chunk_size: int = 100, seed: int = 0):
         """``ppzoo.log_marginal_likelihood`` of the fitted guide on the data it was fitted to."""
-        def run():
-            return log_marginal_likelihood(
-                self.model, self.guide, self.params, *self.args, num_samples=num_samples, chunk_size=chunk_size,
-                seed=seed, backend=self.backend, data_plate=self.data_plate, device=self.device, **self.kwargs,
-            )
-
-        if self.backend != "pyro":
-            return run()
-        import pyro
-
-        with pyro.get_param_store().scope(self._pyro_state):
-            return run()
+        return estimate_log_marginal_likelihood(
+            self._evaluator(), num_samples=num_samples, chunk_size=chunk_size, seed=seed
+        )
 
 
 def fit(
@@ -274,15 +248,15 @@ def fit(
     """
     objective = _objective(objective, num_particles, estimator, data_plate)
     check_count("num_steps", num_steps, 1)
-    check_count("seed", seed, 0)
+    check_seed(seed)
+    check_flag("progress_bar", progress_bar)
     if not callable(guide):
         raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
     if step_kwargs is not None and not callable(step_kwargs):
         raise TypeError(f"step_kwargs must be a function t -> dict of keyword arguments, got {type(step_kwargs).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
-    if not isinstance(jit_compile, bool):
-        raise TypeError(f"jit_compile must be True or False, got {jit_compile!r}")
+    check_flag("jit_compile", jit_compile)
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     args, kwargs = tuple(args), dict(kwargs)
@@ -299,85 +273,18 @@ def fit(
 
     settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs)
     try:
-        if backend == "pyro":
-            result = _fit_pyro(
-                objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings, jit_compile,
-            )
-        else:
-            result = _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings)
+        result = svi_adapter(backend, device).fit(
+            objective, model, guide, args, kwargs, optimizer=optimizer, learning_rate=LEARNING_RATE,
+            batch_size=batch_size, data_plate=data_plate, settings=settings, jit_compile=jit_compile,
+        )
     finally:
         bar.close()
-    params, losses, reason, plate, state, compiled_as = result
-    if reason:
-        warnings.warn(f"ppzoo.fit stopped early: {reason}; keeping the parameters of the last finite step", stacklevel=2)
-    return Fit(
-        model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective, params=params,
-        losses=np.asarray(losses, dtype=np.float64), data_plate=plate, device=device, stop_reason=reason,
-        compiled_as=compiled_as, _pyro_state=state,
-    )
-
-
-def _check_batch(batch_size, plate, size):
-    if batch_size is None:
-        return
-    check_count("batch_size", batch_size, 1)
-    if plate is None:
-        raise ValueError("batch_size was given but the model has no data plate around its observations to subsample")
-    if batch_size > size:
-        raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
-
-
-def _fit_pyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings, jit_compile):
-    import pyro
-
-    from ppzoo.backends import pyro_svi
-    from ppzoo.backends.pyro_backend import _to_torch, _torch_device
-
-    dev = _torch_device(device)
-    args, kwargs = _to_torch(args, dev), _to_torch(kwargs, dev)
-    if optimizer is None:
-        optimizer = pyro.optim.Adam({"lr": LEARNING_RATE})
-    if not isinstance(optimizer, pyro.optim.PyroOptim):
-        raise TypeError(f"optimizer must be a pyro.optim optimiser for a Pyro model, got {type(optimizer).__name__}")
-    with pyro.get_param_store().scope() as state:
-        pyro.set_rng_seed(settings["seed"])
-        plate, size, _ = pyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
-        _check_batch(batch_size, plate, size)
-        params, losses, reason, compiled_as = pyro_svi.run_svi(
-            objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size,
-            jit_compile=jit_compile, **settings,
+    if result.stop_reason:
+        warnings.warn(
+            f"ppzoo.fit stopped early: {result.stop_reason}; keeping the parameters of the last finite step", stacklevel=2
         )
-    return params, losses, reason, plate, state, compiled_as
-
-
-_NUMPYRO_ADAM = []
-
-
-def _default_numpyro_optimizer():
-    """One default optimiser object, so later fits reuse what the first compiled."""
-    if not _NUMPYRO_ADAM:
-        import numpyro.optim
-        import optax
-
-        _NUMPYRO_ADAM.append(numpyro.optim.optax_to_numpyro(optax.adam(LEARNING_RATE)))
-    return _NUMPYRO_ADAM[0]
-
-
-def _fit_numpyro(objective, model, guide, args, kwargs, optimizer, batch_size, data_plate, device, settings):
-    import numpyro.optim
-
-    from ppzoo.backends import numpyro_svi
-    from ppzoo.backends.numpyro_backend import _jax_device, _to_jax
-
-    dev = _jax_device(device)
-    args, kwargs = _to_jax(args, dev), _to_jax(kwargs, dev)
-    if optimizer is None:
-        optimizer = _default_numpyro_optimizer()
-    if not isinstance(optimizer, numpyro.optim._NumPyroOptim):
-        raise TypeError(f"optimizer must be a numpyro.optim optimiser for a NumPyro model, got {type(optimizer).__name__}")
-    plate, size, _ = numpyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
-    _check_batch(batch_size, plate, size)
-    params, losses, reason = numpyro_svi.run_svi(
-        objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size, **settings
+    return Fit(
+        model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective,
+        params=result.params, losses=np.asarray(result.losses, dtype=np.float64), data_plate=result.data_plate,
+        device=device, stop_reason=result.stop_reason, compiled_as=result.compiled_as, _scope=result.scope,
     )
-    return params, losses, reason, plate, None, "jit"

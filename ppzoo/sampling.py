@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ppzoo.backends import make_backend
+from ppzoo.checks import check_flag, check_seed
 from ppzoo.diagnostics import sampler_run_to_inference_data
 from ppzoo.inference import get_sampler, run_chains
 from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
@@ -88,6 +89,10 @@ def sample(
         ``observed_data``; the attrs record ``adapted`` and the preconditioner
         ``inverse_mass``.
     """
+    check_flag("log_likelihood", log_likelihood)
+    check_flag("progress_bar", progress_bar)
+    check_flag("adapt", adapt)
+    check_seed(seed)
     kernel = _kernel(
         method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,
         inverse_mass=inverse_mass,

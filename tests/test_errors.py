@@ -73,15 +73,14 @@ def test_per_datum_latent_names_the_site():
     [
         ({"step_size": 0.0}, "step_size must be > 0"),
         ({"step_size": -1.0}, "step_size must be > 0"),
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"batch_size": 61}, "batch_size must be at most N=60"),
-        ({"num_samples": 0}, "num_samples must be >= 1"),
-        ({"num_chains": 0}, "num_chains must be >= 1"),
+        ({"num_samples": 0}, "num_samples must be an integer >= 1, got 0"),
+        ({"num_chains": 0}, "num_chains must be an integer >= 1, got 0"),
         ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
         ({"data_plate": "rows"}, "data_plate='rows' is not a plate of model .* its plates are: 'data'"),
         ({"method": "hmc"}, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'"),
-        ({"method": "sarah-ld", "inner_loop": 0}, "inner_loop must be a positive integer, got 0"),
-        ({"method": "svrg-ld", "inner_loop": 2.5}, "inner_loop must be a positive integer"),
+        ({"method": "sarah-ld", "inner_loop": 0}, "inner_loop must be an integer >= 1, got 0"),
         ({"method": "sgld", "inner_loop": 5}, "inner_loop applies to svrg-ld and sarah-ld"),
         ({"method": "svrg-ld", "batch_size": 61}, "batch_size must be at most N=60"),
         ({"method": "sarah-ld", "temperature": -0.5}, "temperature must be a finite number >= 0"),
@@ -93,6 +92,34 @@ def test_bad_arguments(regression_data, kwargs, match):
     options = {**KW, **kwargs}
     with pytest.raises(ValueError, match=match):
         ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **options)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "svrg-ld", "inner_loop": 2.5}, "inner_loop must be an integer >= 1, got 2.5"),
+        ({"num_samples": 10.0}, "num_samples must be an integer >= 1, got 10.0"),
+        ({"seed": "1"}, "seed must be an integer >= 0, got '1'"),
+        ({"log_likelihood": "no"}, "log_likelihood must be True or False, got 'no'"),
+        ({"progress_bar": 0}, "progress_bar must be True or False, got 0"),
+        ({"step_size": lambda t: 1e-3}, "step_size must be a positive number, ppzoo.inference.Constant"),
+    ],
+)
+def test_arguments_of_the_wrong_type(regression_data, kwargs, match):
+    x, y = regression_data
+    with pytest.raises(TypeError, match=match):
+        ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, **{**KW, **kwargs})
+
+
+def test_numpy_integers_are_integers(regression_data):
+    """One check for every count: NumPy integers pass wherever Python ones do."""
+    x, y = regression_data
+    idata = ppzoo.sample(
+        LINEAR_REGRESSION["numpyro"], x, y=y, step_size=1e-3, batch_size=np.int64(15), num_samples=np.int64(5),
+        num_warmup=np.int32(5), num_chains=np.int64(2), thinning=np.int64(1), seed=np.int64(3), progress_bar=False,
+        log_likelihood=False,
+    )
+    assert idata.posterior.sizes["draw"] == 5 and idata.posterior.attrs["batch_size"] == 15
 
 
 def test_model_without_data_plate_runs_full_batch_and_says_so():
@@ -170,11 +197,11 @@ def test_bad_adaptation_settings(regression_data, kwargs, error, match):
         ({"decay": 1.0}, ValueError, r"decay must be a number in \(0, 1\).*got 1.0"),
         ({"decay": -0.5}, ValueError, r"decay must be a number in \(0, 1\)"),
         ({"decay": "0.9"}, ValueError, r"decay must be a number in \(0, 1\)"),
-        ({"damping": 0.0}, ValueError, "damping must be a positive finite number.*got 0.0"),
-        ({"damping": -1e-5}, ValueError, "damping must be a positive finite number"),
-        ({"damping": float("inf")}, ValueError, "damping must be a positive finite number"),
+        ({"damping": 0.0}, ValueError, "damping must be a finite number > 0, got 0.0"),
+        ({"damping": -1e-5}, ValueError, "damping must be a finite number > 0"),
+        ({"damping": float("inf")}, ValueError, "damping must be a finite number > 0"),
         ({"freeze": "yes"}, TypeError, "freeze must be True or False"),
-        ({"prime_steps": 0}, ValueError, "prime_steps must be a positive integer, got 0"),
+        ({"prime_steps": 0}, ValueError, "prime_steps must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_psgld_settings(settings, error, match):

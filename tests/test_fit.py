@@ -195,13 +195,13 @@ def pyro_coin_guide(x):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"objective": "iwae", "num_particles": 0}, "num_particles must be >= 1"),
+        ({"objective": "iwae", "num_particles": 0}, "num_particles must be an integer >= 1, got 0"),
         ({"objective": "iwae", "num_particles": 2.5}, "num_particles must be an integer"),
         ({"objective": "iwae", "estimator": "score"}, r"estimator must be one of \('reparam', 'stl', 'dreg'\)"),
         ({"objective": "elbo", "estimator": "dreg"}, "use IWAE for 'dreg'"),
         ({"objective": "kl"}, "objective must be 'elbo', 'iwae'"),
-        ({"num_steps": 0}, "num_steps must be >= 1"),
-        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"num_steps": 0}, "num_steps must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"batch_size": 51}, "batch_size must be <= the number of data N=50"),
         ({"backend": "stan"}, "backend must be one of"),
         ({"jit_compile": 1}, "jit_compile must be True or False"),
@@ -239,7 +239,7 @@ def test_annealing_schedule_on_numpyro_needs_the_step(location_data):
 
 
 def test_log_marginal_likelihood_checks_its_counts(ppca_data):
-    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         ppzoo.log_marginal_likelihood(*PPCA["numpyro"], None, ppca_data, num_samples=0)
     with pytest.raises(TypeError, match="chunk_size must be an integer"):
         ppzoo.log_marginal_likelihood(*PPCA["numpyro"], None, ppca_data, chunk_size=1.5)

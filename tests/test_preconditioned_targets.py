@@ -199,13 +199,14 @@ def test_psgld_step_is_the_papers_update_in_our_convention(name, dense, regressi
     if dense:
         root = rng.standard_normal((d, d))
         minv = root @ root.T / d + 0.5 * np.eye(d)
-    kernel, _ = PSGLD(step_size=h, batch_size=b, decay=a, damping=lam, inverse_mass=minv).setup(backend, None)
+    kernel = PSGLD(step_size=h, batch_size=b, decay=a, damping=lam, inverse_mass=minv).setup(backend)
+    tuning, _ = kernel.initial_tuning(backend, None)
     theta = rng.uniform(-1, 1, (c, d))
     square_avg = rng.uniform(0.01, 0.1, (c, d))
     idx = rng.integers(0, 60, (c, b))
     noise = rng.standard_normal((c, d))
     state = PSGLDState(backend.asarray(theta), 3, backend.asarray(square_avg), 3)
-    new, info = kernel.update(backend, state, _as_index(backend, idx), backend.asarray(noise))
+    new, info = kernel.update(backend, state, _as_index(backend, idx), backend.asarray(noise), tuning)
 
     g = backend.to_numpy(backend.grad(backend.asarray(theta), _as_index(backend, idx))).astype(np.float64)
     factor = np.eye(d) if minv is None else np.linalg.cholesky(minv)
@@ -272,7 +273,7 @@ def test_sarah_ld_chooses_a_short_loop_and_caps_its_step_under_adaptation():
 
     backend = make_backend(numpyro_gaussian, (X_GAUSS, Y_GAUSS), {})
     assert SARAHLD().for_adaptation(backend).inner_loop == 3
-    given, _ = SARAHLD(inner_loop=32, step_size=1.0).setup(backend, None)
+    given = SARAHLD(inner_loop=32, step_size=1.0).setup(backend)
     assert given.for_adaptation(backend).inner_loop == 32
     assert given.adapted_step_fraction(D_GAUSS, 0.1) == pytest.approx(0.96 / 155)
     (x,), kwargs = logistic_regression.load_data(standardized=False)

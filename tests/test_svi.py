@@ -72,18 +72,30 @@ def elbo_value_and_grads(backend, params, x, seed):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("estimator", ["reparam", "stl"])
-def test_iwae_with_one_particle_is_the_elbo(backend, estimator, ppca_data):
+def test_iwae_with_one_particle_is_the_elbo(backend, ppca_data):
+    """K = 1, reparameterised: the value and every gradient of the PPL's own Trace_ELBO."""
     params = off_params()
     value, grads = value_and_grads(backend, IWAE(1, estimator="reparam"), params, ppca_data, seed=4)
     ref_value, ref_grads = elbo_value_and_grads(backend, params, ppca_data, seed=4)
     assert value == pytest.approx(ref_value, rel=1e-5)
     for name in params:
         np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-4, atol=1e-4, err_msg=name)
-    # STL has the same value; its guide gradient drops the score term, so it differs from the ELBO's
-    stl_value, stl_grads = value_and_grads(backend, IWAE(1, estimator=estimator), params, ppca_data, seed=4)
-    assert stl_value == pytest.approx(ref_value, rel=1e-5)
-    np.testing.assert_allclose(stl_grads["mu"], ref_grads["mu"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("estimator", ["stl", "dreg"])
+def test_stl_and_dreg_with_one_particle(backend, estimator, ppca_data):
+    """K = 1: STL and DReG have the ELBO's value and model gradient; their guide gradients drop
+    the score term, so they differ from the ELBO's, and DReG (``w~ = 1``) is STL exactly."""
+    params = off_params()
+    ref_value, ref_grads = elbo_value_and_grads(backend, params, ppca_data, seed=4)
+    value, grads = value_and_grads(backend, IWAE(1, estimator=estimator), params, ppca_data, seed=4)
+    assert value == pytest.approx(ref_value, rel=1e-5)
+    np.testing.assert_allclose(grads["mu"], ref_grads["mu"], rtol=1e-4, atol=1e-4)
+    assert np.abs(grads["b"] - ref_grads["b"]).max() > 1e-3  # the score term is gone
+    _, stl = value_and_grads(backend, IWAE(1, estimator="stl"), params, ppca_data, seed=4)
+    for name in params:
+        np.testing.assert_allclose(grads[name], stl[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -142,6 +154,22 @@ def test_stl_and_dreg_agree_with_reparam_for_model_parameters(backend, ppca_data
         diff = grads["mu"] - ref["mu"]  # same seeds: paired
         mcse = np.maximum(ref["mu"].std(axis=0, ddof=1) / np.sqrt(reps), 1e-6)
         assert np.all(np.abs(diff.mean(axis=0)) < 3 * mcse), (estimator, diff.mean(axis=0), mcse)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dreg_guide_gradient_is_unbiased_and_stl_is_not(backend, ppca_data):
+    """Paired (same draws), K = 5: DReG's guide gradient has the mean of the plain IWAE gradient
+    (Tucker et al. 2019: the weights enter squared); STL's does not. With ``w~`` in place of
+    ``w~^2`` DReG's surrogate is STL's, so the STL check shows the test sees that change."""
+    reps = 500 if backend == "numpyro" else 250
+    _, ref = _repeat(backend, IWAE(5, "reparam"), off_params(), ppca_data, reps)
+    z = {}
+    for estimator in ("dreg", "stl"):
+        _, grads = _repeat(backend, IWAE(5, estimator), off_params(), ppca_data, reps)
+        diff = np.concatenate([(grads[k] - ref[k]).reshape(reps, -1) for k in ("A", "b", "s")], axis=1)
+        z[estimator] = np.abs(diff.mean(axis=0)) / (diff.std(axis=0, ddof=1) / np.sqrt(reps))
+    assert z["dreg"].max() < 4.0, z["dreg"]  # 10 components: each within 4 MCSE
+    assert z["stl"].max() > 10.0, z["stl"]
 
 
 def _snr(grads):

@@ -100,7 +100,7 @@ def test_bnn_preconditioner_follows_the_samplers_layout():
     for site in layout.latent:
         block = inverse_mass[site.offset:site.offset + site.size]
         np.testing.assert_allclose(block, 1.0 / bnn_regression.HIDDEN if site.name == "w2" else 1.0)
-    with pytest.raises(ValueError, match="hidden must be a positive integer"):
+    with pytest.raises(ValueError, match="hidden must be an integer >= 1, got 0"):
         bnn_regression.prior_inverse_mass(hidden=0)
 
 

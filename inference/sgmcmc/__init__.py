@@ -1,13 +1,16 @@
 """Stochastic-gradient Langevin samplers.
 
 Gradient estimators (:mod:`.gradients`) are kept apart from the Langevin
-update (:mod:`.diffusions`); a sampler is an estimator plus an update
+update (:mod:`.diffusions`, which also holds the :class:`~.diffusions.Tuning`
+every step reads); a sampler is an estimator plus an update
 (:mod:`.sgld`, :mod:`.svrg_ld`, :mod:`.sarah_ld`, :mod:`.sgld_cv`; :mod:`.psgld` is SGLD
 with a preconditioner learned from the gradients), driven by
-:func:`.driver.run_chains` on any backend, or by ``numpyro.infer.MCMC``.
+:func:`.driver.run_chains` on any backend, or by ``numpyro.infer.MCMC``
+(``SARAHLD(model)`` is the kernel's NumPyro ``MCMCKernel`` face).
 """
 
 from .base import LangevinKernel
+from .diffusions import Tuning
 from .driver import SamplerRun, run_chains
 from .psgld import PSGLD
 from .sarah_ld import SARAHLD
@@ -17,7 +20,7 @@ from .sgld_cv import SGLDCV
 from .svrg_ld import SVRGLD
 
 __all__ = [
-    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "LangevinKernel", "Constant", "PolynomialDecay",
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "LangevinKernel", "Tuning", "Constant", "PolynomialDecay",
     "SamplerRun", "run_chains", "get_sampler", "SAMPLERS",
 ]
 

@@ -88,20 +88,18 @@ All of it is counted in ``grad_evals``. Warmups shorter than
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 
 import numpy as np
 
 from .preconditioner import Preconditioner
-from .schedules import Constant
 from .step_size import hessian, largest_curvature
 
 __all__ = [
     "STEP_FRACTION", "MIN_WINDOWED_WARMUP", "DENSE_MAX_DIM", "NEWTON_STEPS", "NEWTON_HALVINGS", "NEWTON_ROUNDS",
     "METRIC_STEP", "STRANDED_GAP", "PRECONDITIONERS", "laplace_start", "map_steps_default", "newton_refine", "curvature_in_metric",
-    "retune_step_size", "window_inverse_mass", "effective_draws", "warmup_plan", "with_settings",
+    "retune_step_size", "window_inverse_mass", "effective_draws", "warmup_plan",
 ]
 
 #: ``h = STEP_FRACTION / lambda_max`` of the preconditioned Hessian
@@ -147,14 +145,13 @@ def map_steps_default(num_data: int, batch_size: int) -> int:
     return max(1000, 5 * math.ceil(num_data / batch_size))
 
 
-def laplace_start(
-    backend, position, rng, *, batch_size, dense, seed, map_steps=None, learning_rate=0.05, fraction=STEP_FRACTION
-):
-    """Step 1 above: ``(starts, centres, Preconditioner, step_size, rng, cost)``.
+def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=None, learning_rate=0.05):
+    """Step 1 above, but for the step size: ``(starts, centres, Preconditioner, rng, cost)``.
 
     ``position``: the chains' random starts (backend array ``(C, D)``);
     ``starts`` (backend array) and ``centres`` (NumPy, the per-chain MAPs)
-    are ``(C, D)``; ``cost``: per-datum gradient evaluations per chain.
+    are ``(C, D)``; ``cost``: per-datum gradient evaluations per chain. The
+    driver then chooses ``h`` over the starts and centres (:func:`retune_step_size`).
     """
     steps = map_steps or map_steps_default(backend.num_data, batch_size)
     centre, rng = backend.minimize(position, rng, steps, learning_rate, batch_size)
@@ -200,11 +197,8 @@ def laplace_start(
         potential[stranded] = potential[best]
     # the curvature once more at the best mode, by differences a quarter of a posterior sd long
     pre, more = curvature_in_metric(backend, centres[best], pre)
-    cost += more
     jitter = pre.scale(np.random.default_rng(seed).standard_normal(centres.shape))
-    starts = centres + jitter
-    step_size, more = retune_step_size(backend, np.concatenate([starts, centres]), pre, fraction)
-    return backend.asarray(starts), centres, pre, step_size, rng, cost + more
+    return backend.asarray(centres + jitter), centres, pre, rng, cost + more
 
 
 def curvature_in_metric(backend, point, preconditioner, eps=METRIC_STEP, chunk=64):
@@ -382,8 +376,3 @@ def warmup_plan(num_warmup: int, block: int = 1):
         used += steps
     plan.append((num_warmup - used, None))
     return plan
-
-
-def with_settings(kernel, preconditioner, step_size):
-    """``kernel`` with the preconditioner and a constant ``h``."""
-    return dataclasses.replace(kernel, inverse_mass=preconditioner, step_size=Constant(step_size))

@@ -1,24 +1,34 @@
-"""What every ppzoo Langevin kernel shares: settings, their checks, defaults, and the step record.
+"""What every ppzoo Langevin kernel shares: fixed settings, their checks, defaults, and the step record.
 
-A kernel is a frozen dataclass of settings with three methods the driver
+A kernel is a frozen dataclass of **fixed settings** with methods the driver
 calls (BlackJAX-style pure functions over chain-batched arrays, ``C`` chains,
 ``D`` unconstrained dimensions, ``B`` minibatch size):
 
-* ``setup(backend, positions) -> (kernel, cost)``: resolve the defaults
-  (batch size, step size) for one model;
+* ``setup(backend) -> kernel``: resolve the defaults that depend on the model
+  (batch size, SVRG-LD's and SARAH-LD's inner loop, SGLD-CV's MAP steps);
 * ``init_state(backend, positions, rng, map_estimate=None) -> (state, rng, cost)``:
   the state before the first step (SGLD-CV finds its MAP here, unless given);
-* ``update(backend, state, idx, noise, tuning=None) -> (state, info)``: one
-  step of all chains, with ``idx`` ``(C, B)`` minibatch indices and ``noise``
-  ``(C, D)`` standard normal draws (``tuning``: step size and preconditioner
-  as data, during warmup adaptation).
+* ``update(backend, state, idx, noise, tuning) -> (state, info)``: one step
+  of all chains, with ``idx`` ``(C, B)`` minibatch indices, ``noise``
+  ``(C, D)`` standard normal draws and ``tuning`` the step size and
+  preconditioner (:class:`~.diffusions.Tuning`): state, passed to every step,
+  never stored on the kernel.
 
 ``cost`` is per-datum gradient evaluations per chain. ``info`` holds
 ``(C,)`` arrays: ``step_size``, ``grad_evals`` (this step's cost),
 ``diverging`` and ``full_gradient`` (whether the step used a full gradient).
 
-Every kernel is also a NumPyro ``MCMCKernel`` (through
-:class:`ppzoo.backends.numpyro_mcmc.NumPyroMCMCAdapter`), so
+Kernels that learn a preconditioner of their own while they run (pSGLD)
+override three hooks the driver calls at set-up and during warmup:
+``prime`` (gather statistics at the current positions),
+``step_preconditioner`` (the ``M^-1`` the step size must suit) and
+``finish_warmup`` (freeze what was learned).
+
+``step_size`` and ``inverse_mass`` on a kernel are the user's settings, the
+start of its tuning; the driver (or, under ``numpyro.infer.MCMC``,
+:meth:`LangevinKernel.initial_tuning`) turns them into a ``Tuning``.
+Given a NumPyro model as first argument, a kernel class returns its NumPyro
+``MCMCKernel`` face instead (:mod:`ppzoo.backends.numpyro_mcmc`), so
 ``numpyro.infer.MCMC(SARAHLD(model), ...)`` runs it.
 """
 
@@ -27,75 +37,78 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
 
-from ppzoo.backends.numpyro_mcmc import NumPyroMCMCAdapter
+from ppzoo.checks import check_count, check_number
 
-from .diffusions import langevin_update
-from .preconditioner import apply_factor, apply_inverse_mass, as_preconditioner
+from .diffusions import make_tuning
+from .preconditioner import as_preconditioner
 from .schedules import as_schedule
 from .step_size import default_step_size
 
-__all__ = ["LangevinKernel", "RefreshingKernel", "check_positive_int"]
+__all__ = ["LangevinKernel", "RefreshingKernel"]
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class LangevinKernel(NumPyroMCMCAdapter):
-    """Settings shared by the Langevin kernels.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LangevinKernel(abc.ABC):
+    """Settings shared by the Langevin kernels (keyword arguments).
 
     Args:
-        model: a NumPyro program, needed only when the kernel is run by
-            ``numpyro.infer.MCMC`` (``ppzoo.sample`` passes the model itself).
-        step_size: ``h``: a positive number, a schedule ``t -> h_t``, or
-            ``None`` for ``1 / lambda_max`` of the potential's Hessian
-            (:mod:`.step_size`).
+        step_size: ``h``: a positive number, a schedule (``Constant``,
+            ``PolynomialDecay``), or ``None``: chosen by warmup adaptation, or
+            ``1 / lambda_max`` of the potential's Hessian (:mod:`.step_size`).
         batch_size: ``B``; ``None`` for the model's own ``subsample_size`` if it
             declares one, else ``ceil(sqrt(N))``.
         temperature: ``T >= 0``; noise ``sqrt(2 h T) xi``: the chain targets
             ``p(theta | x) ** (1 / T)`` (``T < 1``: a "cold" posterior; ``T -> 0``:
             optimisation).
-        data_plate: the data plate's name, when ``numpyro.infer.MCMC`` runs the kernel.
         inverse_mass: the preconditioner ``M^-1`` (``theta' = theta - h M^-1 g +
             sqrt(2 h T) L xi``, ``L L' = M^-1``): a ``(D,)`` vector of positive
             numbers (diagonal), a ``(D, D)`` symmetric positive-definite matrix
             (dense), or ``None`` for ``M = I`` (or for warmup adaptation to choose it).
+
+    ``Kernel(model, **settings)``, with a NumPyro program first (and optionally
+    ``data_plate=``), is the kernel's NumPyro ``MCMCKernel``.
     """
 
-    model: Callable | None = None
     step_size: Any = None
     batch_size: int | None = None
     temperature: float = 1.0
-    data_plate: str | None = None
     inverse_mass: Any = None
 
-    #: method name used by ``ppzoo.sample`` and in ``InferenceData`` attrs
+    #: method name used by ``ppzoo.sample`` and in the result's attrs
     name = "langevin"
-    #: whether the kernel estimates a preconditioner of its own as it runs (pSGLD); the
-    #: driver then primes it, chooses ``h`` for it and freezes it (:mod:`.psgld`)
+    #: whether the kernel learns a preconditioner of its own as it runs (pSGLD)
     learns_preconditioner = False
+
+    def __new__(cls, model=None, /, **settings):
+        if model is None:
+            return super().__new__(cls)
+        from ppzoo.backends.numpyro_mcmc import NumPyroLangevin
+
+        data_plate = settings.pop("data_plate", None)
+        return NumPyroLangevin(cls(**settings), model, data_plate=data_plate)
 
     def __post_init__(self):
         if self.step_size is not None:
             as_schedule(self.step_size)  # validates
         if self.batch_size is not None:
-            check_positive_int("batch_size", self.batch_size)
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0 or math.isinf(t):
-            raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
+            check_count("batch_size", self.batch_size)
+        check_number("temperature", self.temperature, low=0.0)
         # a Preconditioner (hashable by identity: compiled blocks are cached per kernel)
         object.__setattr__(self, "inverse_mass", as_preconditioner(self.inverse_mass))
 
+    @property
+    def sample_field(self):
+        # what numpyro.infer.MCMC reads first: a kernel without a model cannot run there
+        name = type(self).__name__
+        raise ValueError(f"{name} needs the model to run under numpyro.infer.MCMC: {name}(model, ...)")
+
     # -- binding to a model ----------------------------------------------------
-    def setup(self, backend, positions):
-        """Resolve the defaults for ``backend``; returns ``(kernel, grad_evals_spent_per_chain)``."""
+    def setup(self, backend):
+        """This kernel with its model-dependent defaults resolved for ``backend``."""
         layout = backend.layout
         batch_size = self.batch_size if self.batch_size is not None else layout.default_batch_size()
         if batch_size > layout.num_data:
@@ -113,12 +126,15 @@ class LangevinKernel(NumPyroMCMCAdapter):
                 f"inverse_mass must have one row per unconstrained dimension, D={backend.dim}, "
                 f"got shape {self.inverse_mass.inverse_mass.shape}"
             )
-        cost = 0
-        step_size = self.step_size
-        if step_size is None:
-            step_size, cost = default_step_size(backend, backend.to_numpy(positions), self.inverse_mass)
-        # stored as a schedule, so each step calls it without re-validating a number
-        return dataclasses.replace(self, step_size=as_schedule(step_size), batch_size=batch_size), cost
+        return dataclasses.replace(self, batch_size=int(batch_size))
+
+    def initial_tuning(self, backend, positions):
+        """``(tuning, cost)`` from the user's settings alone (no adaptation): the given step size
+        or ``1 / lambda_max`` at ``positions`` ``(C, D)`` and the origin, and ``inverse_mass``."""
+        if self.step_size is not None:
+            return make_tuning(backend, as_schedule(self.step_size), self.inverse_mass), 0
+        step_size, cost = default_step_size(backend, backend.to_numpy(positions), self.inverse_mass)
+        return make_tuning(backend, step_size, self.inverse_mass), cost
 
     @abc.abstractmethod
     def init_state(self, backend, position, rng, map_estimate=None):
@@ -129,24 +145,26 @@ class LangevinKernel(NumPyroMCMCAdapter):
         """
 
     @abc.abstractmethod
-    def update(self, backend, state, idx, noise, tuning=None):
-        """One step of every chain; returns ``(state, info)``. ``tuning`` (a
-        :class:`~.preconditioner.Tuning`) overrides the step size and preconditioner."""
+    def update(self, backend, state, idx, noise, tuning):
+        """One step of every chain with ``tuning``'s step size and preconditioner; returns ``(state, info)``."""
 
-    # -- helpers for the rules ---------------------------------------------------
-    def move(self, backend, position, gradient, step_size, noise, tuning=None):
-        """The Langevin step with this kernel's temperature, preconditioned by ``M^-1``
-        (``tuning``'s if given, else the kernel's own, if any)."""
-        if tuning is not None:
-            minv, factor = tuning.inverse_mass, tuning.factor
-        elif self.inverse_mass is not None:
-            minv, factor = self.inverse_mass.arrays(backend)
-        else:
-            return langevin_update(position, gradient, step_size, noise, self.temperature)
-        return langevin_update(
-            position, apply_inverse_mass(minv, gradient), step_size, apply_factor(factor, noise), self.temperature
-        )
+    # -- hooks for kernels that learn a preconditioner (pSGLD) --------------------
+    def prime(self, backend, state, rng, tuning):
+        """Gather what the kernel learns at the current positions, without moving (after
+        set-up, and whenever ``tuning``'s ``M^-1`` changes); returns ``(state, rng, cost)``."""
+        return state, rng, 0
 
+    def step_preconditioner(self, backend, state, base):
+        """The ``M^-1`` the steps effectively use, given the base one ``base`` (``None``: ``I``):
+        the step size is chosen for it."""
+        return base
+
+    def finish_warmup(self, backend, state, base):
+        """``(kernel, preconditioner)`` for sampling, given ``base``; ``(self, base)`` unless the
+        kernel freezes what it learned (then the driver chooses the step size again)."""
+        return self, base
+
+    # -- what warmup adaptation may ask ------------------------------------------------
     def for_adaptation(self, backend):
         """This kernel with its unset defaults chosen for warmup adaptation, before :meth:`setup`
         (SARAH-LD chooses its inner loop there); ``self`` for kernels with nothing to choose."""
@@ -157,12 +175,7 @@ class LangevinKernel(NumPyroMCMCAdapter):
         and ``D = dim``: ``fraction`` itself unless the kernel's gradient error calls for less."""
         return fraction
 
-    def step_size_at(self, step, tuning=None):
-        """``h_t`` for step ``t`` (a traced integer under JAX); ``tuning.step_size`` if given."""
-        if tuning is not None:
-            return tuning.step_size
-        return as_schedule(self.step_size)(step)
-
+    # -- the step record ---------------------------------------------------------------
     @staticmethod
     def costs(position, value, full: bool):
         """``(grad_evals, full_gradient)`` arrays of shape ``(C,)`` for one step, for
@@ -179,7 +192,8 @@ class LangevinKernel(NumPyroMCMCAdapter):
         if isinstance(grad_evals, int):
             grad_evals, full_gradient = _cost_arrays(xp, num_chains, grad_evals, full_gradient)
         return {
-            "step_size": xp.full((num_chains,), step_size, dtype=position.dtype),
+            # a number or a 0-d array: added, not used as a fill value (no host sync on a GPU)
+            "step_size": xp.zeros((num_chains,), dtype=position.dtype) + step_size,
             "grad_evals": grad_evals,
             "diverging": ~xp.all(xp.isfinite(position), axis=1),
             "full_gradient": full_gradient,
@@ -191,7 +205,7 @@ def _cost_arrays(xp, num_chains, value, full):
     return xp.full((num_chains,), int(value), dtype=xp.int32), flag
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RefreshingKernel(LangevinKernel):
     """A kernel that takes a full gradient every ``inner_loop`` steps (SVRG-LD, SARAH-LD).
 
@@ -203,12 +217,12 @@ class RefreshingKernel(LangevinKernel):
     def __post_init__(self):
         super().__post_init__()
         if self.inner_loop is not None:
-            check_positive_int("inner_loop", self.inner_loop)
+            check_count("inner_loop", self.inner_loop)
 
-    def setup(self, backend, positions):
-        kernel, cost = super().setup(backend, positions)
+    def setup(self, backend):
+        kernel = super().setup(backend)
         inner_loop = self.inner_loop if self.inner_loop is not None else math.ceil(math.sqrt(backend.num_data))
-        return dataclasses.replace(kernel, inner_loop=inner_loop), cost
+        return dataclasses.replace(kernel, inner_loop=int(inner_loop))
 
     def refreshes(self, step):
         """Whether step ``t`` takes a full gradient: ``t % m == 0``."""

@@ -1,23 +1,34 @@
-"""Drive a chain-batched Langevin kernel: warmup, sampling, thinning, progress, interruption.
+"""Drive a chain-batched Langevin kernel: set-up, warmup, sampling, thinning, progress, interruption.
 
 The driver is generic: it asks the backend to run blocks of steps (JAX:
 one compiled ``lax`` loop per block; torch: a loop over chain-batched
 tensors) and only touches NumPy arrays between blocks, where it updates the
-progress bar and checks for interruption and divergence.
+progress bar, checks for interruption and divergence, and changes the
+:class:`~.diffusions.Tuning` (step size and ``M^-1``) that every step reads.
+A run has three phases, one function each:
+
+* :func:`_set_up`: starting points, the kernel bound to the model, the
+  state before the first step and the first tuning: the user's step size,
+  the default ``1 / lambda_max``, or under warmup adaptation the Laplace
+  start (:mod:`.adaptation`);
+* :func:`_warm_up`: the warmup plan's segments; after each, adaptation
+  estimates ``M^-1`` and ``h`` again; at its end a kernel that learns a
+  preconditioner may freeze it (``finish_warmup``);
+* :func:`_draw`: the kept draws, thinned.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checks import check_count
+from ppzoo.checks import check_count, check_flag, check_seed
+
 from .adaptation import (
     STEP_FRACTION,
     laplace_start,
@@ -25,9 +36,10 @@ from .adaptation import (
     use_dense,
     warmup_plan,
     window_inverse_mass,
-    with_settings,
 )
-from .schedules import Constant
+from .diffusions import Tuning, make_tuning
+from .preconditioner import Preconditioner
+from .schedules import as_schedule
 from .step_size import default_step_size
 
 __all__ = ["SamplerRun", "run_chains"]
@@ -55,22 +67,26 @@ class SamplerRun:
     attrs: dict = field(default_factory=dict)
 
 
-@lru_cache(maxsize=16)
-def _bound_step(kernel, backend, method="update"):
-    """``kernel.update`` (or another step-shaped method, e.g. pSGLD's ``prime``) bound to
-    ``backend``, one object per (settings, backend) so that backends can reuse what they
-    compiled for it in an earlier run."""
-    return partial(getattr(kernel, method), backend)
+@dataclass
+class _Chains:
+    """What the phases hand on: the bound kernel, its state, the tuning every step reads (built
+    from ``preconditioner``, the base ``M^-1``, ``None`` for ``I``), the random state and the
+    per-datum gradient evaluations spent per chain ``(C,)``. ``fraction``: ``h lambda_max``
+    under warmup adaptation, ``None`` without."""
 
+    kernel: Any
+    state: Any
+    rng: Any
+    spent: np.ndarray
+    preconditioner: Preconditioner | None
+    adapt_mass: bool
+    dense: bool
+    fraction: float | None
+    tuning: Tuning | None = None
 
-def _prime(kernel, backend, state, rng, batch_size, tuning, base_kernel):
-    """Restart and prime the preconditioner of a kernel that learns one (pSGLD):
-    ``kernel.prime_steps`` updates at the current positions; returns ``(state, rng, cost)``,
-    ``cost`` ``(C,)`` per-datum gradient evaluations."""
-    state = kernel.restart_preconditioner(state)
-    prime_fn = _bound_step(base_kernel, backend, "prime")
-    state, rng, _, infos = backend.run_block(prime_fn, state, rng, kernel.prime_steps, 1, batch_size, tuning)
-    return state, rng, infos["grad_evals"].sum(axis=0).astype(np.int64)
+    @property
+    def adapting(self) -> bool:
+        return self.fraction is not None
 
 
 def _block_size(total: int) -> int:
@@ -96,6 +112,123 @@ def _checked_init(init_positions, num_chains, dim):
     return init
 
 
+def _choose_step_size(chains: _Chains, backend, points, origin: bool) -> None:
+    """Set ``chains.tuning``: the user's step size if the kernel has one; else ``h`` for the
+    ``M^-1`` the steps use (:meth:`~.base.LangevinKernel.step_preconditioner`) at ``points``
+    ``(P, D)`` (and the origin, with ``origin``): ``fraction / lambda_max`` under adaptation,
+    the default ``1 / lambda_max`` (origin always included) without."""
+    kernel = chains.kernel
+    if kernel.step_size is not None:
+        chains.tuning = make_tuning(backend, as_schedule(kernel.step_size), chains.preconditioner)
+        return
+    metric = kernel.step_preconditioner(backend, chains.state, chains.preconditioner)
+    points = np.asarray(points, dtype=np.float64)
+    if chains.adapting:
+        if origin:
+            points = np.concatenate([points, np.zeros((1, points.shape[1]))])
+        step_size, cost = retune_step_size(backend, points, metric, chains.fraction)
+    else:
+        step_size, cost = default_step_size(backend, points, metric)
+    chains.spent += cost
+    chains.tuning = make_tuning(backend, step_size, chains.preconditioner)
+
+
+def _prime(chains: _Chains, backend) -> None:
+    """Let a kernel that learns a preconditioner gather its statistics in the coordinates of the
+    current ``M^-1`` (a no-op for the others)."""
+    base = make_tuning(backend, 0.0, chains.preconditioner)
+    chains.state, chains.rng, cost = chains.kernel.prime(backend, chains.state, chains.rng, base)
+    chains.spent += cost
+
+
+def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> _Chains:
+    """Bind ``kernel`` to the model and choose the first tuning (see the module docstring)."""
+    adapting = adapt and kernel.step_size is None
+    kernel = (kernel.for_adaptation(backend) if adapting else kernel).setup(backend)
+    adapt_mass = adapting and kernel.inverse_mass is None
+    preconditioner, centres, cost = kernel.inverse_mass, None, 0
+    if adapt_mass:
+        position, centres, preconditioner, rng, cost = laplace_start(
+            backend, position, rng, batch_size=kernel.batch_size, dense=dense, seed=seed,
+            map_steps=getattr(kernel, "map_steps", None), learning_rate=getattr(kernel, "map_learning_rate", 0.05),
+        )
+    points = backend.to_numpy(position)
+    if centres is not None:  # h suits both the jittered starts and the modes
+        points = np.concatenate([points, centres])
+    state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
+    fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION) if adapting else None
+    spent = np.full(position.shape[0], cost + init_cost, dtype=np.int64)
+    chains = _Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction)
+    _prime(chains, backend)
+    _choose_step_size(chains, backend, points, origin=centres is None)
+    return chains
+
+
+def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: int, keep: bool) -> list:
+    """``steps`` warmup steps in blocks; returns the positions ``[(n, C, D)]`` they went through
+    if ``keep``, else ``[]``."""
+    window, taken = [], 0
+    while taken < steps:
+        n = min(block, steps - taken)
+        chains.state, chains.rng, positions, infos = backend.run_block(
+            chains.kernel, chains.state, chains.rng, n, 1, chains.tuning
+        )
+        if keep:
+            window.append(positions)
+        chains.spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
+        taken += n
+        bar.update(n)
+        if infos["diverging"][-1].all():
+            raise FloatingPointError(f"every chain diverged during warmup (step {done + taken}); reduce step_size")
+    return window
+
+
+def _warm_up(chains: _Chains, backend, num_warmup: int, bar) -> None:
+    """Run the warmup; under adaptation, re-estimate ``M^-1`` (``"window"``) and ``h`` after each segment."""
+    block = _block_size(num_warmup)
+    plan = warmup_plan(num_warmup, block) if chains.adapting else ([(num_warmup, None)] if num_warmup else [])
+    done = 0
+    for steps, action in plan:
+        window = _run_segment(chains, backend, steps, block, bar, done, keep=action == "window")
+        done += steps
+        if action is None or steps == 0:
+            continue
+        if action == "window" and chains.adapt_mass:
+            draws = np.concatenate(window, axis=0)
+            chains.preconditioner = window_inverse_mass(draws, chains.dense, previous=chains.preconditioner)
+            _prime(chains, backend)  # what a kernel learned lives in the old M^-1's coordinates
+        _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
+    kernel, preconditioner = chains.kernel.finish_warmup(backend, chains.state, chains.preconditioner)
+    if kernel is not chains.kernel:  # it froze what it learned: the step size is chosen for that
+        chains.kernel, chains.preconditioner = kernel, preconditioner
+        _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
+
+
+def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: list) -> bool:
+    """Sample ``num_samples`` draws, every ``thinning``-th step, appending ``(positions, infos)``
+    blocks to ``kept``; returns whether every chain diverged first (the draws so far are kept)."""
+    done, block = 0, _block_size(num_samples)
+    while done < num_samples:
+        n = min(block, num_samples - done)
+        chains.state, chains.rng, positions, infos = backend.run_block(
+            chains.kernel, chains.state, chains.rng, n, thinning, chains.tuning
+        )
+        kept.append((positions, infos))
+        done += n
+        bar.update(n * thinning)
+        if infos["diverging"].any():
+            bar.set_postfix(diverging=int(sum(i["diverging"].sum() for _, i in kept)))
+        if infos["diverging"][-1].all():
+            warnings.warn(
+                f"every chain diverged after {done} of {num_samples} draws; keeping the draws made "
+                "so far (reduce step_size)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return True
+    return False
+
+
 def run_chains(
     kernel,
     backend,
@@ -114,181 +247,61 @@ def run_chains(
 
     The chains start at ``init_positions`` (``(num_chains, D)``, in the
     unconstrained space of ``backend.layout``), by default uniformly in
-    ``[-2, 2]`` of the unconstrained space, run ``num_warmup`` steps that are discarded, then ``num_samples * thinning``
-    steps of which every ``thinning``-th is kept. Ctrl-C, or every chain
-    turning non-finite, ends the run early and keeps the draws made so far
-    (with a warning).
+    ``[-2, 2]`` of the unconstrained space, run ``num_warmup`` steps that are
+    discarded, then ``num_samples * thinning`` steps of which every
+    ``thinning``-th is kept. Ctrl-C, or every chain turning non-finite, ends
+    the run early and keeps the draws made so far (with a warning).
 
     With ``adapt=True`` and no ``step_size`` on the kernel, warmup chooses a
     preconditioner (dense or diagonal, see ``preconditioner``; unless the
     kernel has ``inverse_mass``) and the step size, then holds them fixed
     (:mod:`.adaptation`); otherwise the kernel's settings are used as they are.
-
-    A kernel that learns a preconditioner of its own (``learns_preconditioner``,
-    pSGLD) is primed first (its statistics gathered at the starting points, and
-    again whenever a window changes ``M^-1``), its step size is chosen for the
-    preconditioner it has learned, and with ``freeze=True`` that preconditioner
-    is fixed, for every chain, from the end of warmup on (:mod:`.psgld`).
+    A kernel that learns a preconditioner of its own (pSGLD) gathers its
+    statistics first and whenever ``M^-1`` changes, and its step size is chosen
+    for what it has learned (:mod:`.psgld`).
     """
     check_count("num_samples", num_samples, 1)
     check_count("num_warmup", num_warmup, 0)
     check_count("num_chains", num_chains, 1)
     check_count("thinning", thinning, 1)
-    check_count("seed", seed, 0)
-    if not isinstance(adapt, bool):
-        raise TypeError(f"adapt must be True or False, got {adapt!r}")
+    check_seed(seed)
+    check_flag("adapt", adapt)
+    check_flag("progress_bar", progress_bar)
     dense = use_dense(preconditioner, backend.dim)
-
     rng = backend.rng(seed)
     if init_positions is None:
         position, rng = backend.init_positions(rng, num_chains)
     else:
         position = backend.asarray(_checked_init(init_positions, num_chains, backend.dim))
-    adapting = adapt and kernel.step_size is None
-    adapt_mass = adapting and kernel.inverse_mass is None
-    learns = kernel.learns_preconditioner
-    # a kernel that learns its preconditioner gets its default step size once it has one
-    default_after_priming = learns and not adapting and kernel.step_size is None
-    centres = tuning = None
-    if adapting:
-        # a placeholder step so that setup resolves the batch size without estimating a step size;
-        # the adapted step size and preconditioner reach the compiled steps as data (``tuning``)
-        kernel, setup_cost = dataclasses.replace(kernel.for_adaptation(backend), step_size=1.0).setup(backend, position)
-        fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION)
-        if adapt_mass:
-            position, centres, pre, step_size, rng, cost = laplace_start(
-                backend, position, rng, batch_size=kernel.batch_size, dense=dense, seed=seed,
-                map_steps=getattr(kernel, "map_steps", None), learning_rate=getattr(kernel, "map_learning_rate", 0.05),
-                fraction=fraction,
-            )
-        else:
-            pre = kernel.inverse_mass
-            starts = backend.to_numpy(position)
-            step_size, cost = retune_step_size(
-                backend, np.concatenate([starts, np.zeros((1, starts.shape[1]))]), pre, fraction
-            )
-        setup_cost += cost
-        step_kernel = dataclasses.replace(kernel, inverse_mass=None)
-        tuning = pre.tuning(backend, step_size)
-        kernel = with_settings(kernel, pre, step_size)
-    else:
-        kernel, setup_cost = (dataclasses.replace(kernel, step_size=1.0) if default_after_priming else kernel).setup(
-            backend, position
-        )
-        step_kernel = kernel
-    state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
-    setup_cost += init_cost
-    batch_size = kernel.batch_size
-    spent = np.full(num_chains, setup_cost, dtype=np.int64)
-    if learns:
-        state, rng, cost = _prime(kernel, backend, state, rng, batch_size, tuning, step_kernel)
-        spent += cost
-        points = backend.to_numpy(state.position)
-        if adapting:
-            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
-            step_size, cost = retune_step_size(backend, points, learned, fraction)
-            tuning = kernel.inverse_mass.tuning(backend, step_size)
-            kernel = with_settings(kernel, kernel.inverse_mass, step_size)
-        elif default_after_priming:
-            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
-            step_size, cost = default_step_size(backend, points, learned)
-            kernel = step_kernel = dataclasses.replace(kernel, step_size=Constant(step_size))
-        else:
-            cost = 0
-        spent += cost
-    step_fn = _bound_step(step_kernel, backend)
+    chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=dense, seed=seed)
 
     total = num_warmup + num_samples * thinning
-    bar = tqdm(total=total, desc=f"{kernel.name} warmup", disable=not progress_bar, unit="step", dynamic_ncols=True)
-    kept_positions, kept_stats = [], []
-    interrupted = False
+    bar = tqdm(total=total, desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
+               dynamic_ncols=True)
+    kept = []
     try:
-        block = _block_size(num_warmup)
-        plan = warmup_plan(num_warmup, block) if adapting else ([(num_warmup, None)] if num_warmup else [])
-        done = 0
-        for steps, action in plan:
-            window, seg = [], 0
-            while seg < steps:
-                n = min(block, steps - seg)
-                state, rng, positions, infos = backend.run_block(step_fn, state, rng, n, 1, batch_size, tuning)
-                if action == "window":
-                    window.append(positions)
-                spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
-                seg += n
-                done += n
-                bar.update(n)
-                if infos["diverging"][-1].all():
-                    raise FloatingPointError(
-                        f"every chain diverged during warmup (step {done}); reduce step_size"
-                    )
-            if action is None or steps == 0:
-                continue
-            pre = kernel.inverse_mass
-            if action == "window" and adapt_mass:
-                pre = window_inverse_mass(np.concatenate(window, axis=0), dense, previous=pre)
-                if learns:  # its statistics were gathered in the old preconditioner's coordinates
-                    state, rng, cost = _prime(kernel, backend, state, rng, batch_size, pre.tuning(backend, 0.0), step_kernel)
-                    spent += cost
-            learned = kernel.learned_preconditioner(backend, state, pre) if learns else pre
-            step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned, fraction)
-            spent += cost
-            tuning = pre.tuning(backend, step_size)
-            kernel = with_settings(kernel, pre, step_size)
-        if learns and kernel.freeze:
-            # the learned preconditioner becomes a fixed M^-1 shared by all chains
-            learned = kernel.learned_preconditioner(backend, state, kernel.inverse_mass)
-            kernel = dataclasses.replace(kernel, frozen=True, inverse_mass=learned)
-            if adapting:
-                step_size, cost = retune_step_size(backend, backend.to_numpy(state.position), learned, fraction)
-                spent += cost
-                tuning = learned.tuning(backend, step_size)
-                kernel = with_settings(kernel, learned, step_size)
-                step_fn = _bound_step(dataclasses.replace(kernel, inverse_mass=None), backend)
-            else:
-                if default_after_priming:  # the default step, chosen again for the preconditioner now fixed
-                    step_size, cost = default_step_size(backend, backend.to_numpy(state.position), learned)
-                    spent += cost
-                    kernel = dataclasses.replace(kernel, step_size=Constant(step_size))
-                step_fn = _bound_step(kernel, backend)
-        bar.set_description(f"{kernel.name} sample")
-        done = 0
-        block = _block_size(num_samples)
-        while done < num_samples:
-            n = min(block, num_samples - done)
-            state, rng, positions, infos = backend.run_block(step_fn, state, rng, n, thinning, batch_size, tuning)
-            kept_positions.append(positions)
-            kept_stats.append(infos)
-            done += n
-            bar.update(n * thinning)
-            if infos["diverging"].any():
-                bar.set_postfix(diverging=int(np.concatenate([s["diverging"] for s in kept_stats]).sum()))
-            if infos["diverging"][-1].all():
-                warnings.warn(
-                    f"every chain diverged after {done} of {num_samples} draws; keeping the draws made "
-                    "so far (reduce step_size)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                interrupted = True
-                break
+        _warm_up(chains, backend, num_warmup, bar)
+        bar.set_description(f"{chains.kernel.name} sample")
+        interrupted = _draw(chains, backend, num_samples, thinning, bar, kept)
     except KeyboardInterrupt:
-        if not kept_positions:
+        if not kept:
             raise
         interrupted = True
         warnings.warn(
-            f"interrupted: keeping the {sum(len(p) for p in kept_positions)} draws made so far",
-            RuntimeWarning,
-            stacklevel=2,
+            f"interrupted: keeping the {sum(len(p) for p, _ in kept)} draws made so far", RuntimeWarning, stacklevel=2
         )
     finally:
         bar.close()
+    return _collect(chains, kept, num_warmup, thinning, interrupted)
 
-    positions = np.concatenate(kept_positions, axis=0).swapaxes(0, 1)  # (C, S, D)
-    stats = {k: np.concatenate([s[k] for s in kept_stats], axis=0).swapaxes(0, 1) for k in kept_stats[0]}
-    stats["grad_evals"] = spent[:, None] + np.cumsum(stats["grad_evals"].astype(np.int64), axis=1)
-    attrs = {"adapted": int(adapting)}
-    if kernel.inverse_mass is not None:
-        attrs["inverse_mass"] = kernel.inverse_mass.inverse_mass.copy()
-    if getattr(kernel, "inner_loop", None) is not None:
-        attrs["inner_loop"] = int(kernel.inner_loop)
-    return SamplerRun(positions, stats, kernel, num_warmup, thinning, interrupted, attrs)
+
+def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interrupted: bool) -> SamplerRun:
+    positions = np.concatenate([p for p, _ in kept], axis=0).swapaxes(0, 1)  # (C, S, D)
+    stats = {k: np.concatenate([i[k] for _, i in kept], axis=0).swapaxes(0, 1) for k in kept[0][1]}
+    stats["grad_evals"] = chains.spent[:, None] + np.cumsum(stats["grad_evals"].astype(np.int64), axis=1)
+    attrs = {"adapted": int(chains.adapting)}
+    if chains.preconditioner is not None:
+        attrs["inverse_mass"] = chains.preconditioner.inverse_mass.copy()
+    if getattr(chains.kernel, "inner_loop", None) is not None:
+        attrs["inner_loop"] = int(chains.kernel.inner_loop)
+    return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, attrs)

@@ -18,38 +18,9 @@ best diagonal (the posterior variances) is still 360 (diabetes), 880
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import numpy as np
 
-__all__ = [
-    "Preconditioner", "Tuning", "as_preconditioner", "apply_inverse_mass", "apply_factor", "apply_factor_transpose",
-]
-
-
-class Tuning(NamedTuple):
-    """Step size and preconditioner as arrays, passed to the compiled steps as data
-    (so warmup adaptation changes them without recompiling): ``step_size`` scalar,
-    ``inverse_mass`` ``(D,)`` or ``(D, D)``, ``factor`` ``L`` of the same shape."""
-
-    step_size: Any
-    inverse_mass: Any
-    factor: Any
-
-
-def apply_inverse_mass(minv, x):
-    """``M^-1 x`` for chain-batched ``x`` ``(C, D)``; ``minv`` ``(D,)`` or ``(D, D)``."""
-    return x @ minv if minv.ndim == 2 else minv * x
-
-
-def apply_factor(factor, xi):
-    """``L xi`` for chain-batched ``xi`` ``(C, D)``: covariance ``L L' = M^-1``."""
-    return xi @ factor.T if factor.ndim == 2 else factor * xi
-
-
-def apply_factor_transpose(factor, g):
-    """``L' g`` for chain-batched ``g`` ``(C, D)``: a gradient in the coordinates ``z`` of ``theta = L z``."""
-    return g @ factor if factor.ndim == 2 else factor * g
+__all__ = ["Preconditioner", "as_preconditioner"]
 
 
 class Preconditioner:
@@ -87,23 +58,11 @@ class Preconditioner:
         return self.inverse_mass.shape[0]
 
     def arrays(self, backend):
-        """``(M^-1, L)`` as the backend's arrays.
-
-        Torch tensors are converted once per backend; under JAX the conversion
-        happens while tracing (a constant of the compiled step), so nothing is kept.
-        """
-        cached = self._arrays.get(backend)  # keyed by the backend object (ids can be reused)
-        if cached is not None:
-            return cached
-        out = backend.asarray(self.inverse_mass), backend.asarray(self.factor)
-        if type(out[0]).__module__.startswith("torch"):
-            self._arrays[backend] = out
-        return out
-
-    def tuning(self, backend, step_size) -> Tuning:
-        """This preconditioner and ``step_size`` as a :class:`Tuning` of the backend's arrays."""
-        minv, factor = self.arrays(backend)
-        return Tuning(backend.asarray(np.asarray(step_size)), minv, factor)
+        """``(M^-1, L)`` as the backend's arrays (what a :class:`~.diffusions.Tuning` holds),
+        converted once per backend (keyed by the backend object: ids can be reused)."""
+        if backend not in self._arrays:
+            self._arrays[backend] = backend.asarray(self.inverse_mass), backend.asarray(self.factor)
+        return self._arrays[backend]
 
     def scale(self, v):
         """``L v`` for NumPy ``v`` ``(P, D)`` (the power iteration's change of variables)."""

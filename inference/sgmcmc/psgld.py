@@ -77,16 +77,18 @@ better than SGLD's (means within 0.14 sd and sds within 15% of NUTS, against
 from __future__ import annotations
 
 import dataclasses
-import math
+import numbers
 from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
 
-from .base import LangevinKernel, check_positive_int
-from .diffusions import langevin_update
+from ppzoo.checks import check_count, check_flag, check_number
+
+from .base import LangevinKernel
+from .diffusions import Tuning, apply_factor, apply_factor_transpose, langevin_step, langevin_update
 from .gradients import minibatch_gradient
-from .preconditioner import Preconditioner, apply_factor, apply_factor_transpose
+from .preconditioner import Preconditioner
 
 __all__ = ["PSGLD", "PSGLDState"]
 
@@ -101,7 +103,7 @@ class PSGLDState(NamedTuple):
     count: Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PSGLD(LangevinKernel):
     """pSGLD (see the module docstring for the update and its conventions).
 
@@ -120,7 +122,7 @@ class PSGLD(LangevinKernel):
     damping: float = 1e-5
     freeze: bool = True
     prime_steps: int = 100
-    #: set by the driver when ``G`` has been folded into ``inverse_mass``
+    #: set by :meth:`finish_warmup` when ``G`` has been folded into the preconditioner
     frozen: bool = dataclasses.field(default=False, repr=False)
 
     name = "psgld"
@@ -129,35 +131,24 @@ class PSGLD(LangevinKernel):
     def __post_init__(self):
         super().__post_init__()
         a = self.decay
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 < a < 1:
             raise ValueError(f"decay must be a number in (0, 1) (the RMSprop average's alpha), got {a!r}")
-        lam = self.damping
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 < lam < math.inf:
-            raise ValueError(f"damping must be a positive finite number (pSGLD's lambda), got {lam!r}")
-        if not isinstance(self.freeze, bool):
-            raise TypeError(f"freeze must be True or False, got {self.freeze!r}")
-        check_positive_int("prime_steps", self.prime_steps)
+        check_number("damping", self.damping, low=0.0, strict=True)
+        check_flag("freeze", self.freeze)
+        check_count("prime_steps", self.prime_steps)
 
-    def setup(self, backend, positions):
+    def initial_tuning(self, backend, positions):
         if self.step_size is None:
             raise ValueError(
                 "psgld chooses its default step size after estimating its preconditioner, which ppzoo.sample "
                 "does; pass step_size=... when running PSGLD another way (e.g. under numpyro.infer.MCMC)"
             )
-        return super().setup(backend, positions)
+        return super().initial_tuning(backend, positions)
 
     def init_state(self, backend, position, rng, map_estimate=None):
         return PSGLDState(position, 0, 0.0 * position, 0), rng, 0
 
     # -- the rule -----------------------------------------------------------------
-    def _factor(self, backend, tuning):
-        """``L`` of the base preconditioner (``None`` for ``M = I``)."""
-        if tuning is not None:
-            return tuning.factor
-        if self.inverse_mass is not None:
-            return self.inverse_mass.arrays(backend)[1]
-        return None
-
     def _accumulate(self, backend, state, gradient, factor):
         """``(L' g, V_t, k)``: the gradient in ``M``'s coordinates and the updated average."""
         gz = gradient if factor is None else apply_factor_transpose(factor, gradient)
@@ -171,32 +162,44 @@ class PSGLD(LangevinKernel):
         corrected = square_avg / (1.0 - self.decay**count)
         return 1.0 / (self.damping + xp.sqrt(corrected))
 
-    def update(self, backend, state, idx, noise, tuning=None):
-        h = self.step_size_at(state.step, tuning)
+    def update(self, backend, state, idx, noise, tuning):
         grad = minibatch_gradient(backend, state.position, idx)
         if self.frozen:  # G is part of the fixed M^-1 now
-            position = self.move(backend, state.position, grad, h, noise, tuning)
+            position, h = langevin_step(state.position, grad, noise, tuning, state.step, self.temperature)
             return state._replace(position=position, step=state.step + 1), self.info(position, h, idx.shape[1])
-        factor = self._factor(backend, tuning)
-        gz, square_avg, count = self._accumulate(backend, state, grad, factor)
+        h = tuning.step_size_at(state.step)
+        gz, square_avg, count = self._accumulate(backend, state, grad, tuning.factor)
         g = self.diagonal(square_avg, count)
         drift, kick = g * gz, g**0.5 * noise
-        if factor is not None:
-            drift, kick = apply_factor(factor, drift), apply_factor(factor, kick)
+        if tuning.factor is not None:
+            drift, kick = apply_factor(tuning.factor, drift), apply_factor(tuning.factor, kick)
         position = langevin_update(state.position, drift, h, kick, self.temperature)
         state = PSGLDState(position, state.step + 1, square_avg, count)
         return state, self.info(position, h, idx.shape[1])
 
-    # -- what the driver uses ---------------------------------------------------------
-    def prime(self, backend, state, idx, noise, tuning=None):
+    # -- the driver's hooks -------------------------------------------------------------
+    def prime_step(self, backend, state, idx, noise, tuning):
         """One update of ``V`` at the current positions, without moving (``B`` per chain)."""
         grad = minibatch_gradient(backend, state.position, idx)
-        _, square_avg, count = self._accumulate(backend, state, grad, self._factor(backend, tuning))
+        _, square_avg, count = self._accumulate(backend, state, grad, tuning.factor)
         return state._replace(square_avg=square_avg, count=count), self.info(state.position, 0.0, idx.shape[1])
 
-    def restart_preconditioner(self, state):
-        """``V = 0`` and no updates counted (when the base ``M^-1`` changes)."""
-        return state._replace(square_avg=0.0 * state.square_avg, count=0)
+    def prime(self, backend, state, rng, tuning):
+        """``V = 0``, then ``prime_steps`` updates at the current positions in the coordinates of
+        ``tuning``'s ``M^-1`` (``V`` lives there, so it starts again whenever ``M^-1`` changes)."""
+        state = state._replace(square_avg=0.0 * state.square_avg, count=0)
+        base = Tuning(tuning.step_size, tuning.inverse_mass, tuning.factor)  # priming does not move: no decay
+        state, rng, _, infos = backend.run_block(self, state, rng, self.prime_steps, 1, base, method="prime_step")
+        return state, rng, infos["grad_evals"].sum(axis=0).astype("int64")
+
+    def step_preconditioner(self, backend, state, base):
+        return base if self.frozen else self.learned_preconditioner(backend, state, base)
+
+    def finish_warmup(self, backend, state, base):
+        if not self.freeze or self.frozen:
+            return self, base
+        # the learned preconditioner becomes a fixed M^-1 shared by all chains
+        return dataclasses.replace(self, frozen=True), self.learned_preconditioner(backend, state, base)
 
     def learned_preconditioner(self, backend, state, base=None) -> Preconditioner:
         """``L Gbar L'`` as a :class:`~.preconditioner.Preconditioner`, with ``Gbar`` from ``V``

@@ -65,6 +65,7 @@ from typing import Any, NamedTuple
 
 from .adaptation import STEP_FRACTION
 from .base import RefreshingKernel
+from .diffusions import langevin_step
 from .gradients import sarah_gradient
 
 __all__ = ["SARAHLD", "SARAHState", "RECURSION_ERROR"]
@@ -83,7 +84,7 @@ class SARAHState(NamedTuple):
     estimate: Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SARAHLD(RefreshingKernel):
     """SARAH-LD. ``inner_loop``: ``m``, steps between full gradients (default ``ceil(sqrt(N))``);
     other settings as in :class:`~ppzoo.inference.sgmcmc.base.LangevinKernel`."""
@@ -117,8 +118,7 @@ class SARAHLD(RefreshingKernel):
     def adapted_step_fraction(self, dim, fraction):
         return min(fraction, self._fraction_bound(self.batch_size, self.inner_loop, dim))
 
-    def update(self, backend, state, idx, noise, tuning=None):
-        h = self.step_size_at(state.step, tuning)
+    def update(self, backend, state, idx, noise, tuning):
         n, b = backend.num_data, idx.shape[1]
 
         def refresh(position, previous_position, estimate):
@@ -131,6 +131,6 @@ class SARAHLD(RefreshingKernel):
         grad, cost, full = backend.cond(
             self.refreshes(state.step), refresh, recurse, state.position, state.previous_position, state.estimate
         )
-        position = self.move(backend, state.position, grad, h, noise, tuning)
+        position, h = langevin_step(state.position, grad, noise, tuning, state.step, self.temperature)
         state = SARAHState(position, state.step + 1, state.position, grad)
         return state, self.info(position, h, cost, full)

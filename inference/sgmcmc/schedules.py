@@ -1,12 +1,19 @@
 """Step-size schedules ``t -> h_t`` (``t`` counts steps from 0, warmup included).
 
-Schedules use only arithmetic, so ``t`` may be a Python int (torch driver) or
-a traced integer (JAX ``scan``).
+A schedule is a setting; what the steps read is its
+:class:`~.diffusions.Tuning` (``tuning_parts()``: the step size and, for a
+decay, its offset and power as numbers), so a schedule never enters compiled
+code as a Python object. Calling a schedule gives ``h_t`` directly (``t`` a
+Python int or a traced integer).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
+
+from ppzoo.checks import check_number
 
 __all__ = ["Constant", "PolynomialDecay", "as_schedule"]
 
@@ -22,6 +29,10 @@ class Constant:
 
     def __call__(self, t):
         return self.step_size + 0.0 * t
+
+    def tuning_parts(self):
+        """``(h, None)``: a constant step."""
+        return self.step_size, None
 
 
 @dataclass(frozen=True)
@@ -45,20 +56,24 @@ class PolynomialDecay:
     def __call__(self, t):
         return self.a * (self.b + t) ** (-self.gamma)
 
+    def tuning_parts(self):
+        """``(a, (b, gamma))``: ``h_t = a (b + t)^-gamma``."""
+        return self.a, (float(self.b), float(self.gamma))
+
 
 def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    check_number(name, value, low=0.0, strict=True)
 
 
 def as_schedule(step_size):
-    """A schedule from a number (constant step) or a callable ``t -> h_t``."""
-    if callable(step_size):
+    """A schedule from a positive number (a :class:`Constant` step) or a schedule object."""
+    if isinstance(step_size, (Constant, PolynomialDecay)):
         return step_size
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)):
-        raise TypeError(f"step_size must be a positive number or a schedule t -> h_t, got {step_size!r}")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
+        raise TypeError(
+            f"step_size must be a positive number, ppzoo.inference.Constant(h) or "
+            f"ppzoo.inference.PolynomialDecay(a, b, gamma), got {step_size!r}"
+        )
+    if not step_size > 0 or not math.isfinite(step_size):
+        raise ValueError(f"step_size must be > 0 and finite, got {step_size!r}")
     return Constant(float(step_size))

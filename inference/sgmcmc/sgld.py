@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .base import LangevinKernel
+from .diffusions import langevin_step
 from .gradients import minibatch_gradient
 
 __all__ = ["SGLD", "SGLDState"]
@@ -27,7 +28,7 @@ class SGLDState(NamedTuple):
     step: Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SGLD(LangevinKernel):
     """SGLD; settings as in :class:`~ppzoo.inference.sgmcmc.base.LangevinKernel`."""
 
@@ -36,8 +37,7 @@ class SGLD(LangevinKernel):
     def init_state(self, backend, position, rng, map_estimate=None):
         return SGLDState(position, 0), rng, 0
 
-    def update(self, backend, state, idx, noise, tuning=None):
-        h = self.step_size_at(state.step, tuning)
+    def update(self, backend, state, idx, noise, tuning):
         grad = minibatch_gradient(backend, state.position, idx)
-        position = self.move(backend, state.position, grad, h, noise, tuning)
+        position, h = langevin_step(state.position, grad, noise, tuning, state.step, self.temperature)
         return SGLDState(position, state.step + 1), self.info(position, h, idx.shape[1])

@@ -19,13 +19,15 @@ once, then ``2 B`` per step; all of it is counted in ``grad_evals``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ppzoo.checks import check_count, check_number
+
 from .adaptation import map_steps_default
-from .base import LangevinKernel, check_positive_int
+from .base import LangevinKernel
+from .diffusions import langevin_step
 from .gradients import anchored_gradient
 
 __all__ = ["SGLDCV", "SGLDCVState"]
@@ -40,7 +42,7 @@ class SGLDCVState(NamedTuple):
     centre_grad: Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SGLDCV(LangevinKernel):
     """SGLD-CV.
 
@@ -60,15 +62,13 @@ class SGLDCV(LangevinKernel):
     def __post_init__(self):
         super().__post_init__()
         if self.map_steps is not None:
-            check_positive_int("map_steps", self.map_steps)
-        lr = self.map_learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-            raise ValueError(f"map_learning_rate must be a positive number, got {lr!r}")
+            check_count("map_steps", self.map_steps)
+        check_number("map_learning_rate", self.map_learning_rate, low=0.0, strict=True)
 
-    def setup(self, backend, positions):
-        kernel, cost = super().setup(backend, positions)
+    def setup(self, backend):
+        kernel = super().setup(backend)
         steps = self.map_steps or map_steps_default(backend.num_data, kernel.batch_size)
-        return dataclasses.replace(kernel, map_steps=steps), cost
+        return dataclasses.replace(kernel, map_steps=steps)
 
     def init_state(self, backend, position, rng, map_estimate=None):
         if map_estimate is not None:  # found by warmup adaptation; the chains start near it
@@ -84,8 +84,7 @@ class SGLDCV(LangevinKernel):
         state = SGLDCVState(centre, 0, centre, backend.full_grad(centre))
         return state, rng, self.map_steps * self.batch_size + backend.num_data
 
-    def update(self, backend, state, idx, noise, tuning=None):
-        h = self.step_size_at(state.step, tuning)
+    def update(self, backend, state, idx, noise, tuning):
         grad = anchored_gradient(backend, state.position, idx, state.centre, state.centre_grad)
-        position = self.move(backend, state.position, grad, h, noise, tuning)
+        position, h = langevin_step(state.position, grad, noise, tuning, state.step, self.temperature)
         return state._replace(position=position, step=state.step + 1), self.info(position, h, 2 * idx.shape[1])

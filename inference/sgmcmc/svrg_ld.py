@@ -20,6 +20,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .base import RefreshingKernel
+from .diffusions import langevin_step
 from .gradients import anchored_gradient
 
 __all__ = ["SVRGLD", "SVRGState"]
@@ -34,7 +35,7 @@ class SVRGState(NamedTuple):
     snapshot_grad: Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SVRGLD(RefreshingKernel):
     """SVRG-LD. ``inner_loop``: ``m``, steps between full gradients (default ``ceil(sqrt(N))``);
     other settings as in :class:`~ppzoo.inference.sgmcmc.base.LangevinKernel`."""
@@ -44,8 +45,7 @@ class SVRGLD(RefreshingKernel):
     def init_state(self, backend, position, rng, map_estimate=None):
         return SVRGState(position, 0, position, 0.0 * position), rng, 0
 
-    def update(self, backend, state, idx, noise, tuning=None):
-        h = self.step_size_at(state.step, tuning)
+    def update(self, backend, state, idx, noise, tuning):
         n, b = backend.num_data, idx.shape[1]
 
         def refresh(position, snapshot, snapshot_grad):
@@ -59,6 +59,6 @@ class SVRGLD(RefreshingKernel):
         grad, snapshot, snapshot_grad, cost, full = backend.cond(
             self.refreshes(state.step), refresh, inner, state.position, state.snapshot, state.snapshot_grad
         )
-        position = self.move(backend, state.position, grad, h, noise, tuning)
+        position, h = langevin_step(state.position, grad, noise, tuning, state.step, self.temperature)
         state = SVRGState(position, state.step + 1, snapshot, snapshot_grad)
         return state, self.info(position, h, cost, full)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+from ppzoo.checks import check_count, check_number
+
 from .base import SVIObjective
 from .estimators import annealed_elbo_objective
 
@@ -14,11 +16,7 @@ class LinearWarmup:
     """``beta_t = final * min(1, t / steps)``: the usual KL warm-up (``t`` counts steps from 0)."""
 
     def __init__(self, steps: int, final: float = 1.0):
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if not isinstance(final, numbers.Real) or not final >= 0:
-            raise ValueError(f"final must be a number >= 0, got {final!r}")
-        self.steps, self.final = int(steps), float(final)
+        self.steps, self.final = check_count("steps", steps), check_number("final", final, low=0.0)
 
     def __call__(self, t):
         x = t / self.steps
@@ -59,19 +57,17 @@ class AnnealedELBO(SVIObjective):
     def beta_at(self, t):
         return self.beta(t) if callable(self.beta) else self.beta
 
-    def split_extras(self, kwargs, backend):
+    def split_extras(self, kwargs, count_step=None):
         kwargs = dict(kwargs)
         t = kwargs.pop("annealing_step", None)
         if t is None and callable(self.beta):
-            if backend == "numpyro":
+            if count_step is None:
                 raise ValueError(
                     "AnnealedELBO with a beta schedule needs annealing_step= on NumPyro "
                     "(e.g. svi.update(state, *args, annealing_step=i)); ppzoo.fit passes it"
                 )
-            import torch
-
             t = self.step
-            if torch.is_grad_enabled():
+            if count_step:
                 self.step += 1
         return {"beta": self.beta_at(t if t is not None else 0)}, kwargs
 

@@ -20,8 +20,9 @@ Neither PPL is imported until the objective is used with it.
 
 from __future__ import annotations
 
-import numbers
 import sys
+
+from ppzoo.checks import check_count
 
 __all__ = ["SVIObjective"]
 
@@ -50,12 +51,9 @@ class SVIObjective:
     estimator = "reparam"
 
     def __init__(self, num_particles: int = 1, *, data_plate: str | None = None, max_plate_nesting: int | None = None):
-        if isinstance(num_particles, bool) or not isinstance(num_particles, numbers.Integral):
-            raise TypeError(f"num_particles must be an integer >= 1, got {num_particles!r}")
-        if num_particles < 1:
-            raise ValueError(f"num_particles must be >= 1, got {num_particles}")
-        if max_plate_nesting is not None and (not isinstance(max_plate_nesting, numbers.Integral) or max_plate_nesting < 0):
-            raise ValueError(f"max_plate_nesting must be a non-negative integer or None, got {max_plate_nesting!r}")
+        num_particles = check_count("num_particles", num_particles)
+        if max_plate_nesting is not None:
+            max_plate_nesting = check_count("max_plate_nesting", max_plate_nesting, 0)
         if "pyro" in sys.modules:
             _register_with_pyro()
         self.num_particles = int(num_particles)
@@ -67,8 +65,14 @@ class SVIObjective:
     def objective(self, terms, **extra):
         raise NotImplementedError
 
-    def split_extras(self, kwargs, backend):
-        """``(extras, kwargs)``: the objective's own per-call numbers (e.g. ``beta``) and the programs' keyword arguments."""
+    def split_extras(self, kwargs, count_step=None):
+        """``(extras, kwargs)``: the objective's own per-call numbers (e.g. ``beta``) and the programs' keyword arguments.
+
+        ``count_step``: ``None`` where the caller must say the step (NumPyro's
+        ``SVI``, whose updates are pure functions); ``True`` or ``False`` where
+        the objective may count training calls itself (Pyro's ``SVI``: whether
+        this call is one, i.e. computes gradients).
+        """
         return {}, kwargs
 
     # -- Pyro
@@ -92,7 +96,9 @@ class SVIObjective:
 
     def __call__(self, model, guide, *args, **kwargs):
         """Pyro: the differentiable loss ``-surrogate`` (value: minus the bound)."""
-        extras, kwargs = self.split_extras(kwargs, "pyro")
+        import torch
+
+        extras, kwargs = self.split_extras(kwargs, count_step=torch.is_grad_enabled())
         return self.pyro_loss(model, guide, args, kwargs, extras)
 
     def pyro_loss(self, model, guide, args, kwargs, extras):
@@ -129,7 +135,7 @@ class SVIObjective:
             with torch.no_grad():
                 return float(self(*args, **kwargs))
         rng_key, param_map, model, guide, *args = args
-        extra, kwargs = self.split_extras(kwargs, "numpyro")
+        extra, kwargs = self.split_extras(kwargs, count_step=None)
         terms = self.numpyro_terms(rng_key, param_map, model, guide, *args, **kwargs)
         _, surrogate = self.objective(terms, **extra)
         return -surrogate

@@ -104,15 +104,16 @@ class Backend(abc.ABC):
         returns ``(positions, rng)``."""
 
     @abc.abstractmethod
-    def run_block(self, step_fn, state, rng, num_draws: int, thinning: int, batch_size: int, tuning=None):
+    def run_block(self, kernel, state, rng, num_draws: int, thinning: int, tuning, method: str = "update"):
         """Run ``num_draws * thinning`` sampler steps; keep every ``thinning``-th.
 
-        ``step_fn(state, idx, noise) -> (state, info)`` is one step of a
-        chain-batched kernel, with ``idx`` fresh minibatch indices ``(C, B)``
-        drawn uniformly with replacement and ``noise`` standard normal ``(C, D)``;
-        with ``tuning`` (arrays: step size, preconditioner) it is called as
-        ``step_fn(state, idx, noise, tuning)``, and ``tuning`` is data, not a
-        constant of compiled code.
+        Each step is ``getattr(kernel, method)(backend, state, idx, noise, tuning)
+        -> (state, info)``, one step of a chain-batched kernel, with ``idx`` fresh
+        minibatch indices ``(C, kernel.batch_size)`` drawn uniformly with
+        replacement and ``noise`` standard normal ``(C, D)``. ``tuning`` (step
+        size and preconditioner) is handed to every step unopened; under JAX it
+        is data of the compiled block, which is cached per
+        ``(kernel, method, num_draws, thinning)``.
         Returns ``(state, rng, positions, infos)`` with positions as a NumPy
         array ``(num_draws, C, D)`` and infos a dict of NumPy arrays whose
         leading axis is the draw; per-step quantities named in

@@ -19,7 +19,16 @@ from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
+from ppzoo.backends.layout import PlateRecord, plan_layout
+from ppzoo.backends.sites import (
+    Site,
+    constrain,
+    log_density,
+    log_joint,
+    pointwise_log_likelihood,
+    site_records,
+    unconstrain,
+)
 
 __all__ = ["NumPyroBackend", "trace_numpyro"]
 
@@ -61,41 +70,22 @@ def trace_numpyro(model, args, kwargs, data=None):
     return handlers.trace(fn).get_trace(*args, **kwargs)
 
 
-def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
+def numpyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
+    """The trace's sample statements as :class:`~.sites.Site` and its plates as ``PlateRecord``."""
     sites, plates = [], {}
     for name, site in trace.items():
         if site["type"] == "plate":
             size, subsample_size = site["args"]
             plates[name] = PlateRecord(name, int(size), None if subsample_size is None else int(subsample_size))
         elif site["type"] == "sample":
-            shape = tuple(jnp.shape(site["value"]))
-            observed = bool(site["is_observed"])
-            discrete = (not observed) and bool(site["fn"].support.is_discrete)
-            unconstrained = shape
-            if not observed and not discrete:
-                unconstrained = tuple(biject_to(site["fn"].support).inverse_shape(shape))
-            frames = site["cond_indep_stack"]
-            sites.append(
-                SiteRecord(
-                    name=name,
-                    observed=observed,
-                    shape=shape,
-                    unconstrained_shape=unconstrained,
-                    is_discrete=discrete,
-                    plates=tuple(f.name for f in frames),
-                    plate_dims={f.name: f.dim for f in frames},
-                    value=np.asarray(site["value"]) if observed else None,
-                )
-            )
+            scale = 1.0 if site.get("scale") is None else site["scale"]
+            frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"])
+            sites.append(Site(name, site["fn"], site["value"], bool(site["is_observed"]), scale, site.get("mask"), frames))
     return sites, plates
 
 
-def _masked_log_prob(site):
-    """The site's log-probability, zero where the site's mask is False (scale not applied)."""
-    lp = site["fn"].log_prob(site["value"])
-    if site.get("mask") is not None:
-        lp = jnp.where(site["mask"], lp, 0.0)
-    return lp
+def _inverse_shape(support, shape):
+    return biject_to(support).inverse_shape(shape)
 
 
 class NumPyroBackend(Backend):
@@ -113,7 +103,8 @@ class NumPyroBackend(Backend):
         full = {n: jnp.arange(s["args"][0]) for n, s in trace.items() if s["type"] == "plate" and s["args"][1] not in (None, s["args"][0])}
         if full:  # see the full data, not the model's own subsample
             trace = trace_numpyro(model, self.args, self.kwargs, data=full)
-        self.layout = plan_layout(*_records(trace), data_plate, model)
+        sites, plates = numpyro_sites(trace)
+        self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model)
         self._transforms = {
             s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
         }
@@ -129,41 +120,20 @@ class NumPyroBackend(Backend):
         self._pointwise = jax.jit(jax.vmap(self._pointwise_single))
         self._constrain = jax.jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
 
-    # -- single-chain maths ---------------------------------------------------
+    # -- single-chain maths (the per-site logic is ppzoo.backends.sites') ------------------
     def _constrain_single(self, theta):
         """``(D,) -> ({site: value}, log|J|)`` through NumPyro's ``biject_to``."""
-        params, log_det = {}, 0.0
-        for s in self.layout.latent:
-            u = theta[s.offset : s.offset + s.size].reshape(s.unconstrained_shape)
-            t = self._transforms[s.name]
-            x = t(u)
-            params[s.name] = x
-            log_det = log_det + jnp.sum(t.log_abs_det_jacobian(u, x))
-        return params, log_det
+        return constrain(theta, self.layout, self._transforms)
+
+    def _sites(self, params, idx):
+        data = dict(params)
+        if self.layout.data_plate is not None:
+            data[self.layout.data_plate] = idx
+        return numpyro_sites(trace_numpyro(self.model, self.args, self.kwargs, data=data))[0]
 
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
-        layout = self.layout
-        data = dict(params)
-        if layout.data_plate is not None:
-            data[layout.data_plate] = idx
-        trace = trace_numpyro(self.model, self.args, self.kwargs, data=data)
-        batch_factor = idx.shape[0] / layout.num_data
-        log_prior, log_lik = 0.0, 0.0
-        for site in trace.values():
-            if site["type"] != "sample":
-                continue
-            lp = _masked_log_prob(site)
-            total = jnp.sum(lp) * (1.0 if site.get("scale") is None else site["scale"])
-            in_data = site["is_observed"] and (
-                layout.data_plate is None
-                or any(f.name == layout.data_plate for f in site["cond_indep_stack"])
-            )
-            if in_data:
-                log_lik = log_lik + total * batch_factor  # undo the plate's N/B
-            else:
-                log_prior = log_prior + total
-        return log_prior, log_lik
+        return log_joint(self._sites(params, idx), self.layout, params, idx.shape[0])
 
     def _potential_single(self, theta, idx):
         params, log_det = self._constrain_single(theta)
@@ -203,26 +173,8 @@ class NumPyroBackend(Backend):
         """``(D,) -> (lp, {site: (N,)})``: ``lp = -U(theta)`` on all the data, and per observed
         site its log-likelihood per datum; one trace of the model serves both."""
         params, log_det = self._constrain_single(theta)
-        layout = self.layout
-        data = dict(params)
-        if layout.data_plate is not None:
-            data[layout.data_plate] = jnp.arange(layout.num_data)
-        trace = trace_numpyro(self.model, self.args, self.kwargs, data=data)
-        lp = log_det
-        for site in trace.values():
-            if site["type"] == "sample":
-                scale = 1.0 if site.get("scale") is None else site["scale"]
-                lp = lp + jnp.sum(_masked_log_prob(site)) * scale
-        out = {}
-        for s in layout.observed:
-            site = trace[s.name]
-            site_lp = _masked_log_prob(site)
-            if layout.data_plate is None:
-                out[s.name] = jnp.sum(site_lp).reshape(1)
-            else:
-                site_lp = jnp.broadcast_to(site_lp, site["fn"].batch_shape)
-                out[s.name] = jnp.moveaxis(site_lp, site_lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
-        return lp, out
+        sites = self._sites(params, jnp.arange(self.layout.num_data))
+        return log_density(sites, log_det), pointwise_log_likelihood({s.name: s for s in sites}, self.layout)
 
     # -- public chain-batched API --------------------------------------------
     def potential(self, theta, idx):
@@ -245,12 +197,7 @@ class NumPyroBackend(Backend):
         return {k: np.asarray(v) for k, v in self._constrain(jnp.asarray(theta)).items()}
 
     def unconstrain(self, values):
-        parts = []
-        for s in self.layout.latent:
-            x = jnp.asarray(values[s.name])
-            u = self._transforms[s.name].inv(x)
-            parts.append(u.reshape(u.shape[0], s.size))
-        return jnp.concatenate(parts, axis=1)
+        return unconstrain({k: jnp.asarray(v) for k, v in values.items()}, self.layout, self._transforms)
 
     def observed_data(self):
         return {k: np.asarray(v) for k, v in self._observed.items()}
@@ -298,10 +245,12 @@ class NumPyroBackend(Backend):
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         return jax.device_put(x, self.device) if self.device is not None else x
 
-    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size, tuning=None):
-        key = (step_fn, batch_size, num_draws, thinning)
+    def run_block(self, kernel, state, rng, num_draws, thinning, tuning, method="update"):
+        # one compiled block per (kernel settings, step method, length, thinning): tuning is data
+        key = (kernel, method, num_draws, thinning)
         if key not in self._block_cache:
-            block = partial(self._block, step_fn, batch_size, num_draws, thinning)
+            step_fn = partial(getattr(kernel, method), self)
+            block = partial(self._block, step_fn, kernel.batch_size, num_draws, thinning)
             self._block_cache[key] = jax.jit(block)
         state, rng, positions, infos = self._block_cache[key](state, rng, tuning)
         return state, rng, np.asarray(positions), {k: np.asarray(v) for k, v in infos.items()}
@@ -317,7 +266,7 @@ class NumPyroBackend(Backend):
             rng, k_idx, k_noise = jax.random.split(rng, 3)
             idx = jax.random.randint(k_idx, (num_chains, batch_size), 0, n)
             noise = jax.random.normal(k_noise, state.position.shape, state.position.dtype)
-            state, info = step_fn(state, idx, noise) if tuning is None else step_fn(state, idx, noise, tuning)
+            state, info = step_fn(state, idx, noise, tuning)
             return (state, rng), info
 
         def draw(carry, _):

@@ -5,17 +5,21 @@
     mcmc.run(jax.random.PRNGKey(0), x, y=y)
     idata = az.from_numpyro(mcmc)
 
-The adapter turns a kernel's chain-batched ``setup`` / ``init_state`` /
-``update`` into NumPyro's ``init`` / ``sample``. With
+``NumPyroLangevin`` wraps a ppzoo kernel (which knows nothing of NumPyro)
+and turns its chain-batched ``setup`` / ``initial_tuning`` / ``init_state`` /
+``update`` into NumPyro's ``init`` / ``sample``; ``SARAHLD(model, ...)``
+returns one (:class:`ppzoo.inference.sgmcmc.base.LangevinKernel`). With
 ``chain_method="vectorized"`` NumPyro hands ``init`` one key per chain and
 the kernel runs all chains as one batch (each with its own minibatches, and
 full-gradient refreshes as real branches); with ``"sequential"`` (what
 ``"parallel"`` becomes on a single device) each chain is a batch of one.
 ``z`` (the sample field) is the flat unconstrained vector, ``(D,)`` or
 ``(C, D)``; ``postprocess_fn`` maps it to the model's constrained sites. The
-state also carries ``diverging`` (a default field), and ``grad_evals``
+state also carries ``diverging`` (a default field), ``grad_evals``
 (cumulative per-datum gradient evaluations), ``step_size`` and
-``full_gradient``, which ``MCMC.run(..., extra_fields=(...))`` can collect.
+``full_gradient``, which ``MCMC.run(..., extra_fields=(...))`` can collect,
+and the kernel's ``tuning`` (step size and preconditioner). The step size is
+the kernel's, or ``1 / lambda_max`` at the starting points.
 ``init_params``, when given, are constrained site values (one per chain,
 leading axis ``C`` when ``num_chains > 1``), not NumPyro's unconstrained ones.
 """
@@ -30,7 +34,7 @@ import numpy as np
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
-__all__ = ["NumPyroMCMCAdapter", "LangevinMCMCState"]
+__all__ = ["NumPyroLangevin", "LangevinMCMCState"]
 
 
 class LangevinMCMCState(NamedTuple):
@@ -40,29 +44,39 @@ class LangevinMCMCState(NamedTuple):
     step_size: Any
     full_gradient: Any
     kernel_state: Any
+    tuning: Any
     rng_key: Any
 
 
-class NumPyroMCMCAdapter(MCMCKernel):
-    """NumPyro's ``MCMCKernel`` interface for a ppzoo Langevin kernel (a mixin)."""
+class NumPyroLangevin(MCMCKernel):
+    """NumPyro's ``MCMCKernel`` face of a ppzoo Langevin kernel ``kernel`` on ``model``.
+
+    ``data_plate`` names the model's data plate (default: found as ``ppzoo.sample`` finds it).
+    """
 
     sample_field = "z"
+
+    def __init__(self, kernel, model, data_plate=None):
+        if not callable(model):
+            raise TypeError(f"model must be a NumPyro program, got {type(model).__name__}")
+        self.kernel, self.model, self.data_plate = kernel, model, data_plate
+        self._bound = None  # (kernel bound to the model, backend, batched), set by init
+
+    def __repr__(self):
+        return f"NumPyroLangevin({self.kernel!r}, model={getattr(self.model, '__name__', self.model)!r})"
 
     @property
     def default_fields(self):
         return ("z", "diverging")
 
-    def _bound(self):
-        bound = getattr(self, "_numpyro_run", None)
-        if bound is None:
+    def _run(self):
+        if self._bound is None:
             raise RuntimeError("call init (numpyro.infer.MCMC does) before sample")
-        return bound
+        return self._bound
 
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         from ppzoo.backends.numpyro_backend import NumPyroBackend
 
-        if self.model is None:
-            raise ValueError(f"{type(self).__name__} needs the model to run under numpyro.infer.MCMC: {type(self).__name__}(model, ...)")
         backend = NumPyroBackend(self.model, model_args, model_kwargs, data_plate=self.data_plate)
         batched = not is_prng_key(rng_key)
         key = rng_key[0] if batched else rng_key
@@ -71,10 +85,10 @@ class NumPyroMCMCAdapter(MCMCKernel):
             position = backend.unconstrain({k: jnp.reshape(v, (num_chains,) + jnp.shape(v)[batched:]) for k, v in init_params.items()})
         else:
             position, key = backend.init_positions(key, num_chains)
-        kernel, setup_cost = self.setup(backend, position)
+        kernel = self.kernel.setup(backend)
+        tuning, setup_cost = kernel.initial_tuning(backend, position)
         kernel_state, key, init_cost = kernel.init_state(backend, position, key)
-        # The bound kernel and backend are run-time companions, not settings.
-        object.__setattr__(self, "_numpyro_run", (kernel, backend, batched))
+        self._bound = (kernel, backend, batched)
         spent = jnp.full((num_chains,), setup_cost + init_cost, dtype=jnp.int32)
         squeeze = self._squeeze(batched)
         return LangevinMCMCState(
@@ -84,6 +98,7 @@ class NumPyroMCMCAdapter(MCMCKernel):
             step_size=squeeze(jnp.zeros(num_chains, dtype=position.dtype)),
             full_gradient=squeeze(jnp.zeros(num_chains, dtype=bool)),
             kernel_state=kernel_state,
+            tuning=tuning,
             rng_key=key,
         )
 
@@ -92,12 +107,12 @@ class NumPyroMCMCAdapter(MCMCKernel):
         return (lambda x: x) if batched else (lambda x: x[0])
 
     def sample(self, state, model_args, model_kwargs):
-        kernel, backend, batched = self._bound()
+        kernel, backend, batched = self._run()
         position = state.kernel_state.position
         key, k_idx, k_noise = jax.random.split(state.rng_key, 3)
         idx = jax.random.randint(k_idx, (position.shape[0], kernel.batch_size), 0, backend.num_data)
         noise = jax.random.normal(k_noise, position.shape, position.dtype)
-        kernel_state, info = kernel.update(backend, state.kernel_state, idx, noise)
+        kernel_state, info = kernel.update(backend, state.kernel_state, idx, noise, state.tuning)
         squeeze = self._squeeze(batched)
         return LangevinMCMCState(
             z=squeeze(kernel_state.position),
@@ -106,11 +121,12 @@ class NumPyroMCMCAdapter(MCMCKernel):
             step_size=squeeze(info["step_size"]),
             full_gradient=squeeze(info["full_gradient"]),
             kernel_state=kernel_state,
+            tuning=state.tuning,
             rng_key=key,
         )
 
     def postprocess_fn(self, model_args, model_kwargs):
-        _, backend, _ = self._bound()
+        _, backend, _ = self._run()
 
         def constrain(z):
             flat = jnp.reshape(z, (-1, backend.dim))

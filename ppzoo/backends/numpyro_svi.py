@@ -18,6 +18,7 @@ import numpy as np
 from jax import random
 from numpyro import handlers
 
+from ppzoo.backends.sites import log_prob
 from ppzoo.backends.svi_common import (
     LogDensityTerms,
     check_guide_matches,
@@ -50,11 +51,7 @@ def _latents(trace):
 
 
 def _site_log_prob(site, path_only=False):
-    lp = site["fn"].log_prob(site["value"])
-    if path_only:
-        held = site["fn"].log_prob(jax.lax.stop_gradient(site["value"]))
-        lp = lp - held + jax.lax.stop_gradient(held)
-    return lp
+    return log_prob(site["fn"], site["value"], site.get("mask"), jax.lax.stop_gradient if path_only else None)
 
 
 def _accumulate(trace, kinds, data_plate, data_scale, path_only=False):
@@ -297,7 +294,7 @@ def make_evaluator(model, guide, args, kwargs, *, params, data_plate=None, full_
     """``evaluate(num_particles, seed, terms_only=False)``: draws from the guide scored under the model.
 
     ``evaluate`` returns ``(terms, latents, log_likelihood, observed, local)``
-    (see ``pyro_svi.evaluate``), JAX arrays; ``terms_only`` skips all but
+    (see ``pyro_svi_eval.evaluate``), JAX arrays; ``terms_only`` skips all but
     ``terms``. Each particle count is compiled once (``jax.jit``) per evaluator.
     """
     params = {k: jax.tree_util.tree_map(jnp.asarray, v) for k, v in (params or {}).items()}

@@ -31,10 +31,19 @@ import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
 from pyro.poutine.util import site_is_subsample
-from torch.fx.experimental.proxy_tensor import make_fx
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.layout import PlateRecord, SiteRecord, plan_layout
+from ppzoo.backends.layout import PlateRecord, plan_layout
+from ppzoo.backends.sites import (
+    Site,
+    constrain,
+    log_density,
+    log_joint,
+    pointwise_log_likelihood,
+    site_records,
+    unconstrain,
+)
+from ppzoo.backends.torch_graph import compile_graph
 
 __all__ = ["PyroBackend", "trace_pyro"]
 
@@ -81,7 +90,8 @@ def trace_pyro(model, args, kwargs, data=None):
         return poutine.trace(fn).get_trace(*args, **kwargs)
 
 
-def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
+def pyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
+    """The trace's sample statements as :class:`~.sites.Site` and its subsampled plates as ``PlateRecord``."""
     sites, plates = [], {}
     for name, site in trace.nodes.items():
         if site["type"] != "sample":
@@ -90,38 +100,19 @@ def _records(trace) -> tuple[list[SiteRecord], dict[str, PlateRecord]]:
             fn = site["fn"]
             plates[name] = PlateRecord(name, int(fn.size), None if fn.subsample_size in (None, fn.size) else int(fn.subsample_size))
             continue
-        shape = tuple(site["value"].shape)
-        observed = bool(site["is_observed"])
-        discrete = (not observed) and bool(site["fn"].support.is_discrete)
-        unconstrained = shape
-        if not observed and not discrete:
-            unconstrained = tuple(biject_to(site["fn"].support).inverse_shape(torch.Size(shape)))
-        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"] if f.vectorized)
         sites.append(
-            SiteRecord(
-                name=name,
-                observed=observed,
-                shape=shape,
-                unconstrained_shape=unconstrained,
-                is_discrete=discrete,
-                plates=tuple(f.name for f in frames),
-                plate_dims={f.name: f.dim for f in frames},
-                value=site["value"].detach().cpu().numpy() if observed else None,
-            )
+            Site(name, site["fn"], site["value"], bool(site["is_observed"]), site.get("scale", 1.0), site.get("mask"), frames)
         )
     return sites, plates
 
 
-def _with_tuning(step_fn, tuning, state, idx, noise):
-    return step_fn(state, idx, noise, tuning)
+def _inverse_shape(support, shape):
+    return biject_to(support).inverse_shape(torch.Size(shape))
 
 
-def _masked_log_prob(site):
-    """The site's log-probability, zero where the site's mask is False (scale not applied)."""
-    lp = site["fn"].log_prob(site["value"])
-    if site.get("mask") is not None:
-        lp = torch.where(site["mask"], lp, lp.new_zeros(()))
-    return lp
+def _numpy(value):
+    return value.detach().cpu().numpy()
 
 
 def _side_by_side(fn):
@@ -188,9 +179,7 @@ def _vmapped_graph(fn, theta, idx):
     ``_compile``'s settings), or ``None`` where ``vmap`` or ``make_fx`` cannot run the model."""
     batched_fn = torch.func.vmap(torch.func.grad_and_value(fn))
     try:
-        # a plain two-argument function: make_fx reads the arity from the signature
-        graph = make_fx(lambda theta, idx: batched_fn(theta, idx))(theta, idx)
-        traced = torch.jit.trace(graph, (theta, idx), check_trace=False)
+        traced = compile_graph(lambda theta, idx: batched_fn(theta, idx), (theta, idx))
     except Exception:  # noqa: BLE001 - whatever stops vmap or make_fx, the per-chain graph is the answer
         return None
 
@@ -225,50 +214,28 @@ class PyroBackend(Backend):
         }
         if full:  # see the full data, not the model's own subsample
             trace = trace_pyro(model, self.args, self.kwargs, data=full)
-        self.layout = plan_layout(*_records(trace), data_plate, model)
+        sites, plates = pyro_sites(trace)
+        self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model)
         self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
         self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.observed}
         self._compiled = {}
         #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
         self.compiled_as = {}
 
-    # -- single-chain maths ---------------------------------------------------
+    # -- single-chain maths (the per-site logic is ppzoo.backends.sites') ------------------
     def _constrain_single(self, theta):
-        params, log_det = {}, theta.new_zeros(())
-        # split (one cat in the backward pass) rather than slices (a zeros + copy each)
-        parts = torch.split(theta, [s.size for s in self.layout.latent])
-        for s, part in zip(self.layout.latent, parts):
-            u = part.reshape(s.unconstrained_shape)
-            t = self._transforms[s.name]
-            x = t(u)
-            params[s.name] = x
-            log_det = log_det + t.log_abs_det_jacobian(u, x).sum()
-        return params, log_det
+        """``(D,) -> ({site: value}, log|J|)`` through Pyro's ``biject_to``."""
+        return constrain(theta, self.layout, self._transforms)
+
+    def _sites(self, params, idx):
+        data = dict(params)
+        if self.layout.data_plate is not None:
+            data[self.layout.data_plate] = idx
+        return pyro_sites(trace_pyro(self.model, self.args, self.kwargs, data=data))[0]
 
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
-        layout = self.layout
-        data = dict(params)
-        if layout.data_plate is not None:
-            data[layout.data_plate] = idx
-        trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
-        batch_factor = idx.shape[0] / layout.num_data
-        log_prior, log_lik = 0.0, 0.0
-        for name, site in trace.nodes.items():
-            if site["type"] != "sample" or site_is_subsample(site):
-                continue
-            lp = _masked_log_prob(site)
-            scale = site.get("scale", 1.0)
-            total = lp.sum() * scale
-            in_data = name not in params and site["is_observed"] and (
-                layout.data_plate is None
-                or any(f.name == layout.data_plate for f in site["cond_indep_stack"])
-            )
-            if in_data:
-                log_lik = log_lik + total * batch_factor  # undo the plate's N/B
-            else:
-                log_prior = log_prior + total
-        return log_prior, log_lik
+        return log_joint(self._sites(params, idx), self.layout, params, idx.shape[0])
 
     def _potential_single(self, theta, idx):
         params, log_det = self._constrain_single(theta)
@@ -334,33 +301,16 @@ class PyroBackend(Backend):
     # -- conversions ----------------------------------------------------------
     def pointwise(self, theta):
         theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
-        layout = self.layout
-        out = {s.name: [] for s in layout.observed}
-        log_density = []
-        full = torch.arange(layout.num_data, device=self.device)
+        full = torch.arange(self.layout.num_data, device=self.device)
+        log_densities, logliks = [], []
         with torch.no_grad():
             for th in theta:
                 params, log_det = self._constrain_single(th)
-                data = dict(params)
-                if layout.data_plate is not None:
-                    data[layout.data_plate] = full
-                trace = trace_pyro(self.model, self.args, self.kwargs, data=data)
-                lp = log_det
-                for site in trace.nodes.values():
-                    if site["type"] == "sample" and not site_is_subsample(site):
-                        lp = lp + _masked_log_prob(site).sum() * site.get("scale", 1.0)
-                log_density.append(lp)
-                for s in layout.observed:
-                    site = trace.nodes[s.name]
-                    site_lp = _masked_log_prob(site)
-                    if layout.data_plate is None:
-                        site_lp = site_lp.sum().reshape(1)
-                    else:
-                        site_lp = site_lp.expand(site["fn"].batch_shape)
-                        site_lp = site_lp.movedim(site_lp.dim() + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
-                    out[s.name].append(site_lp)
-        loglik = {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
-        return torch.stack(log_density).cpu().numpy(), loglik
+                sites = self._sites(params, full)
+                log_densities.append(log_density(sites, log_det))
+                logliks.append(pointwise_log_likelihood({s.name: s for s in sites}, self.layout))
+        loglik = {s.name: torch.stack([d[s.name] for d in logliks]).cpu().numpy() for s in self.layout.observed}
+        return torch.stack(log_densities).cpu().numpy(), loglik
 
     def constrain(self, theta):
         theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
@@ -372,12 +322,8 @@ class PyroBackend(Backend):
         return out
 
     def unconstrain(self, values):
-        parts = []
-        for s in self.layout.latent:
-            x = torch.as_tensor(np.asarray(values[s.name]), dtype=torch.get_default_dtype(), device=self.device)
-            u = self._transforms[s.name].inv(x)
-            parts.append(u.reshape(u.shape[0], s.size))
-        return torch.cat(parts, dim=1)
+        as_tensor = partial(torch.as_tensor, dtype=torch.get_default_dtype(), device=self.device)
+        return unconstrain({k: as_tensor(np.asarray(v)) for k, v in values.items()}, self.layout, self._transforms)
 
     def observed_data(self):
         return {k: v.detach().cpu().numpy() for k, v in self._observed.items()}
@@ -411,9 +357,9 @@ class PyroBackend(Backend):
     def asarray(self, x):
         return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype(), device=self.device)
 
-    def run_block(self, step_fn, state, rng, num_draws, thinning, batch_size, tuning=None):
-        if tuning is not None:
-            step_fn = partial(_with_tuning, step_fn, tuning)
+    def run_block(self, kernel, state, rng, num_draws, thinning, tuning, method="update"):
+        step = getattr(kernel, method)
+        batch_size = kernel.batch_size
         num_chains = state.position.shape[0]
         n = self.layout.num_data
         shape, dtype = state.position.shape, state.position.dtype
@@ -424,7 +370,7 @@ class PyroBackend(Backend):
                 for _ in range(thinning):
                     idx = torch.randint(n, (num_chains, batch_size), generator=rng, device=self.device)
                     noise = torch.randn(shape, generator=rng, device=self.device, dtype=dtype)
-                    state, info = step_fn(state, idx, noise)
+                    state, info = step(self, state, idx, noise, tuning)
                     steps.append(info)
                 if thinning > 1:
                     stacked = {k: torch.stack([i[k] for i in steps]) for k in steps[0]}

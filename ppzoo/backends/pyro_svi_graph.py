@@ -3,8 +3,9 @@
 ``make_fx`` runs the step once and records every ATen op it dispatches: the
 guide and model traces, the objective and the backward pass
 (``torch.autograd.grad``), so the graph has no Python, no effect handlers and
-no autograd engine left in it; ``torch.jit.trace`` then compiles the graph,
-which runs without TorchScript's optimisation passes (see ``StepGraph``).
+no autograd engine left in it; ``torch.jit.trace`` then compiles the graph
+(both in :func:`~.torch_graph.compile_graph`, the sampler's compile step
+too), which runs without TorchScript's optimisation passes (see ``StepGraph``).
 The graph's inputs are the parameters themselves (the parameter store's
 unconstrained tensors, ``torch.nn`` weights registered with ``pyro.module``
 included: the tracer follows those very tensor objects wherever the programs
@@ -26,11 +27,10 @@ fine: the data do not change.
 
 from __future__ import annotations
 
-import warnings
-
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree as pytree
+
+from ppzoo.backends.torch_graph import compile_graph
 
 __all__ = ["compile_step", "StepGraph"]
 
@@ -128,12 +128,9 @@ def compile_step(loss_fn, leaves, inputs, rng_devices=()):
         used[:] = [g is not None for g in grads]
         return loss.detach(), [g for g in grads if g is not None]
 
-    with torch.random.fork_rng(devices=list(rng_devices)), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with torch.random.fork_rng(devices=list(rng_devices)):
         try:
-            # a plain two-argument function: make_fx reads the arity from the signature
-            graph = make_fx(lambda leaves, tensors: joint(leaves, tensors))(leaves, tensors)
+            compiled = compile_graph(lambda leaves, tensors: joint(leaves, tensors), (leaves, tensors))
         except RuntimeError as err:
             if _reads_a_value(err):
                 return None, "the programs' Python control flow reads a value computed from the parameters or the draws"
@@ -144,10 +141,6 @@ def compile_step(loss_fn, leaves, inputs, rng_devices=()):
             return None, f"the step could not be traced ({type(err).__name__}: {_first_line(err)})"
         if not any(used):
             return None, "the loss does not depend on the parameters"
-        try:
-            compiled = torch.jit.trace(graph, (leaves, tensors), check_trace=False)
-        except Exception:  # noqa: BLE001 - the graph runs as it is (a little more Python per op)
-            compiled = graph
     return StepGraph(compiled, leaves, used, spec, constants, _signature(tensors)), None
 
 

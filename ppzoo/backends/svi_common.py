@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LogDensityTerms", "check_guide_matches", "pick_data_plate", "ESTIMATORS", "normal_parameters"]
+from ppzoo.checks import check_count
+
+__all__ = [
+    "LogDensityTerms", "check_guide_matches", "check_batch_size", "pick_data_plate", "ESTIMATORS", "normal_parameters",
+]
 
 #: gradient estimators of the importance-weighted objectives
 ESTIMATORS = ("reparam", "stl", "dreg")
@@ -51,6 +55,17 @@ class LogDensityTerms:
     def model_local(self):
         return None if self.obs_local is None else self.obs_local + self.prior_local
 
+
+
+def check_batch_size(batch_size, plate, size) -> None:
+    """``batch_size`` (or ``None``) must be an integer ``1 <= B <= N`` for a model with a data plate."""
+    if batch_size is None:
+        return
+    check_count("batch_size", batch_size, 1)
+    if plate is None:
+        raise ValueError("batch_size was given but the model has no data plate around its observations to subsample")
+    if batch_size > size:
+        raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
 
 
 def check_guide_matches(model_latents: dict, guide_latents: dict, estimator: str) -> None:

@@ -1,29 +1,22 @@
-"""Argument checks shared by the torch and JAX decoders (no framework imports here)."""
+"""Argument checks shared by the torch and JAX decoders (no framework imports here), on top of :mod:`ppzoo.checks`."""
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from ppzoo.checks import check_count, check_number
 
 __all__ = ["check_dim", "check_constant", "check_hidden", "check_injective", "check_nonnegative"]
 
 
 def check_dim(name: str, value) -> int:
-    """``value`` as an ``int >= 1``, or a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    """``value`` as an ``int >= 1`` (:func:`ppzoo.checks.check_count`)."""
+    return check_count(name, value, 1)
 
 
 def check_constant(name: str, value, *, positive: bool = False) -> float:
-    """``value`` as a finite float ``>= 0`` (``> 0`` with ``positive=True``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > 0 if positive else value >= 0)
-    if not ok:
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
+    """``value`` as a finite float ``>= 0`` (``> 0`` with ``positive=True``; :func:`ppzoo.checks.check_number`)."""
+    return check_number(name, value, low=0.0, strict=positive)
 
 
 def check_hidden(hidden) -> tuple:

@@ -1,0 +1,103 @@
+"""Evaluation of a fitted Pyro guide: draws scored under the model, without gradients.
+
+:func:`evaluate` gives the per-particle terms with the draws, the per-datum
+log-likelihood and the observed values (``Fit.to_arviz``, ``psis_khat`` and
+``log_marginal_likelihood``); :func:`local_normal_sites` the guide's
+per-datum Normal latents (``Fit.collapse``).
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
+
+from ppzoo.backends.pyro_svi import (
+    accumulate,
+    data_plate_of,
+    guess_max_plate_nesting,
+    latent_sites,
+    log_density_terms,
+    sample_sites,
+    with_params,
+)
+from ppzoo.backends.svi_common import normal_parameters
+
+__all__ = ["evaluate", "local_normal_sites"]
+
+
+def evaluate(
+    model, guide, args, kwargs, *, params, num_particles, data_plate=None, max_plate_nesting=None, full_data=True, terms_only=False
+):
+    """Draw ``num_particles`` times from the guide (no gradient) and score the draws under the model.
+
+    Returns ``(terms, latents, log_likelihood, observed, local)``: the
+    :class:`LogDensityTerms` (torch), ``{latent: (K, ...)}``,
+    ``{observed site: (K, N)}`` per datum (``(K, 1)`` without a data plate),
+    ``{observed site: value}``, the names of the latents inside the data
+    plate; the data plate is seen whole when ``full_data``. ``terms_only``
+    returns ``None`` for all but ``terms``.
+    """
+    # torch modules registered with pyro.module keep their own (trained in place) weights
+    params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
+    model, guide = with_params(model, params), with_params(guide, params)
+    if max_plate_nesting is None:
+        max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+    plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate)
+    conditioned = {plate: torch.arange(size)} if (full_data and plate and sub != size) else None
+    with torch.no_grad(), pyro.validation_enabled(False):
+        terms, guide_trace, model_trace = log_density_terms(
+            model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+            data_plate=plate, conditioned=conditioned,
+        )
+        if terms_only:
+            return terms, None, None, None, None
+        particle_dim = -(max_plate_nesting + 1)
+        names = [n for n in sample_sites(model_trace) if model_trace.nodes[n]["is_observed"] and n not in (conditioned or {})]
+        data_scale = terms.data_scale
+        parts, _ = accumulate(model_trace, {n: n for n in names}, num_particles, particle_dim, plate, data_scale)
+    loglik = {n: (p[1] if p[1] is not None else p[0][:, None]) for n, p in parts.items()}
+    latents = {n: _particles_first(guide_trace.nodes[n], num_particles, max_plate_nesting) for n in latent_sites(guide_trace)}
+    observed = {n: model_trace.nodes[n]["value"] for n in names}
+    local = {n for n in latents if plate in {f.name for f in guide_trace.nodes[n]["cond_indep_stack"]}}
+    return terms, latents, loglik, observed, local
+
+
+def _particles_first(site, num_particles, max_plate_nesting):
+    """A vectorised draw ``(K, plate dims.., event)`` as ``(K, event)`` or ``(K, B, event)``: unused plate dims dropped."""
+    value = site["value"].detach()
+    event_dim = site["fn"].event_dim
+    batch_dims = value.dim() - event_dim
+    if batch_dims < max_plate_nesting + 1:
+        value = value.reshape((1,) * (max_plate_nesting + 1 - batch_dims) + tuple(value.shape))
+    value = value.expand((num_particles,) + tuple(value.shape[1:]))
+    unused = tuple(d for d in range(1, max_plate_nesting + 1) if value.shape[d] == 1)
+    return value.squeeze(dim=unused) if unused else value
+
+
+def local_normal_sites(model, guide, args, kwargs, *, params, data_plate=None):
+    """``{site: (loc, scale)}``, ``(N, d)`` NumPy, for the guide's Normal latents inside the data plate (all data)."""
+    params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
+    model, guide = with_params(model, params), with_params(guide, params)
+    plate, size, _ = data_plate_of(model, guide, args, kwargs, data_plate)
+    if plate is None:
+        return {}
+    device = next((a.device for a in args if torch.is_tensor(a)), None)
+    with torch.no_grad(), pyro.validation_enabled(False), poutine.block():
+        g = poutine.condition(guide, data={plate: torch.arange(size, device=device)})
+        trace = poutine.trace(g).get_trace(*args, **kwargs)
+    out = {}
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
+            continue
+        frames = [f for f in site["cond_indep_stack"] if f.name == plate]
+        if not frames:
+            continue
+        found = normal_parameters(
+            site["fn"], tuple(site["value"].shape), site["fn"].event_dim, frames[0].dim,
+            to_numpy=lambda t: t.detach().cpu().numpy(),
+        )
+        if found is not None:
+            out[name] = found
+    return out

@@ -1,0 +1,182 @@
+"""Per-site logic, written once for both PPLs over the array API.
+
+Each backend turns a trace of its PPL into a list of :class:`Site` (what a
+``sample`` statement did: its distribution, value, scale, mask and the
+plates around it) and hands over its ``biject_to`` transforms; everything
+else is here, written against the arrays both PPLs share (methods common to
+``jax.Array`` and ``torch.Tensor``, and ``array_api_compat`` for the rest):
+
+* :func:`site_records`: the :class:`~.layout.SiteRecord` of each site (what
+  :func:`~.layout.plan_layout` plans from);
+* :func:`constrain` / :func:`unconstrain`: between the flat unconstrained
+  ``theta`` ``(D,)`` and the sites' constrained values, with ``log|J|``;
+* :func:`log_joint`: ``(log prior, sum_{i in batch} log p(x_i | theta))`` of
+  one run on a minibatch, the latter unscaled (``N / B`` applied once by
+  the caller);
+* :func:`log_density` and :func:`pointwise_log_likelihood`: the full-data log
+  density and the per-datum log-likelihood of one run on all the data.
+
+A site in the data plate has its log-probability multiplied by the plate's
+scale (``N / B`` when the plate is subsampled) by the PPL; :func:`log_joint`
+multiplies by ``B / N`` to undo it, so the potential applies ``N / B`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+from ppzoo.backends.layout import ModelLayout, SiteRecord
+
+__all__ = [
+    "Site", "site_records", "masked_log_prob", "log_prob", "constrain", "unconstrain", "log_joint", "log_density",
+    "pointwise_log_likelihood",
+]
+
+
+class Site(NamedTuple):
+    """One ``sample`` statement of a traced run, the same for both PPLs.
+
+    ``fn``: its distribution (``log_prob``, ``support``, ``batch_shape``);
+    ``observed``: the PPL marked it observed (an ``obs=`` site, or a latent
+    conditioned on a value by Pyro); ``scale``: the scale the plates and
+    handlers set (``1.0`` if none); ``mask``: a boolean array or ``None``;
+    ``frames``: ``(plate name, batch dim)`` of the vectorised plates around it.
+    """
+
+    name: str
+    fn: Any
+    value: Any
+    observed: bool
+    scale: Any
+    mask: Any
+    frames: tuple[tuple[str, int], ...]
+
+
+def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable) -> list[SiteRecord]:
+    """The :class:`~.layout.SiteRecord` of each site.
+
+    ``inverse_shape(support, shape)``: the shape of ``biject_to(support).inv`` of
+    a value of ``shape`` (the PPL's transform); ``to_numpy``: an observed value
+    as a NumPy array.
+    """
+    records = []
+    for site in sites:
+        shape = tuple(site.value.shape)
+        discrete = (not site.observed) and bool(site.fn.support.is_discrete)
+        unconstrained = shape
+        if not site.observed and not discrete:
+            unconstrained = tuple(inverse_shape(site.fn.support, shape))
+        records.append(
+            SiteRecord(
+                name=site.name,
+                observed=site.observed,
+                shape=shape,
+                unconstrained_shape=unconstrained,
+                is_discrete=discrete,
+                plates=tuple(name for name, _ in site.frames),
+                plate_dims=dict(site.frames),
+                value=to_numpy(site.value) if site.observed else None,
+            )
+        )
+    return records
+
+
+def masked_log_prob(site: Site):
+    """The site's log-probability, zero where its mask is False (scale not applied)."""
+    return log_prob(site.fn, site.value, site.mask)
+
+
+def log_prob(fn, value, mask=None, stop_gradient=None):
+    """``fn.log_prob(value)``, zero where ``mask`` is False; with ``stop_gradient``, "path only":
+    the same value, with a gradient that flows through the draw ``value`` but not through
+    ``fn``'s parameters, ``log q(z) - log q(sg z) + sg(log q(sg z))`` (the STL / DReG guide term)."""
+    lp = fn.log_prob(value)
+    if stop_gradient is not None:
+        held = fn.log_prob(stop_gradient(value))
+        lp = lp - held + stop_gradient(held)
+    if mask is None:
+        return lp
+    xp = array_api_compat.array_namespace(lp)
+    return xp.where(mask, lp, xp.zeros_like(lp))
+
+
+def _split(theta, sizes):
+    """``theta`` ``(D,)`` cut into consecutive pieces of ``sizes``."""
+    if array_api_compat.is_torch_array(theta):
+        return theta.split(list(sizes))  # one cat in the backward pass, not a zeros + copy per slice
+    bounds = np.cumsum((0, *sizes))
+    return [theta[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def constrain(theta, layout: ModelLayout, transforms: Mapping[str, Any]):
+    """``theta`` ``(D,)`` -> ``({site: constrained value}, log|J|)``, through the PPL's ``biject_to``."""
+    params, log_det = {}, 0.0
+    for s, part in zip(layout.latent, _split(theta, [s.size for s in layout.latent])):
+        u = part.reshape(s.unconstrained_shape)
+        t = transforms[s.name]
+        x = t(u)
+        params[s.name] = x
+        log_det = log_det + t.log_abs_det_jacobian(u, x).sum()
+    return params, log_det
+
+
+def unconstrain(values: Mapping[str, Any], layout: ModelLayout, transforms: Mapping[str, Any]):
+    """Per latent site a constrained value ``(C, *shape)`` (the PPL's arrays) -> ``theta`` ``(C, D)``."""
+    parts = []
+    for s in layout.latent:
+        u = transforms[s.name].inv(values[s.name])
+        parts.append(u.reshape(u.shape[0], s.size))
+    xp = array_api_compat.array_namespace(parts[0])
+    return xp.concat(parts, axis=1)
+
+
+def _in_data(site: Site, layout: ModelLayout, params) -> bool:
+    return (
+        site.name not in params
+        and site.observed
+        and (layout.data_plate is None or any(name == layout.data_plate for name, _ in site.frames))
+    )
+
+
+def log_joint(sites: list[Site], layout: ModelLayout, params, batch_size: int):
+    """``(log prior of the global sites, sum_{i in batch} log p(x_i | params))`` of one run in
+    which the data plate held ``batch_size`` indices; the latter unscaled (the plate's
+    ``N / B`` undone). Sites outside the data plate, observed ones included, are in the prior."""
+    batch_factor = batch_size / layout.num_data
+    log_prior, log_lik = 0.0, 0.0
+    for site in sites:
+        total = masked_log_prob(site).sum() * site.scale
+        if _in_data(site, layout, params):
+            log_lik = log_lik + total * batch_factor
+        else:
+            log_prior = log_prior + total
+    return log_prior, log_lik
+
+
+def log_density(sites: list[Site], log_det):
+    """``-U(theta)``: every site's log-probability (scales applied) plus ``log|J|``, for a run on
+    all the data (the data plate's scale is then 1)."""
+    total = log_det
+    for site in sites:
+        total = total + masked_log_prob(site).sum() * site.scale
+    return total
+
+
+def pointwise_log_likelihood(sites: Mapping[str, Site], layout: ModelLayout) -> dict:
+    """Per observed site of ``layout``, ``log p(x_i | theta)`` per datum ``(N,)`` of a run on all the
+    data (summed over the site's other dims; one value when the model has no data plate)."""
+    out = {}
+    for s in layout.observed:
+        site = sites[s.name]
+        lp = masked_log_prob(site)
+        if layout.data_plate is None:
+            out[s.name] = lp.sum().reshape(1)
+            continue
+        xp = array_api_compat.array_namespace(lp)
+        lp = xp.broadcast_to(lp, tuple(site.fn.batch_shape))
+        out[s.name] = xp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+    return out

@@ -1,0 +1,202 @@
+"""SVI through the seam: fitting a guide and evaluating it, one object per PPL.
+
+``ppzoo.fit`` and ``ppzoo.log_marginal_likelihood`` name no PPL: they ask
+:func:`svi_adapter` for the adapter of the model's PPL and call its
+``fit``, ``evaluator`` and ``local_normals``. The adapter converts the data
+to the PPL's arrays on the device, checks the optimiser, picks the data
+plate, runs the PPL's own fitting loop (``pyro_svi_fit.run_svi`` /
+``numpyro_svi.run_svi``), and keeps what a Pyro fit needs afterwards: its
+parameter-store scope (``FitResult.scope``), inside which every later
+evaluation of that fit runs. Evaluations come back as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ppzoo.backends.svi_common import check_batch_size
+
+__all__ = ["FitResult", "svi_adapter", "PyroSVI", "NumPyroSVI"]
+
+
+@dataclass
+class FitResult:
+    """What a PPL's fitting loop hands back: fitted ``params`` (NumPy), the loss per step,
+    why it stopped early (or ``None``), the data plate, the Pyro parameter-store ``scope``
+    (``None`` for NumPyro) and how the steps ran (``compiled_as``)."""
+
+    params: dict
+    losses: Any
+    stop_reason: str | None
+    data_plate: str | None
+    scope: Any
+    compiled_as: str
+
+
+def svi_adapter(name: str, device=None):
+    """The SVI adapter of PPL ``name`` (``"pyro"`` or ``"numpyro"``) on ``device``."""
+    if name == "pyro":
+        return PyroSVI(device)
+    if name == "numpyro":
+        return NumPyroSVI(device)
+    raise ValueError(f"backend must be 'pyro' or 'numpyro', got {name!r}")
+
+
+def _as_numpy(out, convert):
+    """An evaluation's ``(terms, latents, log_likelihood, observed, local)`` with NumPy arrays."""
+    terms, latents, loglik, observed, local = out
+    for name in ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local"):
+        value = getattr(terms, name)
+        setattr(terms, name, None if value is None else np.asarray(convert(value), dtype=np.float64))
+    terms.stop_gradient = lambda x: x
+    as_np = lambda d: None if d is None else {k: convert(v) for k, v in d.items()}  # noqa: E731
+    return terms, as_np(latents), as_np(loglik), as_np(observed), local
+
+
+class PyroSVI:
+    """Pyro's SVI: ``pyro_svi`` under a parameter-store scope of the fit's own."""
+
+    name = "pyro"
+
+    def __init__(self, device=None):
+        from ppzoo.backends.pyro_backend import _torch_device
+
+        self.device = _torch_device(device)
+
+    def _data(self, args, kwargs):
+        from ppzoo.backends.pyro_backend import _to_torch
+
+        return _to_torch(tuple(args), self.device), _to_torch(dict(kwargs), self.device)
+
+    def scope(self, scope):
+        """A context in which the Pyro parameter store is the fit's (``None``: the global store)."""
+        import pyro
+
+        return contextlib.nullcontext() if scope is None else pyro.get_param_store().scope(scope)
+
+    def fit(self, objective, model, guide, args, kwargs, *, optimizer, learning_rate, batch_size, data_plate,
+            settings, jit_compile) -> FitResult:
+        import pyro
+
+        from ppzoo.backends import pyro_svi, pyro_svi_fit
+
+        args, kwargs = self._data(args, kwargs)
+        if optimizer is None:
+            optimizer = pyro.optim.Adam({"lr": learning_rate})
+        if not isinstance(optimizer, pyro.optim.PyroOptim):
+            raise TypeError(f"optimizer must be a pyro.optim optimiser for a Pyro model, got {type(optimizer).__name__}")
+        with pyro.get_param_store().scope() as scope:
+            pyro.set_rng_seed(settings["seed"])
+            plate, size, _ = pyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
+            check_batch_size(batch_size, plate, size)
+            params, losses, reason, compiled_as = pyro_svi_fit.run_svi(
+                objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size),
+                batch_size=batch_size, jit_compile=jit_compile, **settings,
+            )
+        return FitResult(params, losses, reason, plate, scope, compiled_as)
+
+    def _params(self, params):
+        from ppzoo.backends.pyro_backend import _to_torch
+
+        return _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, self.device) or None
+
+    def evaluator(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None):
+        """``evaluate(num_particles, seed, terms_only=False)`` (``pyro_svi_eval.evaluate``), NumPy out."""
+        import pyro
+
+        from ppzoo.backends import pyro_svi_eval
+
+        args, kwargs = self._data(args, kwargs)
+        params = self._params(params)
+
+        def evaluate(num_particles, seed, terms_only=False):
+            with self.scope(scope):
+                pyro.set_rng_seed(seed)
+                out = pyro_svi_eval.evaluate(
+                    model, guide, args, kwargs, params=params, num_particles=num_particles, data_plate=data_plate,
+                    terms_only=terms_only,
+                )
+            return _as_numpy(out, lambda x: x.detach().cpu().numpy())
+
+        return evaluate
+
+    def local_normals(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None) -> dict:
+        """``{site: (loc, scale)}``: the guide's per-datum Normal latents on all the data, NumPy ``(N, d)``."""
+        from ppzoo.backends import pyro_svi_eval
+
+        args, kwargs = self._data(args, kwargs)
+        with self.scope(scope):
+            return pyro_svi_eval.local_normal_sites(
+                model, guide, args, kwargs, params=self._params(params), data_plate=data_plate
+            )
+
+
+_NUMPYRO_ADAM = {}
+
+
+class NumPyroSVI:
+    """NumPyro's SVI: ``numpyro_svi``, compiled with ``jax.jit``."""
+
+    name = "numpyro"
+
+    def __init__(self, device=None):
+        from ppzoo.backends.numpyro_backend import _jax_device
+
+        self.device = _jax_device(device)
+
+    def _data(self, args, kwargs):
+        from ppzoo.backends.numpyro_backend import _to_jax
+
+        return _to_jax(tuple(args), self.device), _to_jax(dict(kwargs), self.device)
+
+    @staticmethod
+    def _default_optimizer(learning_rate):
+        """One default optimiser object per learning rate, so later fits reuse what the first compiled."""
+        if learning_rate not in _NUMPYRO_ADAM:
+            import numpyro.optim
+            import optax
+
+            _NUMPYRO_ADAM[learning_rate] = numpyro.optim.optax_to_numpyro(optax.adam(learning_rate))
+        return _NUMPYRO_ADAM[learning_rate]
+
+    def fit(self, objective, model, guide, args, kwargs, *, optimizer, learning_rate, batch_size, data_plate,
+            settings, jit_compile) -> FitResult:
+        import numpyro.optim
+
+        from ppzoo.backends import numpyro_svi
+
+        args, kwargs = self._data(args, kwargs)
+        if optimizer is None:
+            optimizer = self._default_optimizer(learning_rate)
+        if not isinstance(optimizer, numpyro.optim._NumPyroOptim):
+            raise TypeError(f"optimizer must be a numpyro.optim optimiser for a NumPyro model, got {type(optimizer).__name__}")
+        plate, size, _ = numpyro_svi.data_plate_of(model, guide, args, kwargs, data_plate)
+        check_batch_size(batch_size, plate, size)
+        params, losses, reason = numpyro_svi.run_svi(
+            objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size,
+            **settings,
+        )
+        return FitResult(params, losses, reason, plate, None, "jit")
+
+    def evaluator(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None):
+        """``evaluate(num_particles, seed, terms_only=False)`` (``numpyro_svi.make_evaluator``), NumPy out."""
+        from ppzoo.backends import numpyro_svi
+
+        args, kwargs = self._data(args, kwargs)
+        evaluate_jax = numpyro_svi.make_evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)
+
+        def evaluate(num_particles, seed, terms_only=False):
+            return _as_numpy(evaluate_jax(num_particles, seed, terms_only), np.asarray)
+
+        return evaluate
+
+    def local_normals(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None) -> dict:
+        """``{site: (loc, scale)}``: the guide's per-datum Normal latents on all the data, NumPy ``(N, d)``."""
+        from ppzoo.backends import numpyro_svi
+
+        args, kwargs = self._data(args, kwargs)
+        return numpyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
