@@ -30,16 +30,21 @@ def sample(
     device=None,
     backend: str | None = None,
     data_plate: str | None = None,
+    batch_args=None,
     log_likelihood: bool = True,
     progress_bar: bool = True,
     **kwargs,
 ):
     """Sample the posterior of ``model(*args, **kwargs)`` with a stochastic-gradient Langevin method.
 
-    The model is an ordinary Pyro or NumPyro program; its data plate (named by
-    ``data_plate``, or the single plate whose size is the leading dimension of
-    the observations) is subsampled by ppzoo, ``batch_size`` indices per chain
-    and step, with the data terms scaled by ``N / B``.
+    The model is an ordinary Pyro or NumPyro program, written as for NUTS or
+    with the subsampling idiom; its data plate (named by ``data_plate``, or the
+    single plate whose size is the leading dimension of the observations) is
+    subsampled by ppzoo, ``batch_size`` indices per chain and step, with the
+    data terms scaled by ``N / B``. A model that uses its data whole gets the
+    minibatch's rows of every argument with N rows (``batch_args`` names them
+    where that rule would be wrong); a model that indexes its data by the
+    plate's indices gets its arguments whole (:mod:`ppzoo.backends.batching`).
 
     Args:
         method: ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"``, ``"sgld-cv"`` or ``"psgld"``
@@ -76,6 +81,10 @@ def sample(
         device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
             platform name for NumPyro (default: JAX's default device).
         backend: ``"pyro"`` or ``"numpyro"`` (default: detected by tracing).
+        data_plate: the plate that holds the data (default: found as above).
+        batch_args: the per-datum arguments, as positions and keyword names
+            (e.g. ``[0, "y"]``), for models that use their data whole; default:
+            every array argument whose leading axis has N entries.
         log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats) and
             ``sample_stats.lp``, both from one pass over the data per draw.
         progress_bar: show a tqdm progress bar.
@@ -97,7 +106,9 @@ def sample(
         method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,
         inverse_mass=inverse_mass,
     )
-    oracle = make_backend(model, args, kwargs, backend=backend, data_plate=data_plate, device=device)
+    oracle = make_backend(
+        model, args, kwargs, backend=backend, data_plate=data_plate, device=device, batch_args=batch_args
+    )
     run = run_chains(
         kernel,
         oracle,

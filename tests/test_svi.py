@@ -161,7 +161,7 @@ def test_dreg_guide_gradient_is_unbiased_and_stl_is_not(backend, ppca_data):
     """Paired (same draws), K = 5: DReG's guide gradient has the mean of the plain IWAE gradient
     (Tucker et al. 2019: the weights enter squared); STL's does not. With ``w~`` in place of
     ``w~^2`` DReG's surrogate is STL's, so the STL check shows the test sees that change."""
-    reps = 500 if backend == "numpyro" else 250
+    reps = 400 if backend == "numpyro" else 150
     _, ref = _repeat(backend, IWAE(5, "reparam"), off_params(), ppca_data, reps)
     z = {}
     for estimator in ("dreg", "stl"):

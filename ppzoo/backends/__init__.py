@@ -72,18 +72,21 @@ def _detect(model, args, kwargs):
     )
 
 
-def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, device=None) -> Backend:
+def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, device=None, batch_args=None) -> Backend:
     """Wrap ``model(*args, **kwargs)`` in the gradient oracle of its PPL.
 
     ``backend`` forces ``"pyro"`` or ``"numpyro"`` instead of detection;
     ``data_plate`` names the plate that holds the data (default: the single
     plate whose size is the leading dimension of the observations);
-    ``device`` is a torch device for Pyro, a JAX device or platform name for NumPyro.
+    ``device`` is a torch device for Pyro, a JAX device or platform name for NumPyro;
+    ``batch_args`` names the per-datum arguments (positions and keyword names)
+    that minibatches slice, where :mod:`ppzoo.backends.batching` should not guess.
     """
     args, kwargs = tuple(args), dict(kwargs or {})
     if backend is None:
         _, cls, trace = _detect(model, args, kwargs)
-        return cls(model, args, kwargs, data_plate=data_plate, device=device, trace=trace if device is None else None)
+        return cls(model, args, kwargs, data_plate=data_plate, device=device, trace=trace if device is None else None,
+                   batch_args=batch_args)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     if not callable(model):
@@ -92,4 +95,4 @@ def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, dev
         from ppzoo.backends.numpyro_backend import NumPyroBackend as cls
     else:
         from ppzoo.backends.pyro_backend import PyroBackend as cls
-    return cls(model, args, kwargs, data_plate=data_plate, device=device)
+    return cls(model, args, kwargs, data_plate=data_plate, device=device, batch_args=batch_args)

@@ -21,6 +21,7 @@ __all__ = [
     "ObservedSite",
     "ModelLayout",
     "plan_layout",
+    "value_dims",
     "model_name",
 ]
 
@@ -51,6 +52,22 @@ class SiteRecord:
     plates: tuple[str, ...]
     plate_dims: dict[str, int] = field(default_factory=dict)
     value: object = None  # the observed value (observed sites only)
+    event_dim: int = 0  # trailing dims of the value that are one event
+
+
+def value_dims(site: SiteRecord) -> tuple[str, ...]:
+    """Names for the axes of the site's value: a plate's name where the axis is that plate's batch
+    dim (as ``az.from_numpyro`` names them), ``<site>_dim_<k>`` for the others, numbered in order."""
+    batch = len(site.shape) - site.event_dim
+    by_axis = {batch + dim: name for name, dim in site.plate_dims.items() if 0 <= batch + dim < batch}
+    names, k = [], 0
+    for axis in range(len(site.shape)):
+        if axis in by_axis:
+            names.append(by_axis[axis])
+        else:
+            names.append(f"{site.name}_dim_{k}")
+            k += 1
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class LatentSite:
     unconstrained_shape: tuple[int, ...]
     offset: int
     size: int
+    dims: tuple[str, ...] = ()  # names of the value's axes (:func:`value_dims`)
 
 
 @dataclass(frozen=True)
@@ -175,7 +193,7 @@ def plan_layout(
     latent, offset = [], 0
     for site in latent_records:
         size = int(np.prod(site.unconstrained_shape, dtype=int))
-        latent.append(LatentSite(site.name, site.shape, site.unconstrained_shape, offset, size))
+        latent.append(LatentSite(site.name, site.shape, site.unconstrained_shape, offset, size, value_dims(site)))
         offset += size
     if plate_name is None:
         warnings.warn(

@@ -19,12 +19,14 @@ from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.layout import PlateRecord, plan_layout
+from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
+from ppzoo.backends.layout import PlateRecord, model_name, plan_layout
 from ppzoo.backends.sites import (
     Site,
     constrain,
     log_density,
     log_joint,
+    plate_scale,
     pointwise_log_likelihood,
     site_records,
     unconstrain,
@@ -93,7 +95,7 @@ class NumPyroBackend(Backend):
 
     name = "numpyro"
 
-    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None):
+    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, batch_args=None):
         self.model = model
         self.device = _jax_device(device)
         self.args = _to_jax(tuple(args), self.device)
@@ -105,6 +107,13 @@ class NumPyroBackend(Backend):
             trace = trace_numpyro(model, self.args, self.kwargs, data=full)
         sites, plates = numpyro_sites(trace)
         self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model)
+        self.batch_args = BatchArgs()
+        if self.layout.data_plate is not None and self.layout.num_data > 1:
+            self.batch_args = choose_batch_args(
+                self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,
+                num_data=self.layout.num_data, probe=jnp.arange(min(2, self.layout.num_data - 1)),
+                batch_args=batch_args, model=model_name(model),
+            )
         self._transforms = {
             s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
         }
@@ -125,15 +134,30 @@ class NumPyroBackend(Backend):
         """``(D,) -> ({site: value}, log|J|)`` through NumPyro's ``biject_to``."""
         return constrain(theta, self.layout, self._transforms)
 
-    def _sites(self, params, idx):
+    def _trace(self, args, kwargs, params, idx):
         data = dict(params)
         if self.layout.data_plate is not None:
             data[self.layout.data_plate] = idx
-        return numpyro_sites(trace_numpyro(self.model, self.args, self.kwargs, data=data))[0]
+        return trace_numpyro(self.model, args, kwargs, data=data)
+
+    def _sites(self, params, idx):
+        """The run on the minibatch ``idx`` (the per-datum arguments sliced to it): its sites and the
+        data plate's scale (:func:`~.sites.plate_scale`)."""
+        args, kwargs = take_batch(self.args, self.kwargs, self.batch_args, idx)
+        trace = self._trace(args, kwargs, params, idx)
+        plates = {n: (int(s["args"][0]), int(s["value"].shape[0])) for n, s in trace.items() if s["type"] == "plate"}
+        return numpyro_sites(trace)[0], plate_scale(plates, self.layout)
+
+    def _batch_sizes(self, args, kwargs, idx):
+        """Per observed site in the data plate, its distribution's and its value's size along the
+        plate, in a run on ``idx``."""
+        trace = self._trace(args, kwargs, {}, idx)
+        return {s.name: plate_sizes(trace[s.name], s.plate_dim) for s in self.layout.observed}
 
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
-        return log_joint(self._sites(params, idx), self.layout, params, idx.shape[0])
+        sites, scale = self._sites(params, idx)
+        return log_joint(sites, self.layout, params, scale)
 
     def _potential_single(self, theta, idx):
         params, log_det = self._constrain_single(theta)
@@ -173,7 +197,7 @@ class NumPyroBackend(Backend):
         """``(D,) -> (lp, {site: (N,)})``: ``lp = -U(theta)`` on all the data, and per observed
         site its log-likelihood per datum; one trace of the model serves both."""
         params, log_det = self._constrain_single(theta)
-        sites = self._sites(params, jnp.arange(self.layout.num_data))
+        sites, _ = self._sites(params, jnp.arange(self.layout.num_data))
         return log_density(sites, log_det), pointwise_log_likelihood({s.name: s for s in sites}, self.layout)
 
     # -- public chain-batched API --------------------------------------------

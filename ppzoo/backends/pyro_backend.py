@@ -33,12 +33,14 @@ from pyro.distributions.transforms import biject_to
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.layout import PlateRecord, plan_layout
+from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
+from ppzoo.backends.layout import PlateRecord, model_name, plan_layout
 from ppzoo.backends.sites import (
     Site,
     constrain,
     log_density,
     log_joint,
+    plate_scale,
     pointwise_log_likelihood,
     site_records,
     unconstrain,
@@ -199,7 +201,8 @@ class PyroBackend(Backend):
 
     name = "pyro"
 
-    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, jit_compile=True):
+    def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, jit_compile=True,
+                 batch_args=None):
         self.model = model
         self.device = _torch_device(device)
         self.args = _to_torch(tuple(args), self.device)
@@ -216,6 +219,14 @@ class PyroBackend(Backend):
             trace = trace_pyro(model, self.args, self.kwargs, data=full)
         sites, plates = pyro_sites(trace)
         self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model)
+        self.batch_args = BatchArgs()
+        if self.layout.data_plate is not None and self.layout.num_data > 1:
+            self.batch_args = choose_batch_args(
+                self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,
+                num_data=self.layout.num_data,
+                probe=torch.arange(min(2, self.layout.num_data - 1), device=self.device),
+                batch_args=batch_args, model=model_name(model),
+            )
         self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
         self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.observed}
         self._compiled = {}
@@ -227,15 +238,33 @@ class PyroBackend(Backend):
         """``(D,) -> ({site: value}, log|J|)`` through Pyro's ``biject_to``."""
         return constrain(theta, self.layout, self._transforms)
 
-    def _sites(self, params, idx):
+    def _trace(self, args, kwargs, params, idx):
         data = dict(params)
         if self.layout.data_plate is not None:
             data[self.layout.data_plate] = idx
-        return pyro_sites(trace_pyro(self.model, self.args, self.kwargs, data=data))[0]
+        return trace_pyro(self.model, args, kwargs, data=data)
+
+    def _sites(self, params, idx):
+        """The run on the minibatch ``idx`` (the per-datum arguments sliced to it): its sites and the
+        data plate's scale (:func:`~.sites.plate_scale`)."""
+        args, kwargs = take_batch(self.args, self.kwargs, self.batch_args, idx)
+        trace = self._trace(args, kwargs, params, idx)
+        plates = {
+            n: (int(s["fn"].size), int(s["value"].shape[0])) for n, s in trace.nodes.items()
+            if s["type"] == "sample" and site_is_subsample(s)
+        }
+        return pyro_sites(trace)[0], plate_scale(plates, self.layout)
+
+    def _batch_sizes(self, args, kwargs, idx):
+        """Per observed site in the data plate, its distribution's and its value's size along the
+        plate, in a run on ``idx``."""
+        trace = self._trace(args, kwargs, {}, idx)
+        return {s.name: plate_sizes(trace.nodes[s.name], s.plate_dim) for s in self.layout.observed}
 
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
-        return log_joint(self._sites(params, idx), self.layout, params, idx.shape[0])
+        sites, scale = self._sites(params, idx)
+        return log_joint(sites, self.layout, params, scale)
 
     def _potential_single(self, theta, idx):
         params, log_det = self._constrain_single(theta)
@@ -306,7 +335,7 @@ class PyroBackend(Backend):
         with torch.no_grad():
             for th in theta:
                 params, log_det = self._constrain_single(th)
-                sites = self._sites(params, full)
+                sites, _ = self._sites(params, full)
                 log_densities.append(log_density(sites, log_det))
                 logliks.append(pointwise_log_likelihood({s.name: s for s in sites}, self.layout))
         loglik = {s.name: torch.stack([d[s.name] for d in logliks]).cpu().numpy() for s in self.layout.observed}

@@ -32,7 +32,8 @@ import numpy as np
 from ppzoo.backends.layout import ModelLayout, SiteRecord
 
 __all__ = [
-    "Site", "site_records", "masked_log_prob", "log_prob", "constrain", "unconstrain", "log_joint", "log_density",
+    "Site", "site_records", "masked_log_prob", "log_prob", "constrain", "unconstrain", "plate_scale", "log_joint",
+    "log_density",
     "pointwise_log_likelihood",
 ]
 
@@ -80,6 +81,7 @@ def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable)
                 plates=tuple(name for name, _ in site.frames),
                 plate_dims=dict(site.frames),
                 value=to_numpy(site.value) if site.observed else None,
+                event_dim=int(site.fn.event_dim),
             )
         )
     return records
@@ -142,16 +144,26 @@ def _in_data(site: Site, layout: ModelLayout, params) -> bool:
     )
 
 
-def log_joint(sites: list[Site], layout: ModelLayout, params, batch_size: int):
+def plate_scale(plates: Mapping[str, tuple[int, int]], layout: ModelLayout) -> float:
+    """The scale the data plate applied in one run: the size it was given over the number of its
+    indices (``N / B`` for a subsampled plate; 1 for a plate sized by minibatched arguments).
+    ``plates``: ``{name: (size, number of indices)}`` as the PPL saw them."""
+    if layout.data_plate is None or layout.data_plate not in plates:
+        return 1.0
+    size, indices = plates[layout.data_plate]
+    return size / indices
+
+
+def log_joint(sites: list[Site], layout: ModelLayout, params, scale: float):
     """``(log prior of the global sites, sum_{i in batch} log p(x_i | params))`` of one run in
-    which the data plate held ``batch_size`` indices; the latter unscaled (the plate's
-    ``N / B`` undone). Sites outside the data plate, observed ones included, are in the prior."""
-    batch_factor = batch_size / layout.num_data
+    which the data plate applied ``scale`` (:func:`plate_scale`); the latter unscaled (the
+    plate's scale divided out). Sites outside the data plate, observed ones included, are in
+    the prior."""
     log_prior, log_lik = 0.0, 0.0
     for site in sites:
         total = masked_log_prob(site).sum() * site.scale
         if _in_data(site, layout, params):
-            log_lik = log_lik + total * batch_factor
+            log_lik = log_lik + total / scale
         else:
             log_prior = log_prior + total
     return log_prior, log_lik

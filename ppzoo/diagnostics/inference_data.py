@@ -60,6 +60,8 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     data_dim = layout.data_plate or "datum"
     observed = backend.observed_data()
     dims = {name: _observed_dims(name, value.shape, data_dim) for name, value in observed.items()}
+    # a latent inside a plate is named after it (as az.from_numpyro names it), the others <site>_dim_k
+    dims.update({site.name: list(site.dims) for site in layout.latent if site.dims})
     groups = {"posterior": posterior, "observed_data": observed}
     stats = dict(run.stats)
     stats["diverging"] = stats["diverging"].astype(bool)
