@@ -1,6 +1,6 @@
 """ppzoo: a model zoo and inference layer for Pyro and NumPyro programs.
 
-``ppzoo.sample(model, *args, method="sgld", ...)`` runs stochastic-gradient
+``ppzoo.sample(model, *args, method="sgld-cv", ...)`` runs stochastic-gradient
 Langevin chains on an ordinary Pyro or NumPyro program and returns the ArviZ
 result of the installed line (``xarray.DataTree`` under ArviZ 1.x,
 ``arviz.InferenceData`` under 0.23); ``ppzoo.fit(model, guide, *args, objective="iwae", ...)``

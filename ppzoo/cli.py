@@ -27,7 +27,7 @@ import warnings
 __all__ = ["main", "write_netcdf"]
 
 #: what ``ppzoo run`` uses where neither the user nor the zoo entry says
-RUN_DEFAULTS = {"method": "sgld", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
+RUN_DEFAULTS = {"method": "sgld-cv", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
 
 
 def write_netcdf(idata, path: str) -> None:
@@ -168,7 +168,28 @@ def _summary(opts) -> int:
         divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
         method = arviz_compat.get_group(idata, "posterior").attrs.get("method", "the sampler")
         print(f"\n{method}: {total:,} per-datum gradient evaluations in all, {divergent} divergent draws")
+    _print_convergence(idata)
     return 0
+
+
+def _print_convergence(idata) -> None:
+    """The run's convergence report (stored by ``ppzoo.sample``, else computed now)."""
+    from ppzoo.diagnostics import arviz_compat, convergence
+
+    report = convergence.stored_report(idata)
+    if report is None:
+        report = convergence.convergence_report(idata)
+    sizes = arviz_compat.get_group(idata, "posterior").sizes
+    num_chains, num_draws = int(sizes["chain"]), int(sizes["draw"])
+    print(
+        f"\nconvergence ({num_chains} chains): max R-hat {report['r_hat'].max():.3f}, "
+        f"min bulk ESS {report['ess_bulk'].min():.0f}, min tail ESS {report['ess_tail'].min():.0f}"
+    )
+    found = convergence.problems(report, num_chains, num_draws)
+    if found:
+        print("WARNING: the chains may not have converged: " + "; ".join(found))
+    else:
+        print(f"R-hat <= {convergence.RHAT_MAX} and ESS >= {convergence.ESS_PER_CHAIN} per chain for every parameter")
 
 
 def _compare(opts) -> int:
@@ -252,6 +273,7 @@ def _run(opts) -> int:
         f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
         f"{int(stats.diverging.sum())} divergent draws"
     )
+    _print_convergence(idata)
     write_netcdf(idata, opts.out)
     print(f"wrote {opts.out}")
     return 0

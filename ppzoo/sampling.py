@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ppzoo.backends import make_backend
-from ppzoo.checks import check_flag, check_seed
+from ppzoo.backends.initial import initial_positions
+from ppzoo.checks import check_count, check_flag, check_seed
 from ppzoo.diagnostics import sampler_run_to_inference_data
+from ppzoo.diagnostics.convergence import check_convergence
 from ppzoo.inference import get_sampler, run_chains
 from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
 
@@ -14,7 +16,7 @@ __all__ = ["sample"]
 def sample(
     model,
     *args,
-    method="sgld",
+    method="sgld-cv",
     num_samples: int = 1000,
     num_warmup: int = 1000,
     num_chains: int = 4,
@@ -31,6 +33,8 @@ def sample(
     backend: str | None = None,
     data_plate: str | None = None,
     batch_args=None,
+    init_strategy=None,
+    init_params=None,
     log_likelihood: bool = True,
     progress_bar: bool = True,
     **kwargs,
@@ -47,7 +51,9 @@ def sample(
     plate's indices gets its arguments whole (:mod:`ppzoo.backends.batching`).
 
     Args:
-        method: ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"``, ``"sgld-cv"`` or ``"psgld"``
+        method: ``"sgld-cv"`` (the default: SGLD with control variates at the MAP, whose
+            posterior sds are right where plain SGLD's minibatch noise widens them),
+            ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"`` or ``"psgld"``
             (SGLD with an RMSprop preconditioner, Li et al. 2016, frozen after warmup:
             :mod:`ppzoo.inference.sgmcmc.psgld`), or a kernel object such as
             ``ppzoo.inference.SGLDCV(map_steps=2000)`` or ``ppzoo.inference.PSGLD(decay=0.95)``
@@ -85,6 +91,14 @@ def sample(
         batch_args: the per-datum arguments, as positions and keyword names
             (e.g. ``[0, "y"]``), for models that use their data whole; default:
             every array argument whose leading axis has N entries.
+        init_strategy: where the chains start, an init strategy of the model's PPL
+            (``numpyro.infer.init_to_median``, ``init_to_value(values=...)``, Pyro's
+            ``pyro.infer.autoguide.init_to_median``, ...), run once per chain with its own seed;
+            default: uniform in ``[-2, 2]`` of the unconstrained space (``init_to_uniform``).
+            Under warmup adaptation the MAP search starts there.
+        init_params: instead, per latent site its starting value in the unconstrained space (as
+            NumPyro's ``MCMC.run(init_params=...)``): the site's unconstrained shape, or
+            ``(num_chains, *shape)`` (:mod:`ppzoo.backends.initial`).
         log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats) and
             ``sample_stats.lp``, both from one pass over the data per draw.
         progress_bar: show a tqdm progress bar.
@@ -96,7 +110,10 @@ def sample(
         (``step_size``, ``diverging``, ``lp`` = ``-U(theta)`` on all the data,
         cumulative ``grad_evals``, ``full_gradient``), ``log_likelihood`` and
         ``observed_data``; the attrs record ``adapted`` and the preconditioner
-        ``inverse_mass``.
+        ``inverse_mass``, and the posterior's attrs the convergence report (R-hat, bulk and
+        tail ESS, MCSE per parameter: :mod:`ppzoo.diagnostics.convergence`). A
+        ``ConvergenceWarning`` names the worst parameters when R-hat exceeds 1.01 or an
+        ESS falls below 100 per chain.
     """
     check_flag("log_likelihood", log_likelihood)
     check_flag("progress_bar", progress_bar)
@@ -109,9 +126,12 @@ def sample(
     oracle = make_backend(
         model, args, kwargs, backend=backend, data_plate=data_plate, device=device, batch_args=batch_args
     )
+    check_count("num_chains", num_chains, 1)
+    start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
     run = run_chains(
         kernel,
         oracle,
+        init_positions=start,
         num_samples=num_samples,
         num_warmup=num_warmup,
         num_chains=num_chains,
@@ -121,7 +141,9 @@ def sample(
         adapt=adapt,
         preconditioner=preconditioner,
     )
-    return sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
+    idata = sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
+    check_convergence(idata, warn=True, stacklevel=3)
+    return idata
 
 
 def _kernel(method, **settings):

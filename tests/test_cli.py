@@ -92,6 +92,9 @@ def test_summary_reports_work_and_divergences(two_runs):
     assert out.returncode == 0, out.stderr
     assert "r_hat" in out.stdout and "tau" in out.stdout
     assert "per-datum gradient evaluations in all" in out.stdout and "divergent draws" in out.stdout
+    # the stored convergence report: 60 draws x 2 chains cannot reach 100 effective draws per chain
+    assert "convergence (2 chains): max R-hat" in out.stdout
+    assert "WARNING: the chains may not have converged" in out.stdout and "bulk ESS below 200" in out.stdout
 
 
 @RUNS

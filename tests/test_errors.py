@@ -211,19 +211,6 @@ def test_bad_psgld_settings(settings, error, match):
         PSGLD(**settings)
 
 
-def test_psgld_under_numpyro_mcmc_needs_a_step_size():
-    import jax
-    import jax.numpy as jnp
-    from numpyro.infer import MCMC
-    from ppzoo.inference import PSGLD
-
-    x = jnp.ones((20, 3))
-    with pytest.raises(ValueError, match="psgld chooses its default step size.*pass step_size"):
-        MCMC(PSGLD(LINEAR_REGRESSION["numpyro"]), num_warmup=1, num_samples=1, progress_bar=False).run(
-            jax.random.PRNGKey(0), x, y=jnp.zeros(20)
-        )
-
-
 @pytest.mark.parametrize("init, match", [
     (np.zeros((3, 5)), r"shape \(num_chains, D\) = \(2, 5\), got shape \(3, 5\)"),
     (np.full((2, 5), np.nan), "non-finite values"),

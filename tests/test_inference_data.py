@@ -47,7 +47,7 @@ def test_groups_dims_and_shapes(idata, regression_data):
     assert np.all(np.diff(stats["grad_evals"].values, axis=1) > 0)
     for group in arviz_compat.group_names(idata):
         attrs = arviz_compat.get_group(idata, group).attrs
-        assert attrs["inference_library"] == "ppzoo" and attrs["method"] == "sgld" and attrs["data_plate"] == "data"
+        assert attrs["inference_library"] == "ppzoo" and attrs["method"] == "sgld-cv" and attrs["data_plate"] == "data"
 
 
 def test_lp_is_the_log_density_the_sampler_targets(idata, regression_data):

@@ -189,6 +189,7 @@ def test_psgld_step_is_the_papers_update_in_our_convention(name, dense, regressi
     ``theta + (eps / 2) G grad log p + N(0, eps G)`` at ``eps = 2 h`` (Gamma omitted)."""
     from conftest import LINEAR_REGRESSION
     from ppzoo.inference import PSGLD
+    from ppzoo.inference.sgmcmc.diffusions import make_tuning
     from ppzoo.inference.sgmcmc.psgld import PSGLDState
 
     x, y = regression_data
@@ -200,7 +201,7 @@ def test_psgld_step_is_the_papers_update_in_our_convention(name, dense, regressi
         root = rng.standard_normal((d, d))
         minv = root @ root.T / d + 0.5 * np.eye(d)
     kernel = PSGLD(step_size=h, batch_size=b, decay=a, damping=lam, inverse_mass=minv).setup(backend)
-    tuning, _ = kernel.initial_tuning(backend, None)
+    tuning = make_tuning(backend, h, kernel.inverse_mass)
     theta = rng.uniform(-1, 1, (c, d))
     square_avg = rng.uniform(0.01, 0.1, (c, d))
     idx = rng.integers(0, 60, (c, b))

@@ -38,7 +38,7 @@ def sgld_variance(h):
 def test_conjugate_gaussian_mean_and_variance_at_a_small_step(backend):
     h = 0.02 / LAM
     idata = ppzoo.sample(
-        GAUSSIAN_LOCATION[backend], DATA, step_size=h, batch_size=B, num_warmup=2000,
+        GAUSSIAN_LOCATION[backend], DATA, method="sgld", step_size=h, batch_size=B, num_warmup=2000,
         num_samples=2000, thinning=10, num_chains=16 if backend == "numpyro" else 8, seed=1,
         progress_bar=False,
     )
@@ -57,7 +57,7 @@ def test_conjugate_gaussian_mean_and_variance_at_a_small_step(backend):
 def test_step_size_bias_is_visible(backend):
     h = 0.5 / LAM
     idata = ppzoo.sample(
-        GAUSSIAN_LOCATION[backend], DATA, step_size=h, batch_size=B, num_warmup=500,
+        GAUSSIAN_LOCATION[backend], DATA, method="sgld", step_size=h, batch_size=B, num_warmup=500,
         num_samples=2000, thinning=2, num_chains=8, seed=2, progress_bar=False,
     )
     theta = idata.posterior["theta"].values
@@ -73,7 +73,7 @@ def test_unadapted_settings_record_step_size_and_work(regression_data):
 
     x, y = regression_data
     idata = ppzoo.sample(
-        LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, adapt=False,
+        LINEAR_REGRESSION["numpyro"], x, y=y, method="sgld", num_warmup=100, num_samples=50, num_chains=2, adapt=False,
         progress_bar=False,
     )
     stats = idata.sample_stats
@@ -91,7 +91,8 @@ def test_adaptation_counts_its_work_and_records_the_preconditioner(regression_da
 
     x, y = regression_data
     n, d = 60, 5  # w (3), b, sigma
-    idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, num_warmup=100, num_samples=50, num_chains=2, progress_bar=False)
+    idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, method="sgld", num_warmup=100, num_samples=50, num_chains=2,
+                         progress_bar=False)
     stats = idata.sample_stats
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
@@ -117,7 +118,7 @@ def test_breast_cancer_logistic_regression_matches_nuts():
     ref = json.loads(REFERENCE.read_text())["params"]
     args, kwargs = logistic_regression.load_data()
     idata = ppzoo.sample(
-        logistic_regression.numpyro_model, *args, num_warmup=2000, num_samples=500, thinning=300,
+        logistic_regression.numpyro_model, *args, method="sgld", num_warmup=2000, num_samples=500, thinning=300,
         num_chains=16, seed=0, progress_bar=False, log_likelihood=False, **kwargs,
     )
     summary = az.summary(idata, var_names=["w", "b"], round_to="none")

@@ -25,8 +25,9 @@ override three hooks the driver calls at set-up and during warmup:
 ``finish_warmup`` (freeze what was learned).
 
 ``step_size`` and ``inverse_mass`` on a kernel are the user's settings, the
-start of its tuning; the driver (or, under ``numpyro.infer.MCMC``,
-:meth:`LangevinKernel.initial_tuning`) turns them into a ``Tuning``.
+start of its tuning; the driver turns them into a ``Tuning`` (under
+``numpyro.infer.MCMC`` too: its warmup is the driver's,
+:func:`~.driver.warm_up`).
 Given a NumPyro model as first argument, a kernel class returns its NumPyro
 ``MCMCKernel`` face instead (:mod:`ppzoo.backends.numpyro_mcmc`), so
 ``numpyro.infer.MCMC(SARAHLD(model), ...)`` runs it.
@@ -43,10 +44,8 @@ import array_api_compat
 
 from ppzoo.checks import check_count, check_number
 
-from .diffusions import make_tuning
 from .preconditioner import as_preconditioner
 from .schedules import as_schedule
-from .step_size import default_step_size
 
 __all__ = ["LangevinKernel", "RefreshingKernel"]
 
@@ -127,14 +126,6 @@ class LangevinKernel(abc.ABC):
                 f"got shape {self.inverse_mass.inverse_mass.shape}"
             )
         return dataclasses.replace(self, batch_size=int(batch_size))
-
-    def initial_tuning(self, backend, positions):
-        """``(tuning, cost)`` from the user's settings alone (no adaptation): the given step size
-        or ``1 / lambda_max`` at ``positions`` ``(C, D)`` and the origin, and ``inverse_mass``."""
-        if self.step_size is not None:
-            return make_tuning(backend, as_schedule(self.step_size), self.inverse_mass), 0
-        step_size, cost = default_step_size(backend, backend.to_numpy(positions), self.inverse_mass)
-        return make_tuning(backend, step_size, self.inverse_mass), cost
 
     @abc.abstractmethod
     def init_state(self, backend, position, rng, map_estimate=None):

@@ -42,7 +42,7 @@ from .preconditioner import Preconditioner
 from .schedules import as_schedule
 from .step_size import default_step_size
 
-__all__ = ["SamplerRun", "run_chains"]
+__all__ = ["SamplerRun", "WarmChains", "run_chains", "warm_up"]
 
 #: about this many progress-bar updates per phase
 _BLOCKS_PER_PHASE = 50
@@ -227,6 +227,32 @@ def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: 
             )
             return True
     return False
+
+
+@dataclass
+class WarmChains:
+    """Chains after :func:`warm_up`: the kernel as bound (and, for pSGLD, frozen), its state, the
+    random state, the tuning the draws use and the per-datum gradient evaluations spent ``(C,)``."""
+
+    kernel: Any
+    state: Any
+    rng: Any
+    tuning: Tuning
+    spent: np.ndarray
+    adapted: bool
+
+
+def warm_up(kernel, backend, position, rng, *, num_warmup: int, adapt: bool = True, preconditioner: str = "auto",
+            seed: int = 0) -> WarmChains:
+    """Set up and warm up chains at ``position`` ``(C, D)`` exactly as :func:`run_chains` does,
+    for drivers of their own (NumPyro's ``MCMC``, :mod:`ppzoo.backends.numpyro_mcmc`), which
+    then step with the returned tuning."""
+    check_count("num_warmup", num_warmup, 0)
+    chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=use_dense(preconditioner, backend.dim),
+                     seed=seed)
+    with tqdm(total=num_warmup, disable=True) as bar:
+        _warm_up(chains, backend, num_warmup, bar)
+    return WarmChains(chains.kernel, chains.state, chains.rng, chains.tuning, chains.spent, chains.adapting)
 
 
 def run_chains(

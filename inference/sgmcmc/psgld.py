@@ -137,14 +137,6 @@ class PSGLD(LangevinKernel):
         check_flag("freeze", self.freeze)
         check_count("prime_steps", self.prime_steps)
 
-    def initial_tuning(self, backend, positions):
-        if self.step_size is None:
-            raise ValueError(
-                "psgld chooses its default step size after estimating its preconditioner, which ppzoo.sample "
-                "does; pass step_size=... when running PSGLD another way (e.g. under numpyro.infer.MCMC)"
-            )
-        return super().initial_tuning(backend, positions)
-
     def init_state(self, backend, position, rng, map_estimate=None):
         return PSGLDState(position, 0, 0.0 * position, 0), rng, 0
 

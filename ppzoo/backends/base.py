@@ -86,8 +86,19 @@ class Backend(abc.ABC):
         """``(S, D) ->`` per latent site its constrained value, ``(S, *shape)``."""
 
     @abc.abstractmethod
+    def deterministic(self, theta) -> dict[str, np.ndarray]:
+        """``(S, D) ->`` per ``deterministic`` statement its value ``(S, *shape)``, from a run on
+        all the data (``{}`` for a model with none)."""
+
+    @abc.abstractmethod
     def unconstrain(self, values: dict[str, Any]):
         """Per latent site a constrained value ``(C, *shape)`` -> ``theta`` of shape ``(C, D)``."""
+
+    @abc.abstractmethod
+    def strategy_values(self, init_strategy: Callable, num_chains: int, seed: int) -> dict[str, Any]:
+        """Per latent site the value ``init_strategy`` (an init strategy of the model's PPL, e.g.
+        ``init_to_median``) gives it, one run per chain with its own seed: ``(C, *shape)``, the
+        backend's arrays (:mod:`ppzoo.backends.initial`)."""
 
     @abc.abstractmethod
     def observed_data(self) -> dict[str, np.ndarray]:

@@ -19,6 +19,8 @@ __all__ = [
     "PlateRecord",
     "LatentSite",
     "ObservedSite",
+    "DeterministicSite",
+    "deterministic_site",
     "ModelLayout",
     "plan_layout",
     "value_dims",
@@ -53,6 +55,7 @@ class SiteRecord:
     plate_dims: dict[str, int] = field(default_factory=dict)
     value: object = None  # the observed value (observed sites only)
     event_dim: int = 0  # trailing dims of the value that are one event
+    is_factor: bool = False  # a factor statement (``numpyro.factor`` / ``pyro.factor``), not data
 
 
 def value_dims(site: SiteRecord) -> tuple[str, ...]:
@@ -84,11 +87,32 @@ class LatentSite:
 
 @dataclass(frozen=True)
 class ObservedSite:
-    """An observed site inside the data plate; ``plate_dim`` is the plate's (negative) batch dim."""
+    """An observed site: ``plate_dim`` is the data plate's (negative) batch dim, ``None`` for a
+    site outside the data plate; ``dims`` names its value's axes (:func:`value_dims`), of which
+    the first ``batch_ndim`` are batch dims (one log-likelihood term each)."""
 
     name: str
     shape: tuple[int, ...]
-    plate_dim: int
+    plate_dim: int | None
+    dims: tuple[str, ...] = ()
+    batch_ndim: int = 0
+
+
+@dataclass(frozen=True)
+class DeterministicSite:
+    """A ``deterministic`` statement: a function of the latents reported in the posterior."""
+
+    name: str
+    shape: tuple[int, ...]
+    dims: tuple[str, ...] = ()
+
+
+def deterministic_site(name: str, shape, frames, event_dim: int = 0) -> DeterministicSite:
+    """The :class:`DeterministicSite` of a traced ``deterministic`` statement with value ``shape``
+    inside the plates ``frames`` (``(name, batch dim)``), its dims named after them."""
+    record = SiteRecord(name, False, tuple(shape), tuple(shape), False, tuple(n for n, _ in frames), dict(frames),
+                        event_dim=event_dim)
+    return DeterministicSite(name, tuple(shape), value_dims(record))
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,16 @@ class ModelLayout:
     num_data: int
     dim: int
     declared_subsample_size: int | None
+    #: observed sites outside the data plate (all of them when there is none); ``factor``
+    #: statements are not among them
+    other_observed: tuple[ObservedSite, ...] = ()
+    #: ``deterministic`` statements, reported in the posterior
+    deterministic: tuple[DeterministicSite, ...] = ()
+
+    @property
+    def all_observed(self) -> tuple[ObservedSite, ...]:
+        """Every observed site: those in the data plate, then the others."""
+        return self.observed + self.other_observed
 
     @property
     def latent_names(self) -> tuple[str, ...]:
@@ -166,6 +200,7 @@ def plan_layout(
     plates: dict[str, PlateRecord],
     data_plate: str | None,
     model,
+    deterministic: tuple[DeterministicSite, ...] = (),
 ) -> ModelLayout:
     """Choose the data plate, validate the sites and pack the latent ones into ``theta``.
 
@@ -202,14 +237,23 @@ def plan_layout(
             UserWarning,
             stacklevel=3,
         )
-        observed = tuple(
-            ObservedSite(s.name, s.shape, 0) for s in sites if s.observed and s.value is not None
-        )
-        return ModelLayout(tuple(latent), observed, None, 1, offset, None)
+        return ModelLayout(tuple(latent), (), None, 1, offset, None, _others(sites, None), tuple(deterministic))
     plate = plates[plate_name]
     observed = tuple(
-        ObservedSite(s.name, s.shape, s.plate_dims[plate_name])
-        for s in sites
-        if s.observed and plate_name in s.plates
+        _observed_site(s, s.plate_dims[plate_name]) for s in sites if s.observed and plate_name in s.plates
     )
-    return ModelLayout(tuple(latent), observed, plate_name, plate.size, offset, plate.subsample_size)
+    return ModelLayout(tuple(latent), observed, plate_name, plate.size, offset, plate.subsample_size,
+                       _others(sites, plate_name), tuple(deterministic))
+
+
+def _observed_site(record: SiteRecord, plate_dim: int | None) -> ObservedSite:
+    return ObservedSite(record.name, record.shape, plate_dim, value_dims(record), len(record.shape) - record.event_dim)
+
+
+def _others(sites: list[SiteRecord], plate_name: str | None) -> tuple[ObservedSite, ...]:
+    """The observed sites outside the data plate (``plate_name``), factor statements left out."""
+    return tuple(
+        _observed_site(s, None)
+        for s in sites
+        if s.observed and s.value is not None and not s.is_factor and (plate_name is None or plate_name not in s.plates)
+    )

@@ -20,7 +20,13 @@ from numpyro.distributions.transforms import biject_to
 
 from ppzoo.backends.base import Backend, reduce_info
 from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
-from ppzoo.backends.layout import PlateRecord, model_name, plan_layout
+from ppzoo.backends.layout import (
+    DeterministicSite,
+    PlateRecord,
+    deterministic_site,
+    model_name,
+    plan_layout,
+)
 from ppzoo.backends.sites import (
     Site,
     constrain,
@@ -64,11 +70,27 @@ def _jax_device(device):
     raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a jax.Device; got {device!r}")
 
 
+def _feasible(site):
+    """A value for a continuous latent site that no handler has given one: ``biject_to(support)`` of
+    zeros (a point of the support, as ``init_to_feasible``), so that a program with an improper
+    prior (``ImproperUniform``, which cannot be sampled) can be traced."""
+    if site["type"] != "sample" or site["is_observed"] or site["value"] is not None:
+        return None
+    fn = site["fn"]
+    if fn.support.is_discrete:
+        return None
+    transform = biject_to(fn.support)
+    shape = tuple(site["kwargs"].get("sample_shape", ())) + tuple(transform.inverse_shape(fn.shape()))
+    return transform(jnp.zeros(shape))
+
+
 def trace_numpyro(model, args, kwargs, data=None):
-    """Trace a NumPyro program once (seeded), optionally substituting ``data``."""
+    """Trace a NumPyro program once (seeded), optionally substituting ``data``; latents not in
+    ``data`` take a feasible value (:func:`_feasible`) instead of a draw from their prior."""
     fn = handlers.seed(model, rng_seed=0)
     if data:
         fn = handlers.substitute(fn, data=data)
+    fn = handlers.substitute(fn, substitute_fn=_feasible)
     return handlers.trace(fn).get_trace(*args, **kwargs)
 
 
@@ -84,6 +106,15 @@ def numpyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
             frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"])
             sites.append(Site(name, site["fn"], site["value"], bool(site["is_observed"]), scale, site.get("mask"), frames))
     return sites, plates
+
+
+def numpyro_deterministic(trace) -> tuple[DeterministicSite, ...]:
+    """The trace's ``numpyro.deterministic`` statements."""
+    return tuple(
+        deterministic_site(name, jnp.shape(site["value"]), [(f.name, f.dim) for f in site.get("cond_indep_stack", ())])
+        for name, site in trace.items()
+        if site["type"] == "deterministic"
+    )
 
 
 def _inverse_shape(support, shape):
@@ -106,7 +137,8 @@ class NumPyroBackend(Backend):
         if full:  # see the full data, not the model's own subsample
             trace = trace_numpyro(model, self.args, self.kwargs, data=full)
         sites, plates = numpyro_sites(trace)
-        self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model)
+        self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model,
+                                  numpyro_deterministic(trace))
         self.batch_args = BatchArgs()
         if self.layout.data_plate is not None and self.layout.num_data > 1:
             self.batch_args = choose_batch_args(
@@ -118,7 +150,7 @@ class NumPyroBackend(Backend):
             s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
         }
         self._observed = {
-            s.name: trace[s.name]["value"] for s in self.layout.observed
+            s.name: trace[s.name]["value"] for s in self.layout.all_observed
         }
         self._block_cache = {}  # compiled blocks and optimisers, by settings
 
@@ -128,6 +160,7 @@ class NumPyroBackend(Backend):
         self._full_grad = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[1]))
         self._pointwise = jax.jit(jax.vmap(self._pointwise_single))
         self._constrain = jax.jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
+        self._deterministic = jax.jit(jax.vmap(self._deterministic_single))
 
     # -- single-chain maths (the per-site logic is ppzoo.backends.sites') ------------------
     def _constrain_single(self, theta):
@@ -200,6 +233,13 @@ class NumPyroBackend(Backend):
         sites, _ = self._sites(params, jnp.arange(self.layout.num_data))
         return log_density(sites, log_det), pointwise_log_likelihood({s.name: s for s in sites}, self.layout)
 
+    def _deterministic_single(self, theta):
+        """``(D,) -> {deterministic site: value}`` in a run on all the data."""
+        idx = jnp.arange(self.layout.num_data)
+        args, kwargs = take_batch(self.args, self.kwargs, self.batch_args, idx)
+        trace = self._trace(args, kwargs, self._constrain_single(theta)[0], idx)
+        return {s.name: trace[s.name]["value"] for s in self.layout.deterministic}
+
     # -- public chain-batched API --------------------------------------------
     def potential(self, theta, idx):
         return self._potential(theta, idx)
@@ -220,8 +260,28 @@ class NumPyroBackend(Backend):
     def constrain(self, theta):
         return {k: np.asarray(v) for k, v in self._constrain(jnp.asarray(theta)).items()}
 
+    def deterministic(self, theta):
+        if not self.layout.deterministic:
+            return {}
+        return {k: np.asarray(v) for k, v in self._deterministic(jnp.asarray(theta)).items()}
+
     def unconstrain(self, values):
         return unconstrain({k: jnp.asarray(v) for k, v in values.items()}, self.layout, self._transforms)
+
+    def strategy_values(self, init_strategy, num_chains, seed):
+        runs = []
+        for key in jax.random.split(jax.random.PRNGKey(seed), num_chains):
+            fn = handlers.substitute(handlers.seed(self.model, rng_seed=key), substitute_fn=init_strategy)
+            try:
+                trace = handlers.trace(fn).get_trace(*self.args, **self.kwargs)
+            except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
+                raise ValueError(
+                    f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
+                    f"{model_name(self.model)!r}: {type(err).__name__}: {err}; a site with an improper prior has no "
+                    "prior draws to start from: use init_to_uniform, init_to_value or init_params"
+                ) from err
+            runs.append({s.name: trace[s.name]["value"] for s in self.layout.latent})
+        return {name: jnp.stack([run[name] for run in runs]) for name in runs[0]}
 
     def observed_data(self):
         return {k: np.asarray(v) for k, v in self._observed.items()}

@@ -6,22 +6,28 @@
     idata = az.from_numpyro(mcmc)
 
 ``NumPyroLangevin`` wraps a ppzoo kernel (which knows nothing of NumPyro)
-and turns its chain-batched ``setup`` / ``initial_tuning`` / ``init_state`` /
-``update`` into NumPyro's ``init`` / ``sample``; ``SARAHLD(model, ...)``
+and turns it into NumPyro's ``init`` / ``sample``; ``SARAHLD(model, ...)``
 returns one (:class:`ppzoo.inference.sgmcmc.base.LangevinKernel`). With
 ``chain_method="vectorized"`` NumPyro hands ``init`` one key per chain and
 the kernel runs all chains as one batch (each with its own minibatches, and
 full-gradient refreshes as real branches); with ``"sequential"`` (what
 ``"parallel"`` becomes on a single device) each chain is a batch of one.
-``z`` (the sample field) is the flat unconstrained vector, ``(D,)`` or
-``(C, D)``; ``postprocess_fn`` maps it to the model's constrained sites. The
-state also carries ``diverging`` (a default field), ``grad_evals``
-(cumulative per-datum gradient evaluations), ``step_size`` and
-``full_gradient``, which ``MCMC.run(..., extra_fields=(...))`` can collect,
-and the kernel's ``tuning`` (step size and preconditioner). The step size is
-the kernel's, or ``1 / lambda_max`` at the starting points.
-``init_params``, when given, are constrained site values (one per chain,
-leading axis ``C`` when ``num_chains > 1``), not NumPyro's unconstrained ones.
+
+Warmup is ``ppzoo.sample``'s: ``init`` runs the ``num_warmup`` steps with
+the same adaptation (Laplace start, windows of draws for ``M^-1``, the step
+size re-estimated; :func:`ppzoo.inference.sgmcmc.driver.warm_up`), or with
+the kernel's own ``step_size`` where one is given, and ``sample`` then
+passes the state through unchanged for ``MCMC``'s ``num_warmup``
+iterations (so they cost nothing) and steps afterwards with the tuning
+warmup chose. ``z`` (the sample field) is the flat unconstrained vector,
+``(D,)`` or ``(C, D)``; ``postprocess_fn`` maps it to the model's
+constrained sites. The state also carries ``diverging`` (a default field),
+``grad_evals`` (cumulative per-datum gradient evaluations, warmup
+included), ``step_size`` and ``full_gradient``, which ``MCMC.run(...,
+extra_fields=(...))`` can collect, the kernel's ``tuning`` (step size and
+preconditioner) and the iteration ``i``. ``init_params``, when given, are
+constrained site values (one per chain, leading axis ``C`` when
+``num_chains > 1``), not NumPyro's unconstrained ones.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class LangevinMCMCState(NamedTuple):
     kernel_state: Any
     tuning: Any
     rng_key: Any
+    i: Any
 
 
 class NumPyroLangevin(MCMCKernel):
@@ -76,6 +83,7 @@ class NumPyroLangevin(MCMCKernel):
 
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         from ppzoo.backends.numpyro_backend import NumPyroBackend
+        from ppzoo.inference.sgmcmc.driver import warm_up
 
         backend = NumPyroBackend(self.model, model_args, model_kwargs, data_plate=self.data_plate)
         batched = not is_prng_key(rng_key)
@@ -85,21 +93,21 @@ class NumPyroLangevin(MCMCKernel):
             position = backend.unconstrain({k: jnp.reshape(v, (num_chains,) + jnp.shape(v)[batched:]) for k, v in init_params.items()})
         else:
             position, key = backend.init_positions(key, num_chains)
-        kernel = self.kernel.setup(backend)
-        tuning, setup_cost = kernel.initial_tuning(backend, position)
-        kernel_state, key, init_cost = kernel.init_state(backend, position, key)
-        self._bound = (kernel, backend, batched)
-        spent = jnp.full((num_chains,), setup_cost + init_cost, dtype=jnp.int32)
+        seed = int(jax.random.randint(jax.random.fold_in(key, 1), (), 0, 2**31 - 1))
+        warm = warm_up(self.kernel, backend, position, key, num_warmup=int(num_warmup), seed=seed)
+        self._bound = (warm.kernel, backend, batched, int(num_warmup))
         squeeze = self._squeeze(batched)
+        position = warm.state.position
         return LangevinMCMCState(
             z=squeeze(position),
             diverging=squeeze(jnp.zeros(num_chains, dtype=bool)),
-            grad_evals=squeeze(spent),
-            step_size=squeeze(jnp.zeros(num_chains, dtype=position.dtype)),
+            grad_evals=squeeze(jnp.asarray(warm.spent, dtype=jnp.int32)),
+            step_size=squeeze(jnp.full(num_chains, warm.tuning.step_size_at(int(num_warmup)), dtype=position.dtype)),
             full_gradient=squeeze(jnp.zeros(num_chains, dtype=bool)),
-            kernel_state=kernel_state,
-            tuning=tuning,
-            rng_key=key,
+            kernel_state=warm.state,
+            tuning=warm.tuning,
+            rng_key=warm.rng,
+            i=jnp.zeros((), dtype=jnp.int32),
         )
 
     @staticmethod
@@ -107,26 +115,36 @@ class NumPyroLangevin(MCMCKernel):
         return (lambda x: x) if batched else (lambda x: x[0])
 
     def sample(self, state, model_args, model_kwargs):
-        kernel, backend, batched = self._run()
-        position = state.kernel_state.position
-        key, k_idx, k_noise = jax.random.split(state.rng_key, 3)
-        idx = jax.random.randint(k_idx, (position.shape[0], kernel.batch_size), 0, backend.num_data)
-        noise = jax.random.normal(k_noise, position.shape, position.dtype)
-        kernel_state, info = kernel.update(backend, state.kernel_state, idx, noise, state.tuning)
+        kernel, backend, batched, num_warmup = self._run()
         squeeze = self._squeeze(batched)
-        return LangevinMCMCState(
-            z=squeeze(kernel_state.position),
-            diverging=squeeze(info["diverging"]),
-            grad_evals=state.grad_evals + squeeze(info["grad_evals"]),
-            step_size=squeeze(info["step_size"]),
-            full_gradient=squeeze(info["full_gradient"]),
-            kernel_state=kernel_state,
-            tuning=state.tuning,
-            rng_key=key,
-        )
+
+        def step(state):
+            position = state.kernel_state.position
+            key, k_idx, k_noise = jax.random.split(state.rng_key, 3)
+            idx = jax.random.randint(k_idx, (position.shape[0], kernel.batch_size), 0, backend.num_data)
+            noise = jax.random.normal(k_noise, position.shape, position.dtype)
+            kernel_state, info = kernel.update(backend, state.kernel_state, idx, noise, state.tuning)
+            new = LangevinMCMCState(
+                z=squeeze(kernel_state.position),
+                diverging=squeeze(info["diverging"]),
+                grad_evals=state.grad_evals + squeeze(info["grad_evals"]),
+                step_size=squeeze(info["step_size"]),
+                full_gradient=squeeze(info["full_gradient"]),
+                kernel_state=kernel_state,
+                tuning=state.tuning,
+                rng_key=key,
+                i=state.i + 1,
+            )
+            # the same dtypes as the pass-through branch (lax.cond needs them equal)
+            return jax.tree_util.tree_map(lambda a, b: jnp.asarray(a, dtype=jnp.result_type(b)), new, state)
+
+        def pass_through(state):  # warmup already ran in init
+            return state._replace(i=state.i + 1)
+
+        return jax.lax.cond(state.i < num_warmup, pass_through, step, state)
 
     def postprocess_fn(self, model_args, model_kwargs):
-        _, backend, _ = self._run()
+        backend = self._run()[1]
 
         def constrain(z):
             flat = jnp.reshape(z, (-1, backend.dim))

@@ -30,11 +30,18 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
+from pyro.infer.autoguide.initialization import InitMessenger
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.base import Backend, reduce_info
 from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
-from ppzoo.backends.layout import PlateRecord, model_name, plan_layout
+from ppzoo.backends.layout import (
+    DeterministicSite,
+    PlateRecord,
+    deterministic_site,
+    model_name,
+    plan_layout,
+)
 from ppzoo.backends.sites import (
     Site,
     constrain,
@@ -85,9 +92,25 @@ def _to_torch(tree, device):
     return convert(tree)
 
 
+def _feasible(site):
+    """A value for a latent site that no handler has given one: for a continuous site
+    ``biject_to(support)`` of zeros (a point of the support, as Pyro's ``init_to_feasible`` but
+    without drawing from the prior, so that an improper prior such as ``ImproperUniform`` can be
+    traced); a discrete site is drawn from its distribution."""
+    fn = site["fn"]
+    if fn.support.is_discrete:
+        return fn.sample()
+    transform = biject_to(fn.support)
+    device = next((v.device for v in vars(fn).values() if isinstance(v, torch.Tensor)), None)
+    return transform(torch.zeros(transform.inverse_shape(fn.shape()), device=device))
+
+
 def trace_pyro(model, args, kwargs, data=None):
-    """Trace a Pyro program once, optionally conditioning on ``data``, validation off."""
+    """Trace a Pyro program once, optionally conditioning on ``data``, validation off; latents not
+    in ``data`` take a feasible value (:func:`_feasible`) instead of a draw from their prior."""
     fn = poutine.condition(model, data=data) if data else model
+    # outside the conditioning, so it sees the conditioned values and leaves them be
+    fn = InitMessenger(_feasible)(fn)
     with pyro.validation_enabled(False):
         return poutine.trace(fn).get_trace(*args, **kwargs)
 
@@ -102,11 +125,29 @@ def pyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
             fn = site["fn"]
             plates[name] = PlateRecord(name, int(fn.size), None if fn.subsample_size in (None, fn.size) else int(fn.subsample_size))
             continue
+        if site["infer"].get("_deterministic"):  # pyro.deterministic: reported, not data
+            continue
         frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"] if f.vectorized)
         sites.append(
             Site(name, site["fn"], site["value"], bool(site["is_observed"]), site.get("scale", 1.0), site.get("mask"), frames)
         )
     return sites, plates
+
+
+def pyro_deterministic(trace) -> tuple[DeterministicSite, ...]:
+    """The trace's ``pyro.deterministic`` statements."""
+    found = []
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or not site["infer"].get("_deterministic"):
+            continue
+        shape = tuple(site["value"].shape)
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        # Pyro makes the whole value one event by default; where the plates' dims fit the value
+        # (the axis at each plate's dim has the plate's size) they name its axes, as in NumPyro
+        fits = all(-len(shape) <= f.dim and shape[f.dim] == f.size for f in frames)
+        event_dim = 0 if fits else int(site["fn"].event_dim)
+        found.append(deterministic_site(name, shape, [(f.name, f.dim) for f in frames], event_dim))
+    return tuple(found)
 
 
 def _inverse_shape(support, shape):
@@ -218,7 +259,8 @@ class PyroBackend(Backend):
         if full:  # see the full data, not the model's own subsample
             trace = trace_pyro(model, self.args, self.kwargs, data=full)
         sites, plates = pyro_sites(trace)
-        self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model)
+        self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model,
+                                  pyro_deterministic(trace))
         self.batch_args = BatchArgs()
         if self.layout.data_plate is not None and self.layout.num_data > 1:
             self.batch_args = choose_batch_args(
@@ -228,7 +270,7 @@ class PyroBackend(Backend):
                 batch_args=batch_args, model=model_name(model),
             )
         self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
-        self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.observed}
+        self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.all_observed}
         self._compiled = {}
         #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
         self.compiled_as = {}
@@ -338,7 +380,7 @@ class PyroBackend(Backend):
                 sites, _ = self._sites(params, full)
                 log_densities.append(log_density(sites, log_det))
                 logliks.append(pointwise_log_likelihood({s.name: s for s in sites}, self.layout))
-        loglik = {s.name: torch.stack([d[s.name] for d in logliks]).cpu().numpy() for s in self.layout.observed}
+        loglik = {s.name: torch.stack([d[s.name] for d in logliks]).cpu().numpy() for s in self.layout.all_observed}
         return torch.stack(log_densities).cpu().numpy(), loglik
 
     def constrain(self, theta):
@@ -350,9 +392,40 @@ class PyroBackend(Backend):
                 out[s.name] = self._transforms[s.name](u).cpu().numpy()
         return out
 
+    def deterministic(self, theta):
+        if not self.layout.deterministic:
+            return {}
+        theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)
+        full = torch.arange(self.layout.num_data, device=self.device)
+        args, kwargs = take_batch(self.args, self.kwargs, self.batch_args, full)
+        runs = []
+        with torch.no_grad():
+            for th in theta:
+                trace = self._trace(args, kwargs, self._constrain_single(th)[0], full)
+                runs.append({s.name: trace.nodes[s.name]["value"] for s in self.layout.deterministic})
+        return {s.name: torch.stack([run[s.name] for run in runs]).cpu().numpy() for s in self.layout.deterministic}
+
     def unconstrain(self, values):
         as_tensor = partial(torch.as_tensor, dtype=torch.get_default_dtype(), device=self.device)
         return unconstrain({k: as_tensor(np.asarray(v)) for k, v in values.items()}, self.layout, self._transforms)
+
+    def strategy_values(self, init_strategy, num_chains, seed):
+        runs = []
+        devices = [self.device] if self.device.type == "cuda" else []
+        for chain in range(num_chains):
+            # each chain its own seed, without touching the user's global torch RNG
+            with torch.random.fork_rng(devices=devices), pyro.validation_enabled(False):
+                torch.manual_seed(seed * 10007 + chain)
+                try:
+                    trace = poutine.trace(InitMessenger(init_strategy)(self.model)).get_trace(*self.args, **self.kwargs)
+                except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
+                    raise ValueError(
+                        f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
+                        f"{model_name(self.model)!r}: {type(err).__name__}: {str(err).splitlines()[0]}; a site with an "
+                        "improper prior has no prior draws to start from: use init_params or init_to_value"
+                    ) from err
+            runs.append({s.name: trace.nodes[s.name]["value"].detach() for s in self.layout.latent})
+        return {name: torch.stack([run[name] for run in runs]) for name in runs[0]}
 
     def observed_data(self):
         return {k: v.detach().cpu().numpy() for k, v in self._observed.items()}

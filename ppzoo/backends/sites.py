@@ -82,6 +82,7 @@ def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable)
                 plate_dims=dict(site.frames),
                 value=to_numpy(site.value) if site.observed else None,
                 event_dim=int(site.fn.event_dim),
+                is_factor=site.observed and type(site.fn).__name__ == "Unit",
             )
         )
     return records
@@ -179,16 +180,19 @@ def log_density(sites: list[Site], log_det):
 
 
 def pointwise_log_likelihood(sites: Mapping[str, Site], layout: ModelLayout) -> dict:
-    """Per observed site of ``layout``, ``log p(x_i | theta)`` per datum ``(N,)`` of a run on all the
-    data (summed over the site's other dims; one value when the model has no data plate)."""
+    """Per observed site of ``layout`` (:attr:`~.layout.ModelLayout.all_observed`), its
+    log-likelihood terms in a run on all the data: for a site in the data plate ``log p(x_i |
+    theta)`` per datum ``(N,)`` (summed over the site's other dims), for any other site its
+    ``log_prob`` per batch element (the site's batch shape; ``()`` for a single event)."""
     out = {}
-    for s in layout.observed:
+    for s in layout.all_observed:
         site = sites[s.name]
         lp = masked_log_prob(site)
-        if layout.data_plate is None:
-            out[s.name] = lp.sum().reshape(1)
-            continue
         xp = array_api_compat.array_namespace(lp)
-        lp = xp.broadcast_to(lp, tuple(site.fn.batch_shape))
-        out[s.name] = xp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
+        value_batch = tuple(site.value.shape)[: len(site.value.shape) - site.fn.event_dim]
+        lp = xp.broadcast_to(lp, np.broadcast_shapes(tuple(site.fn.batch_shape), value_batch))
+        if s.plate_dim is None:
+            out[s.name] = lp
+        else:
+            out[s.name] = xp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
     return out

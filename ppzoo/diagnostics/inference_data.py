@@ -33,10 +33,6 @@ def _pointwise(backend, flat, chunk):
     return lp, {k: np.concatenate([p[1][k] for p in parts], axis=0) for k in parts[0][1]}
 
 
-def _observed_dims(name, shape, data_dim):
-    return [data_dim] + [f"{name}_dim_{k}" for k in range(len(shape) - 1)]
-
-
 def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     """The ArviZ result (``DataTree`` / ``InferenceData``) of a
     :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
@@ -57,21 +53,22 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         for k, v in _per_draw(backend.constrain, flat, 4 * _LOGLIK_CHUNK).items()
     }
     layout = backend.layout
-    data_dim = layout.data_plate or "datum"
+    if layout.deterministic:
+        posterior.update({
+            k: v.reshape((num_chains, num_draws) + v.shape[1:])
+            for k, v in _per_draw(backend.deterministic, flat, _LOGLIK_CHUNK).items()
+        })
     observed = backend.observed_data()
-    dims = {name: _observed_dims(name, value.shape, data_dim) for name, value in observed.items()}
+    # observed values and log-likelihood terms named after their plates (value_dims)
+    dims = {s.name: list(s.dims) for s in layout.all_observed}
     # a latent inside a plate is named after it (as az.from_numpyro names it), the others <site>_dim_k
-    dims.update({site.name: list(site.dims) for site in layout.latent if site.dims})
+    dims.update({site.name: list(site.dims) for site in layout.latent + layout.deterministic if site.dims})
     groups = {"posterior": posterior, "observed_data": observed}
     stats = dict(run.stats)
     stats["diverging"] = stats["diverging"].astype(bool)
     if log_likelihood:
         lp, loglik = _pointwise(backend, flat, _LOGLIK_CHUNK)
-        groups["log_likelihood"] = {
-            k: v.reshape(num_chains, num_draws, v.shape[-1]) for k, v in loglik.items()
-        }
-        for name in loglik:
-            dims.setdefault(name, [data_dim])
+        groups["log_likelihood"] = {k: v.reshape((num_chains, num_draws) + v.shape[1:]) for k, v in loglik.items()}
         stats["lp"] = lp.reshape(num_chains, num_draws)
     groups["sample_stats"] = stats
     kernel = run.kernel
@@ -93,4 +90,5 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         attrs["inner_loop"] = int(kernel.inner_loop)
     # adapted: 1 if warmup chose the step size (and preconditioner); inverse_mass: diag M^-1, (D,)
     attrs.update(run.attrs)
+    # a log-likelihood takes the leading dims of its observed value: the data plate's, or its batch dims
     return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)

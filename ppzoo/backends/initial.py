@@ -1,0 +1,87 @@
+"""Where chains start: a PPL's init strategy or the user's unconstrained values, as NumPyro's ``MCMC`` takes them.
+
+Two ways to say it, as for NumPyro's ``MCMC.run`` / Pyro's ``MCMC``:
+
+* ``init_strategy``: a callable of the model's own PPL that gives a latent
+  site its first value (``numpyro.infer.init_to_median``,
+  ``init_to_uniform``, ``init_to_value(values=...)``, Pyro's
+  ``pyro.infer.autoguide.init_to_median``, ...). It runs once per chain,
+  each with its own seed, so random strategies start the chains apart;
+* ``init_params``: per latent site its value **in the unconstrained space**
+  (as NumPyro's ``init_params``), shape the site's unconstrained shape
+  (every chain starts there) or ``(C, *shape)`` (one per chain).
+
+Without either, the chains start uniformly in ``[-2, 2]`` of the
+unconstrained space (``init_to_uniform``; Stan's default). Under warmup
+adaptation, the starts are where the MAP search begins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from ppzoo.backends.layout import ModelLayout, model_name
+
+__all__ = ["pack_unconstrained", "initial_positions"]
+
+
+def pack_unconstrained(values: Mapping, layout: ModelLayout, num_chains: int) -> np.ndarray:
+    """``init_params`` (per latent site an unconstrained value, ``(*shape)`` or ``(C, *shape)``)
+    -> ``theta`` ``(C, D)`` as a NumPy array."""
+    if not isinstance(values, Mapping):
+        raise TypeError(f"init_params must be a dict of latent site names to unconstrained values, got {type(values).__name__}")
+    names = set(layout.latent_names)
+    unknown = sorted(set(values) - names)
+    missing = sorted(names - set(values))
+    if unknown or missing:
+        raise ValueError(
+            "init_params must give every latent site an unconstrained value"
+            + (f"; not latent sites of the model: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "")
+            + f" (the latent sites are {sorted(names)}; init_strategy=init_to_value(values=...) takes constrained values)"
+        )
+    theta = np.empty((num_chains, layout.dim))
+    for site in layout.latent:
+        value = np.asarray(values[site.name], dtype=np.float64)
+        shape = tuple(site.unconstrained_shape)
+        if value.shape == shape:
+            value = np.broadcast_to(value, (num_chains, *shape))
+        elif value.shape != (num_chains, *shape):
+            raise ValueError(
+                f"init_params[{site.name!r}] has shape {value.shape}; expected the site's unconstrained shape {shape} "
+                f"or (num_chains, *shape) = {(num_chains, *shape)}"
+            )
+        theta[:, site.offset : site.offset + site.size] = value.reshape(num_chains, site.size)
+    return theta
+
+
+def initial_positions(backend, num_chains: int, seed: int, init_strategy: Callable | None = None,
+                      init_params: Mapping | None = None) -> np.ndarray | None:
+    """The chains' starting points ``(C, D)`` in the unconstrained space (NumPy), or ``None`` when
+    neither ``init_strategy`` nor ``init_params`` is given (the driver's uniform start).
+
+    ``backend.strategy_values(init_strategy, num_chains, seed)`` runs the strategy under the
+    model's PPL and returns per latent site its constrained values ``(C, *shape)``.
+    """
+    if init_strategy is None and init_params is None:
+        return None
+    if init_strategy is not None and init_params is not None:
+        raise ValueError("give init_strategy or init_params, not both")
+    if init_params is not None:
+        theta = pack_unconstrained(init_params, backend.layout, num_chains)
+    else:
+        if not callable(init_strategy):
+            raise TypeError(
+                f"init_strategy must be an init strategy of the model's PPL (e.g. init_to_median), got {init_strategy!r}"
+            )
+        values = backend.strategy_values(init_strategy, num_chains, seed)
+        theta = np.asarray(backend.to_numpy(backend.unconstrain(values)), dtype=np.float64)
+    bad = [s.name for s in backend.layout.latent if not np.all(np.isfinite(theta[:, s.offset : s.offset + s.size]))]
+    if bad:
+        raise ValueError(
+            f"model {model_name(backend.model)!r}: the starting values of {bad} are not finite in the unconstrained "
+            "space (a value on the boundary of its support?); choose others"
+        )
+    return theta
