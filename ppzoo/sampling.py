@@ -20,7 +20,7 @@ def sample(
     num_samples: int = 1000,
     num_warmup: int = 1000,
     num_chains: int = 4,
-    thinning: int = 1,
+    thinning: int | str = "auto",
     step_size=None,
     batch_size: int | None = None,
     temperature: float = 1.0,
@@ -62,7 +62,13 @@ def sample(
         num_samples: draws kept per chain (``S``).
         num_warmup: steps discarded first.
         num_chains: chains run side by side (``C``), each with its own minibatches.
-        thinning: keep every ``thinning``-th step.
+        thinning: keep every ``thinning``-th step; ``"auto"`` (the default) chooses it after
+            warmup from the chains' autocorrelation time ``tau`` then (steps per effective
+            draw of the slowest coordinate): ``ceil(tau / 4)``, at most 100, so that the
+            ``num_samples`` draws hold about ``num_samples / 4`` effective ones per chain
+            (``tau`` from the late warmup, its last 55%, all of it below 200 steps or without
+            adaptation; 1 when that is under 20 steps). The attrs record the choice
+            (``thinning``) and ``tau`` (``warmup_autocorrelation``).
         step_size: ``h`` in ``theta' = theta - h M^-1 grad U + sqrt(2 h T) M^(-1/2) xi``;
             a number, a schedule ``t -> h_t`` such as
             ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` (the

@@ -63,9 +63,11 @@ def test_discrete_latent_names_the_site(model):
         ppzoo.sample(model, Y, **KW)
 
 
-def test_per_datum_latent_names_the_site():
-    with pytest.raises(ValueError, match="latent site 'z' lies inside the data plate 'data'"):
-        ppzoo.sample(per_datum_latent, Y, **KW)
+def test_per_datum_latent_on_large_data_names_the_site_and_the_ways_out():
+    big = np.zeros(1001, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"latent sites \['z'\] lie inside the data plate 'data'.*N=1001 is more "
+                                         r"than 1000\. Marginalise the latents out, fit the model by SVI"):
+        ppzoo.sample(per_datum_latent, big, **KW)
 
 
 @pytest.mark.parametrize(

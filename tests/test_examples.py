@@ -36,6 +36,10 @@ SCRIPTS = {
         "--warmups", "5", "--out", "{tmp}/lv",
     ],
     "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
+    "benchmarks/nuts_agreement.py": [
+        "--quick", "--programs", "flat_prior_regression", "discrete_latent", "--methods", "default",
+        "--out", "{tmp}/nuts_agreement",
+    ],
     "benchmarks/iwae_throughput.py": [
         "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",
         "--chunk-sizes", "10", "--backends", "pyro", "--out", "{tmp}/iwae",

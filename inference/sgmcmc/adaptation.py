@@ -18,7 +18,7 @@ The schedule (``W`` warmup steps):
    (minibatch Adam, the PPL's own optimiser; the search SGLD-CV uses, with
    its defaults). At the MAP ``theta^`` with the lowest potential,
    ``M^-1 = H^-1`` (dense) or ``1 / diag H`` (diagonal), ``H`` the Hessian of
-   the potential (central differences of the full-data gradient, ``2 D N``
+   the potential (``D`` Hessian-vector products by autodiff, counted as ``2 D N``
    per-datum gradients), its eigenvalues (or entries) made positive
    (absolute value, floored at ``1e-8`` of the largest): the Laplace
    approximation. Minibatch Adam stops short of the mode along soft
@@ -29,10 +29,9 @@ The schedule (``W`` warmup steps):
    (full-data gradients, ``t`` halved until the potential falls,
    :func:`newton_refine`), with ``H`` taken again at the best chain's point
    while that point moves by more than a posterior sd (at most
-   :data:`NEWTON_ROUNDS` Hessians), and ``H`` is estimated once more at the
-   best mode along the directions of the current ``M^-1``, with differences
-   a quarter of a posterior sd long (:func:`curvature_in_metric`; axis-wise
-   differences are too short for single precision on badly scaled models).
+   :data:`NEWTON_ROUNDS` Hessians), and ``H`` is taken once more at the
+   best mode in the coordinates of the current ``M^-1`` (:func:`curvature_in_metric`:
+   there its small eigenvalues are resolved as well as its large ones).
    A chain whose MAP lies more than ``max(STRANDED_GAP, D)`` above the best
    in potential (a spurious local optimum: a mixture with both components
    broad) is moved to the best MAP, with a warning. Each chain then starts
@@ -93,12 +92,14 @@ import warnings
 
 import numpy as np
 
+from ppzoo.diagnostics import arviz_compat
+
 from .preconditioner import Preconditioner
-from .step_size import hessian, largest_curvature
+from .step_size import hessian, hessian_columns, largest_curvature
 
 __all__ = [
     "STEP_FRACTION", "MIN_WINDOWED_WARMUP", "DENSE_MAX_DIM", "NEWTON_STEPS", "NEWTON_HALVINGS", "NEWTON_ROUNDS",
-    "METRIC_STEP", "STRANDED_GAP", "PRECONDITIONERS", "laplace_start", "map_steps_default", "newton_refine", "curvature_in_metric",
+    "STRANDED_GAP", "PRECONDITIONERS", "laplace_start", "map_steps_default", "newton_refine", "curvature_in_metric",
     "retune_step_size", "window_inverse_mass", "effective_draws", "warmup_plan",
 ]
 
@@ -112,8 +113,6 @@ DENSE_MAX_DIM = 256
 NEWTON_STEPS = 10
 #: halvings of a Newton step at most, until the potential falls
 NEWTON_HALVINGS = 8
-#: the final Hessian's differences, in posterior sds of the previous estimate
-METRIC_STEP = 0.25
 #: at most this many Hessians for the Newton steps (a new one while the best MAP moves by
 #: more than one posterior sd)
 NEWTON_ROUNDS = 4
@@ -195,44 +194,30 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
         )
         centres[stranded] = centres[best]
         potential[stranded] = potential[best]
-    # the curvature once more at the best mode, by differences a quarter of a posterior sd long
+    # the curvature once more at the best mode, in the coordinates of the Laplace metric
     pre, more = curvature_in_metric(backend, centres[best], pre)
     jitter = pre.scale(np.random.default_rng(seed).standard_normal(centres.shape))
     return backend.asarray(centres + jitter), centres, pre, rng, cost + more
 
 
-def curvature_in_metric(backend, point, preconditioner, eps=METRIC_STEP, chunk=64):
+def curvature_in_metric(backend, point, preconditioner, chunk=64):
     """The Laplace preconditioner at ``point`` ``(D,)`` from the Hessian in the coordinates of
-    ``preconditioner`` (``M^-1 = L L'``): ``H_z = L' H L`` by central differences of the
-    full-data gradient along the columns of ``L``, each ``eps`` long in those coordinates (a
-    fraction of a posterior sd), then ``M^-1 = L H_z^-1 L'`` (``H_z``'s eigenvalues made positive
-    as in step 1; for a diagonal ``preconditioner``, only ``H_z``'s diagonal, and a diagonal result).
+    ``preconditioner`` (``M^-1 = L L'``): ``H_z = L' H L`` from Hessian-vector products along
+    the columns of ``L`` (autodiff, :func:`.step_size.hessian_columns`), then ``M^-1 = L
+    H_z^-1 L'`` (``H_z``'s eigenvalues made positive as in step 1; for a diagonal
+    ``preconditioner``, only ``H_z``'s diagonal, and a diagonal result).
 
-    Differences along raw axes with steps ``1e-4 |theta|`` (:func:`.step_size.hessian`) are
-    swamped by single-precision rounding of the gradient along directions whose curvature is
-    small next to the largest (on the raw breast-cancer features the resulting ``L' H L``
-    had eigenvalues from 0.5 to 10 instead of 1); steps measured in posterior sds are not.
+    In these coordinates ``H_z`` is near the identity, so its small eigenvalues are resolved
+    as well as its large ones: the raw Hessian of a badly scaled model (condition number
+    ``1.9e7`` on the raw breast-cancer features) loses them to single-precision rounding.
     Returns ``(Preconditioner, cost)``, ``cost`` = ``2 D N`` per-datum gradient evaluations.
     """
-    theta = np.asarray(point, dtype=np.float64)
-    dim = theta.shape[0]
+    dim = np.asarray(point).shape[0]
     cost = 2 * dim * backend.num_data
     diagonal = not preconditioner.dense
-    hz = np.empty(dim) if diagonal else np.empty((dim, dim))
-    for start in range(0, dim, chunk):
-        cols = np.arange(start, min(dim, start + chunk))
-        if diagonal:  # L e_k = f_k e_k; only (L' H L)_kk = f_k (H L e_k)_k is needed
-            step = np.zeros((cols.size, dim))
-            step[np.arange(cols.size), cols] = eps * preconditioner.factor[cols]
-        else:
-            step = eps * preconditioner.factor[:, cols].T
-        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + step))).astype(np.float64)
-        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - step))).astype(np.float64)
-        hl = (plus - minus) / (2 * eps)  # row k: H L e_k
-        if diagonal:
-            hz[cols] = hl[np.arange(cols.size), cols] * preconditioner.factor[cols]
-        else:
-            hz[cols] = hl @ preconditioner.factor  # (L' H L)[k, j] = (H L e_k) . (L e_j)
+    directions = np.diag(preconditioner.factor) if diagonal else preconditioner.factor.T  # row k: L e_k
+    hl = hessian_columns(backend, point, directions, chunk)  # row k: H L e_k
+    hz = np.sum(hl * directions, axis=1) if diagonal else hl @ preconditioner.factor  # (L' H L)[k, j]
     if not np.all(np.isfinite(hz)):
         return preconditioner, cost
     if diagonal:
@@ -343,21 +328,19 @@ def window_inverse_mass(draws, dense: bool, previous: Preconditioner | None = No
 
 
 def effective_draws(draws, preconditioner) -> float:
-    """The effective number of independent draws in a window ``(n, C, D)`` (finite):
-    ``n C / tau``, ``tau = (1 + rho) / (1 - rho)`` the integrated autocorrelation time of
-    an AR(1) series with the lag-1 autocorrelation ``rho`` of the slowest coordinate, in the
-    coordinates ``z = L^-1 theta`` of the ``preconditioner`` (each chain centred on its own mean)."""
-    z = draws - draws.mean(axis=0, keepdims=True)
+    """The effective number of independent draws in a window ``(n, C, D)`` (finite): ArviZ's
+    bulk ESS (rank-normalised, all chains) of the slowest coordinate, in the coordinates
+    ``z = L^-1 theta`` of the ``preconditioner``; at least 1, at most ``n C``."""
+    z = np.asarray(draws, dtype=np.float64)
     if preconditioner.dense:
         flat = np.linalg.solve(preconditioner.factor, z.reshape(-1, z.shape[-1]).T).T
         z = flat.reshape(z.shape)
     else:
         z = z / preconditioner.factor
-    num = np.sum(z[1:] * z[:-1], axis=(0, 1))
-    den = np.maximum(np.sum(z * z, axis=(0, 1)), 1e-300)
-    rho = np.clip(num / den, 0.0, 1.0 - 1e-9)
-    tau = float(np.max((1.0 + rho) / (1.0 - rho)))
-    return draws.shape[0] * draws.shape[1] / tau
+    ess = arviz_compat.ess_array(np.swapaxes(z, 0, 1))  # (C, n, D)
+    ess = ess[np.isfinite(ess)]
+    total = draws.shape[0] * draws.shape[1]
+    return float(np.clip(ess.min(), 1.0, total)) if ess.size else 1.0
 
 
 def warmup_plan(num_warmup: int, block: int = 1):

@@ -31,6 +31,7 @@ from ppzoo.checks import check_count, check_flag, check_seed
 
 from .adaptation import (
     STEP_FRACTION,
+    effective_draws,
     laplace_start,
     retune_step_size,
     use_dense,
@@ -42,10 +43,17 @@ from .preconditioner import Preconditioner
 from .schedules import as_schedule
 from .step_size import default_step_size
 
-__all__ = ["SamplerRun", "WarmChains", "run_chains", "warm_up"]
+__all__ = ["SamplerRun", "WarmChains", "run_chains", "warm_up", "resolve_thinning"]
 
 #: about this many progress-bar updates per phase
 _BLOCKS_PER_PHASE = 50
+#: ``thinning="auto"`` keeps a draw every ``tau / AUTO_THINNING_DIVISOR`` steps: about
+#: ``num_samples / 4`` effective draws per chain, 250 for 1,000 draws against Stan's 100
+AUTO_THINNING_DIVISOR = 4
+#: the most steps per kept draw ``thinning="auto"`` chooses
+MAX_AUTO_THINNING = 100
+#: the final warmup segment must have this many steps to estimate the autocorrelation time
+MIN_AUTOCORRELATION_DRAWS = 20
 
 
 @dataclass
@@ -83,6 +91,9 @@ class _Chains:
     dense: bool
     fraction: float | None
     tuning: Tuning | None = None
+    #: integrated autocorrelation time (steps) of the slowest whitened coordinate at the end of
+    #: warmup, from the final segment's draws (``None`` without them)
+    autocorrelation: float | None = None
 
     @property
     def adapting(self) -> bool:
@@ -183,14 +194,22 @@ def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: in
     return window
 
 
-def _warm_up(chains: _Chains, backend, num_warmup: int, bar) -> None:
-    """Run the warmup; under adaptation, re-estimate ``M^-1`` (``"window"``) and ``h`` after each segment."""
+def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bool = False) -> None:
+    """Run the warmup; under adaptation, re-estimate ``M^-1`` (``"window"``) and ``h`` after each
+    segment; with ``autocorrelation``, estimate the chains' autocorrelation time from the late
+    warmup, the last window and the final segment (:func:`_autocorrelation`): the longer the
+    stretch, the longer the correlations it can see."""
     block = _block_size(num_warmup)
     plan = warmup_plan(num_warmup, block) if chains.adapting else ([(num_warmup, None)] if num_warmup else [])
-    done = 0
-    for steps, action in plan:
-        window = _run_segment(chains, backend, steps, block, bar, done, keep=action == "window")
+    done, previous = 0, []
+    for number, (steps, action) in enumerate(plan):
+        last = number == len(plan) - 1
+        window = _run_segment(chains, backend, steps, block, bar, done,
+                              keep=action == "window" or (last and autocorrelation))
         done += steps
+        if last and autocorrelation and previous + window:
+            chains.autocorrelation = _autocorrelation(np.concatenate(previous + window, axis=0), chains.preconditioner)
+        previous = window if action == "window" else []
         if action is None or steps == 0:
             continue
         if action == "window" and chains.adapt_mass:
@@ -202,6 +221,27 @@ def _warm_up(chains: _Chains, backend, num_warmup: int, bar) -> None:
     if kernel is not chains.kernel:  # it froze what it learned: the step size is chosen for that
         chains.kernel, chains.preconditioner = kernel, preconditioner
         _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
+
+
+def _autocorrelation(draws, preconditioner) -> float | None:
+    """Steps per effective draw, ``n C / ESS``, of the slowest coordinate of ``draws`` ``(n, C, D)``
+    whitened by ``preconditioner`` (``None``: as they are); ``None`` for fewer than
+    :data:`MIN_AUTOCORRELATION_DRAWS` steps or non-finite draws."""
+    if draws.shape[0] < MIN_AUTOCORRELATION_DRAWS or not np.all(np.isfinite(draws)):
+        return None
+    metric = preconditioner or Preconditioner(np.ones(draws.shape[-1]))
+    return draws.shape[0] * draws.shape[1] / effective_draws(draws, metric)
+
+
+def resolve_thinning(thinning, autocorrelation: float | None) -> int:
+    """``thinning`` as given, or for ``"auto"`` ``ceil(tau / AUTO_THINNING_DIVISOR)`` from the
+    late warmup's autocorrelation time ``tau`` (kept draws then have an autocorrelation time near
+    ``AUTO_THINNING_DIVISOR``), between 1 and :data:`MAX_AUTO_THINNING`; 1 with no estimate."""
+    if thinning != "auto":
+        return thinning
+    if autocorrelation is None:
+        return 1
+    return int(min(MAX_AUTO_THINNING, max(1, math.ceil(autocorrelation / AUTO_THINNING_DIVISOR))))
 
 
 def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: list) -> bool:
@@ -262,7 +302,7 @@ def run_chains(
     num_samples: int,
     num_warmup: int = 0,
     num_chains: int = 1,
-    thinning: int = 1,
+    thinning: int | str = 1,
     seed: int = 0,
     progress_bar: bool = True,
     adapt: bool = True,
@@ -275,7 +315,12 @@ def run_chains(
     unconstrained space of ``backend.layout``), by default uniformly in
     ``[-2, 2]`` of the unconstrained space, run ``num_warmup`` steps that are
     discarded, then ``num_samples * thinning`` steps of which every
-    ``thinning``-th is kept. Ctrl-C, or every chain turning non-finite, ends
+    ``thinning``-th is kept. ``thinning="auto"`` chooses it from the
+    autocorrelation time ``tau`` of the late warmup (the last window and the
+    final segment, 55% of it under adaptation; all of it below 200 steps or
+    without adaptation; ArviZ's bulk ESS of the slowest whitened coordinate):
+    ``ceil(tau / 4)``, at most 100 (:func:`resolve_thinning`); 1 when that
+    stretch is shorter than 20 steps. Ctrl-C, or every chain turning non-finite, ends
     the run early and keeps the draws made so far (with a warning).
 
     With ``adapt=True`` and no ``step_size`` on the kernel, warmup chooses a
@@ -289,7 +334,10 @@ def run_chains(
     check_count("num_samples", num_samples, 1)
     check_count("num_warmup", num_warmup, 0)
     check_count("num_chains", num_chains, 1)
-    check_count("thinning", thinning, 1)
+    if isinstance(thinning, str) and thinning != "auto":
+        raise ValueError(f'thinning must be an integer >= 1 or "auto", got {thinning!r}')
+    if thinning != "auto":
+        check_count("thinning", thinning, 1)
     check_seed(seed)
     check_flag("adapt", adapt)
     check_flag("progress_bar", progress_bar)
@@ -301,17 +349,19 @@ def run_chains(
         position = backend.asarray(_checked_init(init_positions, num_chains, backend.dim))
     chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=dense, seed=seed)
 
-    total = num_warmup + num_samples * thinning
-    bar = tqdm(total=total, desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
+    bar = tqdm(total=num_warmup + num_samples * (1 if thinning == "auto" else thinning), desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
                dynamic_ncols=True)
     kept = []
     try:
-        _warm_up(chains, backend, num_warmup, bar)
+        _warm_up(chains, backend, num_warmup, bar, autocorrelation=thinning == "auto")
+        thinning = resolve_thinning(thinning, chains.autocorrelation)
+        bar.total = num_warmup + num_samples * thinning
         bar.set_description(f"{chains.kernel.name} sample")
         interrupted = _draw(chains, backend, num_samples, thinning, bar, kept)
     except KeyboardInterrupt:
         if not kept:
             raise
+        thinning = resolve_thinning(thinning, chains.autocorrelation)
         interrupted = True
         warnings.warn(
             f"interrupted: keeping the {sum(len(p) for p, _ in kept)} draws made so far", RuntimeWarning, stacklevel=2
@@ -330,4 +380,6 @@ def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interr
         attrs["inverse_mass"] = chains.preconditioner.inverse_mass.copy()
     if getattr(chains.kernel, "inner_loop", None) is not None:
         attrs["inner_loop"] = int(chains.kernel.inner_loop)
+    if chains.autocorrelation is not None:
+        attrs["warmup_autocorrelation"] = float(chains.autocorrelation)
     return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, attrs)

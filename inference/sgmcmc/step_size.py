@@ -16,18 +16,19 @@ but 59 at the posterior mean), but SGLD's minibatch noise then biases the
 posterior means by several tenths of a posterior standard deviation on that
 model; that trade is left to warmup adaptation with preconditioning.
 
-The Hessian-vector products are central differences of the full-data
-gradient, ``H v ~ (grad U(theta + eps v) - grad U(theta - eps v)) / (2 eps)``,
-so this needs nothing of a backend beyond the gradient oracle. Each product
-costs ``2 N`` per-datum gradient evaluations; the total is reported so it
-is counted in ``grad_evals``.
+The Hessian-vector products come from automatic differentiation of the
+full-data potential (``Backend.full_hvp``: ``jax.jvp`` of the gradient, or
+torch's double backward), exact up to rounding where central differences of
+the gradient lose most of single precision's digits along directions of small
+curvature. Each product is counted as ``2 N`` per-datum gradient evaluations
+(forward over reverse costs about two gradients) in ``grad_evals``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["largest_curvature", "default_step_size", "hessian", "FRACTION"]
+__all__ = ["largest_curvature", "default_step_size", "hessian", "hessian_columns", "FRACTION"]
 
 #: ``h = FRACTION / lambda_max``
 FRACTION = 1.0
@@ -55,37 +56,39 @@ def largest_curvature(backend, positions, num_iters: int = 20, seed: int = 0, pr
     rng = np.random.default_rng(seed)
     v = rng.standard_normal(theta.shape)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    # the step along L v, relative to the size of the point measured in the same units
-    typical = np.sqrt(np.mean(scale(np.ones_like(theta)) ** 2, axis=1, keepdims=True))
-    eps = 1e-3 * (1.0 + np.sqrt(np.mean(theta**2, axis=1, keepdims=True)) / typical)
     estimate = np.zeros(theta.shape[0])
+    point = backend.asarray(theta)
     for _ in range(num_iters):
-        direction = scale(v)
-        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + eps * direction)))
-        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - eps * direction)))
-        hv = scale_t((plus.astype(np.float64) - minus) / (2 * eps))
+        hv = scale_t(_hvp(backend, point, scale(v)))  # L' H L v
         estimate = np.abs(np.sum(v * hv, axis=1))
         norm = np.linalg.norm(hv, axis=1, keepdims=True)
         v = np.where(norm > 0, hv / np.where(norm > 0, norm, 1.0), v)
     return estimate, 2 * num_iters * backend.num_data
 
 
-def hessian(backend, point, chunk: int = 64):
-    """The Hessian of ``U`` at ``point`` ``(D,)``, ``(D, D)``, symmetrised, by central
-    differences of the full-data gradient along each axis (``chunk`` axes per
-    call); returns ``(H, cost)`` with ``cost`` the per-datum gradient
-    evaluations (``2 D N``)."""
+def _hvp(backend, points, directions) -> np.ndarray:
+    """``H(points_c) directions_c`` ``(P, D)`` as float64 NumPy (``points`` a backend array)."""
+    return np.asarray(backend.to_numpy(backend.full_hvp(points, backend.asarray(directions))), dtype=np.float64)
+
+
+def hessian_columns(backend, point, directions, chunk: int = 64) -> np.ndarray:
+    """``H(point) directions_k`` for each row ``k`` of ``directions`` ``(K, D)``: ``(K, D)``
+    (``chunk`` products per call, the point repeated)."""
     theta = np.asarray(point, dtype=np.float64)
-    dim = theta.shape[0]
-    eps = 1e-4 * np.maximum(1.0, np.abs(theta))
-    columns = np.empty((dim, dim))
-    for start in range(0, dim, chunk):
-        axes = np.arange(start, min(dim, start + chunk))
-        step = np.zeros((axes.size, dim))
-        step[np.arange(axes.size), axes] = eps[axes]
-        plus = backend.to_numpy(backend.full_grad(backend.asarray(theta + step))).astype(np.float64)
-        minus = backend.to_numpy(backend.full_grad(backend.asarray(theta - step))).astype(np.float64)
-        columns[axes] = (plus - minus) / (2 * eps[axes, None])
+    out = np.empty(directions.shape)
+    for start in range(0, directions.shape[0], chunk):
+        rows = slice(start, min(directions.shape[0], start + chunk))
+        count = rows.stop - rows.start
+        out[rows] = _hvp(backend, backend.asarray(np.repeat(theta[None], count, axis=0)), directions[rows])
+    return out
+
+
+def hessian(backend, point, chunk: int = 64):
+    """The Hessian of ``U`` at ``point`` ``(D,)``, ``(D, D)``, symmetrised, from ``D``
+    Hessian-vector products along the axes; returns ``(H, cost)`` with ``cost`` the
+    per-datum gradient evaluations (``2 D N``)."""
+    dim = np.asarray(point).shape[0]
+    columns = hessian_columns(backend, point, np.eye(dim), chunk)
     return (columns + columns.T) / 2, 2 * dim * backend.num_data
 
 

@@ -9,6 +9,7 @@ and ``idx`` minibatch indices into the data plate of shape ``(C, B)``:
 * ``grad(theta, idx)``  ``(C, D)``: its gradient in ``theta``;
 * ``full_grad(theta)``  ``(C, D)``: the gradient of the full-data potential
   ``U(theta)``, computed in chunks of the data so memory stays bounded;
+* ``full_hvp(theta, v)``  ``(C, D)``: its Hessian-vector products, by autodiff;
 * ``log_likelihood(theta)``: per observed site, ``log p(x_i | theta)`` of shape ``(S, N)``;
 * ``pointwise(theta)``: ``lp = -U(theta)`` ``(S,)`` (the full-data log density in the
   unconstrained space, ``log|J|`` included, as NumPyro's ``-potential_energy``)
@@ -70,6 +71,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def full_grad(self, theta):
         """``(C, D) -> (C, D)``: gradient of the full-data potential, in chunks."""
+
+    @abc.abstractmethod
+    def full_hvp(self, theta, v):
+        """``(C, D), (C, D) -> (C, D)``: Hessian-vector products ``H(theta_c) v_c`` of the
+        full-data potential, by automatic differentiation (forward over reverse: ``jax.jvp`` of
+        the gradient; torch's double backward), in chunks of the data. Counted as two
+        full-data gradients."""
 
     @abc.abstractmethod
     def pointwise(self, theta) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -168,6 +168,10 @@ def _check_observed_values(sites: list[SiteRecord]) -> None:
                 )
 
 
+#: a model with latents inside its data plate runs full-batch up to this many data
+FULL_BATCH_MAX_DATA = 1000
+
+
 def _find_data_plate(
     sites: list[SiteRecord], plates: dict[str, PlateRecord], data_plate: str | None, name: str
 ) -> str | None:
@@ -195,6 +199,37 @@ def _find_data_plate(
     return candidates[0] if candidates else None
 
 
+def _local_latents(latent: list[SiteRecord], plate: PlateRecord, name: str) -> bool:
+    """Whether latent sites lie inside the data plate ``plate`` (per-datum or per-group latents).
+
+    Minibatch gradients cannot update such a latent (the batch sees a few of
+    its entries at a time), so the model runs full-batch, with a warning,
+    when the plate holds at most :data:`FULL_BATCH_MAX_DATA` entries (every
+    step then uses all the data: no gradient noise, and the plate's entries
+    are the log-likelihood's terms); beyond that a ``ValueError`` names the
+    sites and the ways out.
+    """
+    local = [site.name for site in latent if plate.name in site.plates]
+    if not local:
+        return False
+    if plate.size > FULL_BATCH_MAX_DATA or plate.subsample_size is not None:
+        why = (f"it subsamples (subsample_size={plate.subsample_size})" if plate.subsample_size is not None
+               else f"N={plate.size} is more than {FULL_BATCH_MAX_DATA}")
+        raise ValueError(
+            f"model {name!r}: latent sites {local} lie inside the data plate {plate.name!r}, and minibatch "
+            f"gradients cannot update a per-datum latent; ppzoo runs such models full-batch only on small data, "
+            f"and {why}. Marginalise the latents out, fit the model by SVI with a guide for them (ppzoo.fit), or "
+            "name another plate as the data plate (data_plate=...)"
+        )
+    warnings.warn(
+        f"model {name!r}: latent sites {local} lie inside the data plate {plate.name!r} (N={plate.size}); ppzoo "
+        "runs it full-batch: every step uses all the data, so the gradients carry no minibatch noise",
+        UserWarning,
+        stacklevel=4,
+    )
+    return True
+
+
 def plan_layout(
     sites: list[SiteRecord],
     plates: dict[str, PlateRecord],
@@ -204,8 +239,9 @@ def plan_layout(
 ) -> ModelLayout:
     """Choose the data plate, validate the sites and pack the latent ones into ``theta``.
 
-    Raises ``ValueError`` naming the site for discrete latent sites, latent sites
-    inside the data plate (per-datum latents) and non-finite observations.
+    Raises ``ValueError`` naming the site for discrete latent sites and
+    non-finite observations. Latent sites inside the data plate make the run
+    full-batch on small data and are refused on large (:func:`_local_latents`).
     Warns once, naming the model, when there is no data plate (full-batch).
     """
     name = model_name(model)
@@ -220,23 +256,22 @@ def plan_layout(
                 f"latent site {site.name!r} is discrete; gradient-based samplers need continuous "
                 "latent variables (marginalise it out, or observe it)"
             )
-        if plate_name is not None and plate_name in site.plates:
-            raise ValueError(
-                f"latent site {site.name!r} lies inside the data plate {plate_name!r} (a per-datum "
-                "latent); stochastic-gradient samplers need global latents only"
-            )
+    full_batch = plate_name is not None and _local_latents(latent_records, plates[plate_name], name)
+    if full_batch:
+        plate_name = None
     latent, offset = [], 0
     for site in latent_records:
         size = int(np.prod(site.unconstrained_shape, dtype=int))
         latent.append(LatentSite(site.name, site.shape, site.unconstrained_shape, offset, size, value_dims(site)))
         offset += size
     if plate_name is None:
-        warnings.warn(
-            f"model {name!r} has no data plate (a plate whose size is the number of observations); "
-            "ppzoo runs it full-batch, treating the whole data set as one datum",
-            UserWarning,
-            stacklevel=3,
-        )
+        if not full_batch:  # (a full-batch run for local latents has said so already)
+            warnings.warn(
+                f"model {name!r} has no data plate (a plate whose size is the number of observations); "
+                "ppzoo runs it full-batch, each observation a term of the log-likelihood",
+                UserWarning,
+                stacklevel=3,
+            )
         return ModelLayout(tuple(latent), (), None, 1, offset, None, _others(sites, None), tuple(deterministic))
     plate = plates[plate_name]
     observed = tuple(

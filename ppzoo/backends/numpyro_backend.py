@@ -158,6 +158,9 @@ class NumPyroBackend(Backend):
         self._grad = jax.jit(jax.vmap(jax.grad(self._potential_single)))
         self._full_potential = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[0]))
         self._full_grad = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[1]))
+        self._full_hvp = jax.jit(jax.vmap(
+            lambda th, v: jax.jvp(lambda t: self._full_value_and_grad(t)[1], (th,), (v,))[1]
+        ))
         self._pointwise = jax.jit(jax.vmap(self._pointwise_single))
         self._constrain = jax.jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
         self._deterministic = jax.jit(jax.vmap(self._deterministic_single))
@@ -252,6 +255,9 @@ class NumPyroBackend(Backend):
 
     def full_grad(self, theta):
         return self._full_grad(theta)
+
+    def full_hvp(self, theta, v):
+        return self._full_hvp(jnp.asarray(theta), jnp.asarray(v, dtype=jnp.asarray(theta).dtype))
 
     def pointwise(self, theta):
         lp, loglik = self._pointwise(jnp.asarray(theta))

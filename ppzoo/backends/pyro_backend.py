@@ -369,6 +369,32 @@ class PyroBackend(Backend):
     def full_grad(self, theta):
         return self._full_value_and_grad(theta)[1]
 
+    def full_hvp(self, theta, v):
+        """Double backward, eagerly, one chain and chunk of the data at a time (the products
+        serve adaptation, not the steps): ``H v = grad (grad U . v)``."""
+        theta = torch.as_tensor(theta, dtype=torch.get_default_dtype(), device=self.device)
+        v = torch.as_tensor(v, dtype=theta.dtype, device=self.device)
+        zero = self._zero_idx(1)[0]
+        out = []
+        with pyro.validation_enabled(False), torch.enable_grad():
+            for th, vec in zip(theta.unbind(0), v.unbind(0)):
+                terms = [lambda t: self._prior_single(t, zero)]
+                terms += [partial(self._lik_single, idx=idx[0]) for idx in self._chunks(1)]
+                total = torch.zeros_like(th)
+                for term in terms:
+                    point = th.detach().requires_grad_(True)
+                    value = term(point)
+                    if not value.requires_grad:  # a term constant in theta (a flat prior)
+                        continue
+                    (grad,) = torch.autograd.grad(value, point, create_graph=True)
+                    if not grad.requires_grad:  # a term linear in theta has no curvature
+                        continue
+                    (hv,) = torch.autograd.grad(grad, point, grad_outputs=vec, allow_unused=True)
+                    if hv is not None:
+                        total = total + hv.detach()
+                out.append(total)
+        return torch.stack(out)
+
     # -- conversions ----------------------------------------------------------
     def pointwise(self, theta):
         theta = torch.as_tensor(np.asarray(theta), dtype=torch.get_default_dtype(), device=self.device)

@@ -123,9 +123,10 @@ def add_group(data, name: str, dataset: xr.Dataset):
     return data
 
 
-def update_attrs(data, attrs: Mapping) -> None:
-    """Add ``attrs`` to the attrs of every group of ``data``."""
-    for name in group_names(data):
+def update_attrs(data, attrs: Mapping, groups: Sequence[str] | None = None) -> None:
+    """Add ``attrs`` to the attrs of every group of ``data`` (or of those named in ``groups``),
+    in place (:func:`get_group` returns a copy under 1.x)."""
+    for name in group_names(data) if groups is None else groups:
         if isinstance(data, xr.DataTree):
             data[name].attrs.update(attrs)
         else:
@@ -179,6 +180,17 @@ def compare(results: Mapping[str, object]) -> pd.DataFrame:
     else:
         table = az.compare(dict(results), ic="loo")
     return table[[c for c in _COMPARE_COLUMNS if c in table.columns]]
+
+
+def ess_array(samples, method: str = "bulk") -> np.ndarray:
+    """ArviZ's rank-normalised ESS of ``samples`` ``(C, S, K)`` (chains, draws, quantities):
+    ``(K,)`` (``arviz_stats``' array interface under 1.x, ``az.ess`` of a dataset under 0.23)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if DATATREE:
+        from arviz_stats.base import array_stats
+
+        return np.asarray(array_stats.ess(samples, chain_axis=0, draw_axis=1, method=method), dtype=np.float64)
+    return np.asarray(az.ess(az.convert_to_dataset(samples), method=method)["x"].values, dtype=np.float64)
 
 
 def psislw(log_ratios) -> tuple[np.ndarray, np.ndarray]:

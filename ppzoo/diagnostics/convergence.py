@@ -92,7 +92,7 @@ def attach(idata, report: pd.DataFrame, num_chains: int, num_draws: int | None =
         "min_ess_tail": _worst(report["ess_tail"], min),
         "converged": int(not problems(report, num_chains, num_draws)),
     }
-    arviz_compat.get_group(idata, "posterior").attrs.update(attrs)
+    arviz_compat.update_attrs(idata, attrs, groups=["posterior"])
 
 
 def stored_report(idata) -> pd.DataFrame | None:
