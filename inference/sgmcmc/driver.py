@@ -52,7 +52,7 @@ _BLOCKS_PER_PHASE = 50
 AUTO_THINNING_DIVISOR = 4
 #: the most steps per kept draw ``thinning="auto"`` chooses
 MAX_AUTO_THINNING = 100
-#: the final warmup segment must have this many steps to estimate the autocorrelation time
+#: the late warmup must have this many steps to estimate the autocorrelation time
 MIN_AUTOCORRELATION_DRAWS = 20
 
 
@@ -92,7 +92,7 @@ class _Chains:
     fraction: float | None
     tuning: Tuning | None = None
     #: integrated autocorrelation time (steps) of the slowest whitened coordinate at the end of
-    #: warmup, from the final segment's draws (``None`` without them)
+    #: warmup, from the late warmup's draws (``None`` without an estimate)
     autocorrelation: float | None = None
 
     @property
@@ -349,7 +349,8 @@ def run_chains(
         position = backend.asarray(_checked_init(init_positions, num_chains, backend.dim))
     chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=dense, seed=seed)
 
-    bar = tqdm(total=num_warmup + num_samples * (1 if thinning == "auto" else thinning), desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
+    planned = num_samples * (1 if thinning == "auto" else thinning)  # "auto" is known after warmup
+    bar = tqdm(total=num_warmup + planned, desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
                dynamic_ncols=True)
     kept = []
     try:

@@ -253,8 +253,9 @@ def plan_layout(
     for site in latent_records:
         if site.is_discrete:
             raise ValueError(
-                f"latent site {site.name!r} is discrete; gradient-based samplers need continuous "
-                "latent variables (marginalise it out, or observe it)"
+                f"model {name!r}: latent site {site.name!r} is discrete; gradient-based samplers need "
+                "continuous latent variables, and ppzoo does not enumerate discrete ones as NumPyro's NUTS "
+                "can: marginalise it out in the model (a mixture's logsumexp over components), or observe it"
             )
     full_batch = plate_name is not None and _local_latents(latent_records, plates[plate_name], name)
     if full_batch:
