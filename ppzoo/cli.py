@@ -94,7 +94,7 @@ def _parser():
     run.add_argument("--thinning", type=_positive_int, default=None, help="keep every k-th step (default: the entry's, else 50)")
     run.add_argument("--num-chains", type=_positive_int, default=4, help="chains (default: 4)")
     run.add_argument("--step-size", type=float, default=None, help="Langevin step h (default: from the curvature)")
-    run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: the entry's, else ceil(sqrt(N)))")
+    run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: the entry's, else max(ceil(sqrt(N)), 256) capped at N)")
     run.add_argument("--inner-loop", type=_positive_int, default=None, help="svrg-ld / sarah-ld: steps between full gradients (default: ceil(sqrt(N)))")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")

@@ -74,7 +74,8 @@ def sample(
             ``ppzoo.inference.PolynomialDecay(a, b, gamma)``, or ``None`` (the
             default): chosen during warmup (``adapt=True``), else
             ``1 / lambda_max`` of the potential's Hessian (estimated).
-        batch_size: ``B``; default the model's ``subsample_size``, else ``ceil(sqrt(N))``.
+        batch_size: ``B``; default the model's ``subsample_size``, else ``max(ceil(sqrt(N)), 256)``
+            capped at N (:data:`ppzoo.backends.layout.MIN_DEFAULT_BATCH`).
         temperature: ``T``; 1 samples the posterior, ``T < 1`` a cold posterior.
         inner_loop: ``m`` for SVRG-LD and SARAH-LD, steps between full
             gradients (default ``ceil(sqrt(N))``; SARAH-LD under warmup adaptation

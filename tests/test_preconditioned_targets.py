@@ -85,7 +85,7 @@ GAUSSIAN_SIZES = {
     "pyro": {"num_chains": 8, "num_samples": 400, "thinning": 5},
 }
 #: smallest bulk ESS each run must reach (measured: about 7,000 and 590)
-GAUSSIAN_MIN_ESS = {"numpyro": 5000, "pyro": 450}
+GAUSSIAN_MIN_ESS = {"numpyro": 5000, "pyro": 400}
 
 @pytest.mark.parametrize("backend", ["numpyro", "pyro"])
 @pytest.mark.parametrize("method", ["svrg-ld", "sarah-ld", "sgld-cv"])
@@ -94,8 +94,8 @@ def test_condition_number_1e4_gaussian_with_the_defaults(backend, method):
 
     NumPyro: ESS >= 5,000, so 0.1 sd >= 7 MCSE and the variance's standard error is <= 2%;
     measured: means within 0.02 sd, variances 6-9% high, 5% of it the step-size bias.
-    Pyro (fewer draws: its steps cost more): ESS >= 450, so 0.1 sd >= 2.1 MCSE and the
-    variance's standard error is about 6.5%, a check against gross errors rather than a fine
+    Pyro (fewer draws: its steps cost more): ESS >= 400, so 0.1 sd >= 2 MCSE and the
+    variance's standard error is about 7%, a check against gross errors rather than a fine
     one (measured: means within 0.035 sd, variances 1% low to 9% high).
     """
     idata = ppzoo.sample(
@@ -164,8 +164,8 @@ def test_raw_breast_cancer_logistic_regression_with_the_defaults(method):
     assert not idata.sample_stats["diverging"].values.any()
     stats = idata.sample_stats
     assert idata.posterior.attrs["adapted"] == 1 and np.all(stats["step_size"].values == stats["step_size"].values[0, 0])
-    if method == "psgld":  # B = ceil(sqrt(569)) = 24 per step; the frozen L G L' is the recorded M^-1
-        np.testing.assert_array_equal(np.diff(stats["grad_evals"].values, axis=1), 4 * 24)
+    if method == "psgld":  # B = 256 (the default's floor) per step; the frozen L G L' is the recorded M^-1
+        np.testing.assert_array_equal(np.diff(stats["grad_evals"].values, axis=1), 4 * 256)
         minv = np.asarray(idata.posterior.attrs["inverse_mass"])
         assert minv.shape == (31, 31) and np.all(np.linalg.eigvalsh(minv) > 0)
 
@@ -273,13 +273,13 @@ def test_sarah_ld_chooses_a_short_loop_and_caps_its_step_under_adaptation():
     from ppzoo.models import logistic_regression
 
     backend = make_backend(numpyro_gaussian, (X_GAUSS, Y_GAUSS), {})
-    assert SARAHLD().for_adaptation(backend).inner_loop == 3
-    given = SARAHLD(inner_loop=32, step_size=1.0).setup(backend)
+    assert SARAHLD(batch_size=32).for_adaptation(backend).inner_loop == 3
+    given = SARAHLD(inner_loop=32, step_size=1.0, batch_size=32).setup(backend)
     assert given.for_adaptation(backend).inner_loop == 32
     assert given.adapted_step_fraction(D_GAUSS, 0.1) == pytest.approx(0.96 / 155)
     (x,), kwargs = logistic_regression.load_data(standardized=False)
     raw = make_backend(logistic_regression.numpyro_model, (x,), kwargs)
-    assert SARAHLD().for_adaptation(raw).inner_loop == 1
+    assert SARAHLD(batch_size=24).for_adaptation(raw).inner_loop == 1
 
 
 # -- preconditioned ULA: the exact stationary covariance ------------------------------------

@@ -17,7 +17,7 @@ import torch
 import ppzoo
 from ppzoo.backends import make_backend
 
-RUN = dict(method="sgld", step_size=1e-3, num_warmup=20, num_samples=30, num_chains=2, seed=3, progress_bar=False,
+RUN = dict(method="sgld", step_size=1e-3, batch_size=9, num_warmup=20, num_samples=30, num_chains=2, seed=3, progress_bar=False,
            log_likelihood=False)
 
 

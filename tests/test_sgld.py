@@ -74,13 +74,13 @@ def test_unadapted_settings_record_step_size_and_work(regression_data):
     x, y = regression_data
     idata = ppzoo.sample(
         LINEAR_REGRESSION["numpyro"], x, y=y, method="sgld", num_warmup=100, num_samples=50, num_chains=2, adapt=False,
-        thinning=1,
+        thinning=1, batch_size=8,
         progress_bar=False,
     )
     stats = idata.sample_stats
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
-    # ceil(sqrt(60)) = 8 per step, plus 2 * 20 full gradients for the curvature estimate
+    # batch_size=8 per step, plus 2 * 20 full gradients for the curvature estimate
     np.testing.assert_array_equal(stats.grad_evals.values[:, 0], 40 * 60 + 101 * 8)
     np.testing.assert_array_equal(np.diff(stats.grad_evals.values, axis=1), 8)
     assert idata.posterior.attrs["batch_size"] == 8
@@ -93,7 +93,7 @@ def test_adaptation_counts_its_work_and_records_the_preconditioner(regression_da
     x, y = regression_data
     n, d = 60, 5  # w (3), b, sigma
     idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, method="sgld", num_warmup=100, num_samples=50, num_chains=2,
-                         thinning=1, progress_bar=False)
+                         thinning=1, batch_size=8, progress_bar=False)
     stats = idata.sample_stats
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0

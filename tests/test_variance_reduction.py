@@ -180,7 +180,7 @@ def test_variance_reduction_beats_sgld_at_an_equal_budget():
     for method, per_step in cost_per_step.items():
         steps = int(budget / per_step)
         idata = ppzoo.sample(
-            _logistic, x, y=y, method=method, step_size=0.2 / lam, num_warmup=steps // 5, num_samples=1000,
+            _logistic, x, y=y, method=method, step_size=0.2 / lam, batch_size=b, num_warmup=steps // 5, num_samples=1000,
             thinning=(steps - steps // 5) // 1000, num_chains=4, seed=1, progress_bar=False, log_likelihood=False,
         )
         w = idata.posterior["w"].values.reshape(-1, d)

@@ -59,7 +59,8 @@ class LangevinKernel(abc.ABC):
             ``PolynomialDecay``), or ``None``: chosen by warmup adaptation, or
             ``1 / lambda_max`` of the potential's Hessian (:mod:`.step_size`).
         batch_size: ``B``; ``None`` for the model's own ``subsample_size`` if it
-            declares one, else ``ceil(sqrt(N))``.
+            declares one, else ``max(ceil(sqrt(N)), 256)`` capped at N
+            (:data:`ppzoo.backends.layout.MIN_DEFAULT_BATCH`).
         temperature: ``T >= 0``; noise ``sqrt(2 h T) xi``: the chain targets
             ``p(theta | x) ** (1 / T)`` (``T < 1``: a "cold" posterior; ``T -> 0``:
             optimisation).

@@ -11,7 +11,8 @@ with ``B`` indices drawn uniformly with replacement per chain and step; the
 prior term is exact. Cost: ``N`` per refresh step, ``2 B`` otherwise.
 Defaults ``B = m = ceil(sqrt(N))``, the choice under which the paper proves
 gradient complexity ``O~((N + D N^(1/2) / eps) gamma^2 L^2 / alpha^2)`` to reach
-``eps`` in KL divergence.
+``eps`` in KL divergence, except that ``B`` is at least 256 (or N) on small
+data (:data:`ppzoo.backends.layout.MIN_DEFAULT_BATCH`).
 
 In practice the recursion's error is not refreshed by fresh minibatches as
 SVRG-LD's is: it accumulates as a random walk over the inner loop, driven by

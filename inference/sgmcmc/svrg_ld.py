@@ -11,7 +11,9 @@ In between,
 
 with ``B`` indices drawn uniformly with replacement per chain and step; the
 prior term is exact. Cost: ``N`` per refresh step, ``2 B`` otherwise.
-Defaults ``B = m = ceil(sqrt(N))`` as in Kinoshita & Suzuki (2022).
+Defaults ``m = ceil(sqrt(N))`` as in Kinoshita & Suzuki (2022), and ``B =
+ceil(sqrt(N))`` too except on small data, where ppzoo's floor of 256 data
+per batch applies (:data:`ppzoo.backends.layout.MIN_DEFAULT_BATCH`).
 """
 
 from __future__ import annotations
