@@ -86,7 +86,7 @@ NUM_CHAINS = 4
 EXACT_DRAWS = 10000
 #: worst |mean error| / sd_ref and worst |sd / sd_ref - 1| for "within"
 TARGET = (0.1, 0.1)
-COLUMNS = ("program", "method", "worst |Δmean|/sd", "worst sd ratio", "worst Δmean/MCSE", "R-hat",
+COLUMNS = ("program", "method", "worst Δmean/sd (abs.)", "worst sd ratio", "worst Δmean/MCSE", "R-hat",
            "bulk ESS/s", "bulk ESS per 1k grad evals", "wall s", "warned", "verdict")
 
 
