@@ -176,16 +176,12 @@ def _print_convergence(idata) -> None:
     """The run's convergence report (stored by ``ppzoo.sample``, else computed now)."""
     from ppzoo.diagnostics import arviz_compat, convergence
 
-    report = convergence.stored_report(idata)
-    if report is None:
-        report = convergence.convergence_report(idata)
-    sizes = arviz_compat.get_group(idata, "posterior").sizes
-    num_chains, num_draws = int(sizes["chain"]), int(sizes["draw"])
+    report, found = convergence.assess(idata, convergence.stored_report(idata))
+    num_chains = int(arviz_compat.get_group(idata, "posterior").sizes["chain"])
     print(
         f"\nconvergence ({num_chains} chains): max R-hat {report['r_hat'].max():.3f}, "
         f"min bulk ESS {report['ess_bulk'].min():.0f}, min tail ESS {report['ess_tail'].min():.0f}"
     )
-    found = convergence.problems(report, num_chains, num_draws)
     if found:
         print("WARNING: the chains may not have converged: " + "; ".join(found))
     else:

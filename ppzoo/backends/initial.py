@@ -76,7 +76,15 @@ def initial_positions(backend, num_chains: int, seed: int, init_strategy: Callab
             raise TypeError(
                 f"init_strategy must be an init strategy of the model's PPL (e.g. init_to_median), got {init_strategy!r}"
             )
-        values = backend.strategy_values(init_strategy, num_chains, seed)
+        try:
+            values = backend.strategy_values(init_strategy, num_chains, seed)
+        except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise ValueError(
+                f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
+                f"{model_name(backend.model)!r}: {type(err).__name__}: {first}; a site with an improper prior has no "
+                "prior draws to start from: use init_to_value or init_params"
+            ) from err
         theta = np.asarray(backend.to_numpy(backend.unconstrain(values)), dtype=np.float64)
     bad = [s.name for s in backend.layout.latent if not np.all(np.isfinite(theta[:, s.offset : s.offset + s.size]))]
     if bad:

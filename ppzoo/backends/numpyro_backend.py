@@ -278,14 +278,7 @@ class NumPyroBackend(Backend):
         runs = []
         for key in jax.random.split(jax.random.PRNGKey(seed), num_chains):
             fn = handlers.substitute(handlers.seed(self.model, rng_seed=key), substitute_fn=init_strategy)
-            try:
-                trace = handlers.trace(fn).get_trace(*self.args, **self.kwargs)
-            except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
-                raise ValueError(
-                    f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
-                    f"{model_name(self.model)!r}: {type(err).__name__}: {err}; a site with an improper prior has no "
-                    "prior draws to start from: use init_to_uniform, init_to_value or init_params"
-                ) from err
+            trace = handlers.trace(fn).get_trace(*self.args, **self.kwargs)
             runs.append({s.name: trace[s.name]["value"] for s in self.layout.latent})
         return {name: jnp.stack([run[name] for run in runs]) for name in runs[0]}
 

@@ -375,11 +375,10 @@ class PyroBackend(Backend):
         theta = torch.as_tensor(theta, dtype=torch.get_default_dtype(), device=self.device)
         v = torch.as_tensor(v, dtype=theta.dtype, device=self.device)
         zero = self._zero_idx(1)[0]
+        terms = [partial(self._prior_single, idx=zero)] + [partial(self._lik_single, idx=i[0]) for i in self._chunks(1)]
         out = []
         with pyro.validation_enabled(False), torch.enable_grad():
             for th, vec in zip(theta.unbind(0), v.unbind(0)):
-                terms = [lambda t: self._prior_single(t, zero)]
-                terms += [partial(self._lik_single, idx=idx[0]) for idx in self._chunks(1)]
                 total = torch.zeros_like(th)
                 for term in terms:
                     point = th.detach().requires_grad_(True)
@@ -442,14 +441,7 @@ class PyroBackend(Backend):
             # each chain its own seed, without touching the user's global torch RNG
             with torch.random.fork_rng(devices=devices), pyro.validation_enabled(False):
                 torch.manual_seed(seed * 10007 + chain)
-                try:
-                    trace = poutine.trace(InitMessenger(init_strategy)(self.model)).get_trace(*self.args, **self.kwargs)
-                except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
-                    raise ValueError(
-                        f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
-                        f"{model_name(self.model)!r}: {type(err).__name__}: {str(err).splitlines()[0]}; a site with an "
-                        "improper prior has no prior draws to start from: use init_params or init_to_value"
-                    ) from err
+                trace = poutine.trace(InitMessenger(init_strategy)(self.model)).get_trace(*self.args, **self.kwargs)
             runs.append({s.name: trace.nodes[s.name]["value"].detach() for s in self.layout.latent})
         return {name: torch.stack([run[name] for run in runs]) for name in runs[0]}
 

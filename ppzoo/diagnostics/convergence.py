@@ -28,7 +28,8 @@ import pandas as pd
 
 from ppzoo.diagnostics import arviz_compat
 
-__all__ = ["RHAT_MAX", "ESS_PER_CHAIN", "MIN_DRAWS", "ConvergenceWarning", "convergence_report", "problems", "attach",
+__all__ = ["RHAT_MAX", "ESS_PER_CHAIN", "MIN_DRAWS", "ConvergenceWarning", "convergence_report", "problems", "assess",
+           "attach",
            "stored_report", "check_convergence"]
 
 #: Stan's threshold for the rank-normalised split R-hat
@@ -82,15 +83,16 @@ def _listed(values: pd.Series, fmt: str) -> str:
     return named + (f" and {more} more" if more > 0 else "")
 
 
-def attach(idata, report: pd.DataFrame, num_chains: int, num_draws: int | None = None) -> None:
-    """Store ``report`` and its worst values in the posterior group's attrs (see module docstring)."""
+def attach(idata, report: pd.DataFrame, converged: bool) -> None:
+    """Store ``report``, its worst values and ``converged`` in the posterior group's attrs (see
+    module docstring)."""
     table = {name: {c: _finite_or_none(row[c]) for c in _COLUMNS} for name, row in report.iterrows()}
     attrs = {
         "convergence": json.dumps(table),
         "max_r_hat": _worst(report["r_hat"], max),
         "min_ess_bulk": _worst(report["ess_bulk"], min),
         "min_ess_tail": _worst(report["ess_tail"], min),
-        "converged": int(not problems(report, num_chains, num_draws)),
+        "converged": int(converged),
     }
     arviz_compat.update_attrs(idata, attrs, groups=["posterior"])
 
@@ -104,14 +106,20 @@ def stored_report(idata) -> pd.DataFrame | None:
     return table[list(_COLUMNS)].astype(float)
 
 
+def assess(idata, report: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """``(report, problems)``: the report of ``idata`` (computed unless given, e.g. the
+    :func:`stored_report`) and what in it crosses the thresholds (:func:`problems`)."""
+    if report is None:
+        report = convergence_report(idata)
+    sizes = arviz_compat.get_group(idata, "posterior").sizes
+    return report, problems(report, int(sizes["chain"]), int(sizes["draw"]))
+
+
 def check_convergence(idata, *, warn: bool = True, stacklevel: int = 3) -> pd.DataFrame:
     """Compute the report of ``idata``, store it in its attrs and, with ``warn``, issue one
     :class:`ConvergenceWarning` naming the worst parameters if the chains cross the thresholds."""
-    report = convergence_report(idata)
-    sizes = arviz_compat.get_group(idata, "posterior").sizes
-    num_chains, num_draws = int(sizes["chain"]), int(sizes["draw"])
-    attach(idata, report, num_chains, num_draws)
-    found = problems(report, num_chains, num_draws)
+    report, found = assess(idata)
+    attach(idata, report, converged=not found)
     if warn and found:
         warnings.warn(
             "the chains may not have converged (" + "; ".join(found) + "); run longer (num_warmup, num_samples, "
