@@ -285,16 +285,15 @@ def pyro_schools(sigma, y=None):
 def test_latents_in_the_data_plate_run_full_batch_and_match_nuts(backend):
     """Against the zoo's NUTS reference for the same posterior (40,000 draws): means within 4
     standard errors of the difference (the run's MCSE and the reference's), sds within 4 of the
-    run's ``mcse_sd`` plus the 3% step-size allowance. (The adapted step size varies between
-    seeds on this posterior, 0.01 to 0.05, and with it the ESS: 30 to 430 over seeds 0-2.)"""
+    run's ``mcse_sd`` plus the 3% step-size allowance, with ppzoo's defaults (``thinning="auto"``
+    keeps about one draw per four autocorrelation times)."""
     import pathlib
 
     ref = json.loads((pathlib.Path(ppzoo.models.__file__).parent / "references" / "eight_schools.json").read_text())
     model, convert = (numpyro_schools, np.asarray) if backend == "numpyro" else (pyro_schools, torch.as_tensor)
     with pytest.warns(UserWarning, match=r"latent sites \['theta_tilde'\] lie inside the data plate 'school' \(N=8\); "
                                          "ppzoo runs it full-batch"):
-        idata = ppzoo.sample(model, convert(SCHOOLS_SIGMA), y=convert(SCHOOLS_Y), num_warmup=2000, num_samples=1000,
-                             thinning=10, seed=1, progress_bar=False)
+        idata = ppzoo.sample(model, convert(SCHOOLS_SIGMA), y=convert(SCHOOLS_Y), seed=1, progress_bar=False)
     assert idata.log_likelihood["y"].dims == ("chain", "draw", "school")
     assert idata.posterior["theta_tilde"].dims == ("chain", "draw", "school")
     table = arviz_compat.summary(idata, var_names=["mu", "tau", "theta_tilde"])
@@ -364,3 +363,56 @@ def test_auto_thinning_rule_and_bad_values():
     x, y, _, _ = _flat_problem()
     with pytest.raises(ValueError, match='thinning must be an integer >= 1 or "auto", got \'fast\''):
         ppzoo.sample(numpyro_flat, x, y=y, thinning="fast", num_warmup=1, num_samples=1, progress_bar=False)
+
+
+# -- a warmup that ends badly ----------------------------------------------------------------
+def test_the_late_warmup_check_finds_chains_apart_and_non_finite_draws():
+    from ppzoo.inference.sgmcmc.driver import WARMUP_R_HAT, _Chains, _late_warmup_problem
+
+    def check(draws):
+        chains = _Chains(None, None, None, np.zeros(4), None, True, False, 0.1)
+        return _late_warmup_problem(chains, draws), chains.warmup_r_hat
+
+    rng = np.random.default_rng(0)
+    mixed = rng.standard_normal((500, 4, 3))
+    problem, r_hat = check(mixed)
+    assert problem is None and r_hat[0] < 1.02  # 2,000 independent draws: R-hat within 1% of 1
+    apart = mixed.copy()
+    apart[:, 0, 1] += 2.0  # one chain two sds away in one coordinate
+    problem, r_hat = check(apart)
+    assert r_hat[0] > WARMUP_R_HAT and problem == f"the chains had not mixed by the end of warmup (R-hat {r_hat[0]:.3g})"
+    apart[7, 2, 0] = np.nan
+    assert check(apart)[0] == "a chain's late warmup draws are not finite"
+
+
+def test_a_warmup_whose_chains_have_not_mixed_is_extended_and_the_steps_are_counted(monkeypatch):
+    """Eight schools with a warmup of 200 steps: the late warmup's chains disagree (R-hat well
+    above 1.1 on this posterior, whose autocorrelation time is hundreds of steps), so warmup runs
+    the extra window and final buffer twice; every extra step, and the step size chosen again
+    after each extra window, is in ``grad_evals``, compared with the same run (same set-up)
+    without the remedy."""
+    from ppzoo.inference.sgmcmc import driver
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # full batch, and a run this short may not converge
+            return ppzoo.sample(numpyro_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y, num_warmup=200, num_samples=50,
+                                thinning=1, seed=0, progress_bar=False)
+
+    idata = run()
+    attrs = arviz_compat.get_group(idata, "posterior").attrs
+    extra = driver.MAX_WARMUP_REMEDIES * sum(steps for steps, _ in driver.remedy_plan(200, driver._block_size(200)))
+    assert attrs["extra_warmup"] == extra == 2 * (80 + 32)  # 40% and 15% of 200, in whole blocks of 4 steps
+    assert attrs["warmup_remedies"].count("extend: the chains had not mixed") == driver.MAX_WARMUP_REMEDIES
+    assert len(attrs["warmup_r_hat"]) == driver.MAX_WARMUP_REMEDIES + 1 and attrs["warmup_r_hat"][0] > 1.1
+    monkeypatch.setattr(driver, "WARMUP_REMEDY", None)
+    plain = run()
+    plain_attrs = arviz_compat.get_group(plain, "posterior").attrs
+    assert "extra_warmup" not in plain_attrs and len(plain_attrs["warmup_r_hat"]) == 1
+    counts = arviz_compat.get_group(idata, "sample_stats")["grad_evals"].values
+    plain_counts = arviz_compat.get_group(plain, "sample_stats")["grad_evals"].values
+    per_step = np.unique(np.diff(counts, axis=1))
+    # each remedy's window also chooses h again: 20 power iterations of 2 full gradients each
+    retune = 2 * 20 * attrs["num_data"]
+    assert per_step.size == 1
+    assert np.all(counts[:, 0] - plain_counts[:, 0] == extra * per_step[0] + driver.MAX_WARMUP_REMEDIES * retune)

@@ -12,7 +12,12 @@ A run has three phases, one function each:
   the default ``1 / lambda_max``, or under warmup adaptation the Laplace
   start (:mod:`.adaptation`);
 * :func:`_warm_up`: the warmup plan's segments; after each, adaptation
-  estimates ``M^-1`` and ``h`` again; at its end a kernel that learns a
+  estimates ``M^-1`` and ``h`` again. Then it checks how warmup ended: when
+  the chains had not mixed (the late warmup's R-hat above
+  :data:`WARMUP_R_HAT`) or a chain is not finite, it runs one more slow
+  window and final buffer from where the chains are, at most
+  :data:`MAX_WARMUP_REMEDIES` times (a step size that collapsed shows as
+  chains that have not mixed). At its end a kernel that learns a
   preconditioner may freeze it (``finish_warmup``);
 * :func:`_draw`: the kept draws, thinned.
 """
@@ -28,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ppzoo.checks import check_count, check_flag, check_seed
+from ppzoo.diagnostics import arviz_compat
 
 from .adaptation import (
     STEP_FRACTION,
@@ -54,6 +60,12 @@ AUTO_THINNING_DIVISOR = 4
 MAX_AUTO_THINNING = 100
 #: the late warmup must have this many steps to estimate the autocorrelation time
 MIN_AUTOCORRELATION_DRAWS = 20
+#: warmup ended badly when the late warmup's largest R-hat (whitened coordinates) is above this
+WARMUP_R_HAT = 1.1
+#: at most this many remedies for a warmup that ended badly (each :func:`remedy_plan` long)
+MAX_WARMUP_REMEDIES = 2
+#: what is done when warmup ends badly: ``"restart"``, ``"extend"`` (:func:`_remedy`) or ``None``
+WARMUP_REMEDY = "extend"
 
 
 @dataclass
@@ -94,6 +106,14 @@ class _Chains:
     #: integrated autocorrelation time (steps) of the slowest whitened coordinate at the end of
     #: warmup, from the late warmup's draws (``None`` without an estimate)
     autocorrelation: float | None = None
+    #: the per-chain MAPs of the Laplace start ``(C, D)`` (NumPy; ``None`` without one)
+    centres: np.ndarray | None = None
+    #: the late warmup's largest R-hat (whitened coordinates), after each check of it
+    warmup_r_hat: list = field(default_factory=list)
+    #: what was done about a warmup that ended badly, in order (see :func:`_remedy`)
+    remedies: list = field(default_factory=list)
+    #: warmup steps run beyond ``num_warmup`` by those remedies
+    extra_warmup: int = 0
 
     @property
     def adapting(self) -> bool:
@@ -169,7 +189,7 @@ def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> _Chains:
     state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
     fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION) if adapting else None
     spent = np.full(position.shape[0], cost + init_cost, dtype=np.int64)
-    chains = _Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction)
+    chains = _Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction, centres=centres)
     _prime(chains, backend)
     _choose_step_size(chains, backend, points, origin=centres is None)
     return chains
@@ -194,33 +214,118 @@ def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: in
     return window
 
 
-def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bool = False) -> None:
-    """Run the warmup; under adaptation, re-estimate ``M^-1`` (``"window"``) and ``h`` after each
-    segment; with ``autocorrelation``, estimate the chains' autocorrelation time from the late
-    warmup, the last window and the final segment (:func:`_autocorrelation`): the longer the
-    stretch, the longer the correlations it can see."""
-    block = _block_size(num_warmup)
-    plan = warmup_plan(num_warmup, block) if chains.adapting else ([(num_warmup, None)] if num_warmup else [])
-    done, previous = 0, []
+def _run_plan(chains: _Chains, backend, plan, block: int, bar, done: int, keep_late: bool):
+    """Run the segments ``plan`` (:func:`~.adaptation.warmup_plan`); under adaptation, re-estimate
+    ``M^-1`` (``"window"``) and ``h`` after each. Returns the late warmup's draws ``(n, C, D)``
+    with ``keep_late`` (the last window and the final segment: the longer the stretch, the longer
+    the correlations it can see), else ``None``."""
+    previous, late = [], None
     for number, (steps, action) in enumerate(plan):
         last = number == len(plan) - 1
-        window = _run_segment(chains, backend, steps, block, bar, done,
-                              keep=action == "window" or (last and autocorrelation))
+        window = _run_segment(chains, backend, steps, block, bar, done, keep=action == "window" or (last and keep_late))
         done += steps
-        if last and autocorrelation and previous + window:
-            chains.autocorrelation = _autocorrelation(np.concatenate(previous + window, axis=0), chains.preconditioner)
+        if last and keep_late and previous + window:
+            late = np.concatenate(previous + window, axis=0)
         previous = window if action == "window" else []
         if action is None or steps == 0:
             continue
         if action == "window" and chains.adapt_mass:
-            draws = np.concatenate(window, axis=0)
-            chains.preconditioner = window_inverse_mass(draws, chains.dense, previous=chains.preconditioner)
+            chains.preconditioner = window_inverse_mass(np.concatenate(window, axis=0), chains.dense,
+                                                        previous=chains.preconditioner)
             _prime(chains, backend)  # what a kernel learned lives in the old M^-1's coordinates
         _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
+    return late
+
+
+def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bool = False) -> None:
+    """Run the warmup plan; under adaptation, check how it ended (:func:`_late_warmup_problem`) and,
+    while it ended badly, apply :data:`WARMUP_REMEDY` (:func:`_remedy`) at most :data:`MAX_WARMUP_REMEDIES`
+    times; with ``autocorrelation``, estimate the chains' autocorrelation time from the late
+    warmup (:func:`_autocorrelation`)."""
+    block = _block_size(num_warmup)
+    plan = warmup_plan(num_warmup, block) if chains.adapting else ([(num_warmup, None)] if num_warmup else [])
+    checking = chains.adapting and len(plan) > 1
+    late = _run_plan(chains, backend, plan, block, bar, 0, keep_late=autocorrelation or checking)
+    done, remedy = num_warmup, WARMUP_REMEDY
+    while checking and late is not None:
+        problem = _late_warmup_problem(chains, late)
+        if problem is None or remedy is None or len(chains.remedies) == MAX_WARMUP_REMEDIES:
+            break
+        extra = remedy_plan(num_warmup, block)
+        bar.total += sum(steps for steps, _ in extra)
+        _remedy(chains, backend, remedy, problem)
+        late = _run_plan(chains, backend, extra, block, bar, done, keep_late=True)
+        done += sum(steps for steps, _ in extra)
+        chains.extra_warmup += sum(steps for steps, _ in extra)
+    if autocorrelation and late is not None:
+        chains.autocorrelation = _autocorrelation(late, chains.preconditioner)
     kernel, preconditioner = chains.kernel.finish_warmup(backend, chains.state, chains.preconditioner)
     if kernel is not chains.kernel:  # it froze what it learned: the step size is chosen for that
         chains.kernel, chains.preconditioner = kernel, preconditioner
         _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
+
+
+def _whiten(draws, preconditioner) -> np.ndarray:
+    """``z = L^-1 theta`` of ``draws`` ``(n, C, D)`` for ``M^-1 = L L'`` (``None``: as they are)."""
+    z = np.asarray(draws, dtype=np.float64)
+    if preconditioner is None:
+        return z
+    if preconditioner.dense:
+        return np.linalg.solve(preconditioner.factor, z.reshape(-1, z.shape[-1]).T).T.reshape(z.shape)
+    return z / preconditioner.factor
+
+
+def _late_warmup_problem(chains: _Chains, late) -> str | None:
+    """What is wrong with how the warmup ended, or ``None``: the chains disagree (the largest
+    rank-normalised split R-hat of the late warmup's draws ``(n, C, D)`` in whitened coordinates
+    above :data:`WARMUP_R_HAT`, with at least 2 chains), or a chain is no longer finite."""
+    if not np.all(np.isfinite(late)):
+        chains.warmup_r_hat.append(float("nan"))
+        return "a chain's late warmup draws are not finite"
+    if late.shape[1] < 2 or late.shape[0] < MIN_AUTOCORRELATION_DRAWS:
+        return None
+    r_hat = arviz_compat.rhat_array(np.swapaxes(_whiten(late, chains.preconditioner), 0, 1))
+    worst = float(np.nanmax(r_hat)) if np.isfinite(r_hat).any() else float("nan")
+    chains.warmup_r_hat.append(worst)
+    if not worst <= WARMUP_R_HAT:
+        return f"the chains had not mixed by the end of warmup (R-hat {worst:.3g})"
+    return None
+
+
+def remedy_plan(num_warmup: int, block: int):
+    """The segments a remedy runs: one slow window and a final buffer, the last two stretches
+    of the warmup plan (40% and 15% of ``num_warmup``, as :func:`~.adaptation.warmup_plan`)."""
+    steps = [max(block, int(round(fraction * num_warmup / block)) * block) for fraction in (0.40, 0.15)]
+    return [(steps[0], "window"), (steps[1], None)]
+
+
+def _remedy(chains: _Chains, backend, remedy: str, problem: str) -> None:
+    """Before another stretch of warmup (:func:`remedy_plan`): ``"extend"`` carries on from where
+    the chains are; ``"restart"`` moves every chain to the best mode of the Laplace start (the
+    per-chain MAP with the lowest potential; without one, the chain whose current position has
+    the lowest potential) plus one draw of ``N(0, M^-1)`` for the current ``M^-1``, and starts
+    its state there (SGLD-CV's control variate at that mode too)."""
+    chains.remedies.append(f"{remedy}: {problem}")
+    if remedy == "extend":
+        return
+    anchors = chains.centres if chains.centres is not None else backend.to_numpy(chains.state.position)
+    anchors = np.asarray(anchors, dtype=np.float64)
+    potential = np.asarray(backend.to_numpy(backend.full_potential(backend.asarray(anchors))), dtype=np.float64)
+    chains.spent += backend.num_data
+    potential = np.where(np.isfinite(potential), potential, np.inf)
+    mode = anchors[int(np.argmin(potential))]
+    count = anchors.shape[0]
+    rng = np.random.default_rng(len(chains.remedies))
+    jitter = rng.standard_normal((count, mode.shape[0]))
+    if chains.preconditioner is not None:
+        jitter = chains.preconditioner.scale(jitter)
+    centres = np.repeat(mode[None], count, axis=0) if chains.centres is not None else None
+    chains.state, chains.rng, cost = chains.kernel.init_state(
+        backend, backend.asarray(mode + jitter), chains.rng, map_estimate=centres
+    )
+    chains.spent += cost
+    _prime(chains, backend)
+    _choose_step_size(chains, backend, np.concatenate([mode[None], mode + jitter]), origin=False)
 
 
 def _autocorrelation(draws, preconditioner) -> float | None:
@@ -231,6 +336,7 @@ def _autocorrelation(draws, preconditioner) -> float | None:
         return None
     metric = preconditioner or Preconditioner(np.ones(draws.shape[-1]))
     return draws.shape[0] * draws.shape[1] / effective_draws(draws, metric)
+
 
 
 def resolve_thinning(thinning, autocorrelation: float | None) -> int:
@@ -383,4 +489,9 @@ def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interr
         attrs["inner_loop"] = int(chains.kernel.inner_loop)
     if chains.autocorrelation is not None:
         attrs["warmup_autocorrelation"] = float(chains.autocorrelation)
+    if chains.warmup_r_hat:
+        attrs["warmup_r_hat"] = np.asarray(chains.warmup_r_hat, dtype=np.float64)
+    if chains.remedies:
+        attrs["warmup_remedies"] = "; ".join(chains.remedies)
+        attrs["extra_warmup"] = int(chains.extra_warmup)
     return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, attrs)

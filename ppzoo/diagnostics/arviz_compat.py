@@ -193,6 +193,16 @@ def ess_array(samples, method: str = "bulk") -> np.ndarray:
     return np.asarray(az.ess(az.convert_to_dataset(samples), method=method)["x"].values, dtype=np.float64)
 
 
+def rhat_array(samples) -> np.ndarray:
+    """ArviZ's rank-normalised split R-hat of ``samples`` ``(C, S, K)``: ``(K,)``."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if DATATREE:
+        from arviz_stats.base import array_stats
+
+        return np.asarray(array_stats.rhat(samples, chain_axis=0, draw_axis=1), dtype=np.float64)
+    return np.asarray(az.rhat(az.convert_to_dataset(samples))["x"].values, dtype=np.float64)
+
+
 def psislw(log_ratios) -> tuple[np.ndarray, np.ndarray]:
     """Pareto-smoothed log weights and k-hat of ``log_ratios`` ``(..., S)`` (draws last).
 
