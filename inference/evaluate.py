@@ -11,17 +11,21 @@ memory is that of ``chunk_size`` particles over the data whatever ``K`` is.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ppzoo.backends import detect_backend
-from ppzoo.backends.svi_adapter import svi_adapter
+from ppzoo.backends.svi_adapter import check_param_names, svi_adapter
 from ppzoo.checks import check_count, check_seed
 
 from .svi.estimators import group_log_weights
 
-__all__ = ["LogMarginalLikelihood", "log_marginal_likelihood", "estimate_log_marginal_likelihood", "evaluate_in_chunks"]
+__all__ = [
+    "LogMarginalLikelihood", "log_marginal_likelihood", "estimate_log_marginal_likelihood", "evaluate_in_chunks",
+    "point_mass_sites", "check_has_density",
+]
 
 
 @dataclass
@@ -41,6 +45,26 @@ class LogMarginalLikelihood:
 
     def __float__(self):
         return self.total
+
+
+def point_mass_sites(evaluate, seed: int = 0) -> list[str]:
+    """The guide's latent sites that are point masses: two draws of them are equal (a continuous
+    guide's never are; discrete ones are refused when fitting). ``AutoDelta``'s sites, and
+    ``AutoLaplaceApproximation``'s as fitted (its Laplace posterior is a separate object), are."""
+    _, latents, *_ = evaluate(2, seed)
+    return sorted(n for n, v in latents.items() if np.array_equal(np.asarray(v[0]), np.asarray(v[1])))
+
+
+def check_has_density(evaluate, what: str) -> None:
+    """Raise ``ValueError`` naming the point-mass sites (:func:`point_mass_sites`) of a guide whose
+    density ``what`` needs."""
+    points = point_mass_sites(evaluate)
+    if points:
+        raise ValueError(
+            f"{what} needs a guide with a density, but its site(s) {points} are point masses (a Delta, as "
+            "AutoDelta's are): importance weights p(x, z) / q(z) are undefined for them. Fit a guide with a "
+            "density (AutoNormal, AutoMultivariateNormal, a normalising flow) to estimate log p(x) or PSIS k-hat"
+        )
 
 
 def evaluate_in_chunks(evaluate, num_samples, chunk_size, seed, **options):
@@ -70,6 +94,8 @@ def log_marginal_likelihood(
     check_seed(seed)
     args, kwargs = tuple(args), dict(kwargs)
     adapter = svi_adapter(backend or detect_backend(model, args, kwargs), device)
+    if params is not None:
+        check_param_names(params, adapter.param_names(model, guide, args, kwargs))
     evaluate = adapter.evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)
     return estimate_log_marginal_likelihood(evaluate, num_samples=num_samples, chunk_size=chunk_size, seed=seed)
 
@@ -80,6 +106,7 @@ def estimate_log_marginal_likelihood(evaluate, *, num_samples: int, chunk_size: 
     check_count("num_samples", num_samples)
     check_count("chunk_size", chunk_size)
     check_seed(seed)
+    check_has_density(evaluate, "log_marginal_likelihood")
     acc = acc2 = const = None
     scale = 1.0
     per_datum_mode = False
@@ -96,4 +123,10 @@ def estimate_log_marginal_likelihood(evaluate, *, num_samples: int, chunk_size: 
     # E[w^2] / E[w]^2 - 1 per group, from the running sums of w and w^2 (in logs)
     relative_var = np.expm1(np.maximum(acc2 - math.log(num_samples) - 2 * per_group, 0.0))
     se = float(scale * np.sqrt(np.sum(relative_var / num_samples)))
+    if num_samples == 1:  # one weight says nothing about its own variance
+        se = float("nan")
+        warnings.warn(
+            "log_marginal_likelihood with num_samples=1 has no standard error (NaN): the weights' variance "
+            "needs at least 2 draws", RuntimeWarning, stacklevel=3,
+        )
     return LogMarginalLikelihood(total, per_group * scale if per_datum_mode else None, int(num_samples), se)

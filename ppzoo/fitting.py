@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,7 +15,14 @@ from ppzoo.backends.svi_adapter import svi_adapter
 from ppzoo.checks import check_count, check_flag, check_seed
 from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
 from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
-from ppzoo.inference.evaluate import estimate_log_marginal_likelihood, evaluate_in_chunks
+from ppzoo.diagnostics.fit_convergence import FitConvergenceWarning, LossTrend, loss_trend
+from ppzoo.diagnostics.svi import PSIS_MIN_DRAWS
+from ppzoo.inference.evaluate import (
+    check_has_density,
+    estimate_log_marginal_likelihood,
+    evaluate_in_chunks,
+    point_mass_sites,
+)
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 
 __all__ = ["fit", "Fit"]
@@ -59,6 +67,13 @@ class Fit:
         stop_reason: ``None``, or why the run stopped before ``num_steps``
             (interruption, a non-finite loss); the parameters are those of the
             last finite step.
+        diverged: the loss or a parameter stopped being finite; the parameters are
+            those of the last finite loss (checked finite), and later evaluations warn.
+        trend: the trend of the loss over its last steps
+            (:class:`ppzoo.diagnostics.fit_convergence.LossTrend`: how much it still fell,
+            with its standard error, the smoothed final loss and the noise level);
+            ``converged`` is its verdict: ``True`` when the loss levelled off, ``False``
+            when it was still falling (``fit`` then warns), ``None`` for too few steps.
         compiled_as: how the steps ran: ``"jit"`` (NumPyro: ``jax.jit``),
             ``"graph"`` (Pyro: one compiled graph per step after the first),
             or ``"eager (why)"`` (Pyro, where a graph could not be used).
@@ -76,6 +91,12 @@ class Fit:
     device: object = None
     stop_reason: str | None = None
     compiled_as: str | None = None
+    diverged: bool = False
+    trend: LossTrend | None = None
+
+    @property
+    def converged(self) -> bool | None:
+        return None if self.trend is None else self.trend.levelled_off
     #: the PPL's state of this fit (Pyro: its parameter-store scope)
     _scope: object = field(default=None, repr=False)
 
@@ -84,6 +105,11 @@ class Fit:
         return svi_adapter(self.backend, self.device)
 
     def _evaluator(self):
+        if self.diverged:
+            warnings.warn(
+                f"this fit diverged ({self.stop_reason}): its parameters are those of the last finite loss and may be "
+                "far from the optimum; refit with a smaller learning rate", RuntimeWarning, stacklevel=3,
+            )
         return self._adapter.evaluator(
             self.model, self.guide, self.args, self.kwargs, params=self.params, data_plate=self.data_plate,
             scope=self._scope,
@@ -142,7 +168,15 @@ class Fit:
         ``collapse=True`` (or a site name) adds a ``collapse`` group with
         :meth:`collapse`'s diagnostics (``ppzoo.diagnostics.plot_collapse`` draws it).
         """
+        points = point_mass_sites(self._evaluator(), seed)
         latents, loglik, observed, log_weights, _, local = self._draws(num_samples, seed, chunk_size)
+        if points:
+            warnings.warn(
+                f"the guide's site(s) {points} are point masses (a Delta, as AutoDelta's are): the posterior group "
+                "repeats the fitted point, whose sd of 0 is not the posterior's, and sample_stats has no importance "
+                "weights", UserWarning, stacklevel=2,
+            )
+            log_weights = None
         attrs = {
             "backend": self.backend,
             "objective": repr(self.objective),
@@ -151,6 +185,10 @@ class Fit:
         }
         if self.stop_reason:
             attrs["stop_reason"] = self.stop_reason
+        attrs["diverged"] = int(self.diverged)
+        if self.converged is not None:
+            attrs["converged"] = int(self.converged)
+            attrs["loss_trend"] = json.dumps(self.trend.to_dict())
         idata = svi_draws_to_inference_data(
             latents, loglik, observed, log_weights, local=local, data_plate=self.data_plate, attrs=attrs
         )
@@ -167,6 +205,8 @@ class Fit:
         one k-hat per datum ``(N,)`` for models whose latents are all per datum
         (the ratios ``p(x_i, z_i) / q(z_i | x_i)``).
         """
+        check_count("num_samples", num_samples, PSIS_MIN_DRAWS)
+        check_has_density(self._evaluator(), "psis_khat")
         _, _, _, log_weights, local_weights, _ = self._draws(num_samples, seed, chunk_size)
         if per_datum:
             if local_weights is None:
@@ -202,6 +242,14 @@ def fit(
     **kwargs,
 ) -> Fit:
     """Fit ``guide`` to the posterior of ``model(*args, **kwargs)`` by stochastic variational inference.
+
+    ``guide`` is a program of the same PPL: hand-written, or one of its
+    autoguides (``AutoNormal``, ``AutoMultivariateNormal``, flows, ...), whose
+    auxiliary draws count in ``log q`` while the result speaks of the model's
+    sites. ``AutoDelta`` (a point mass) makes the ELBO and IWAE both
+    ``log p(x, z)``: a MAP fit, with no density for PSIS or ``log p(x)``. The
+    fit checks its loss's trend at the end (``Fit.converged``, ``Fit.trend``)
+    and warns when it was still falling.
 
     Args:
         objective: ``"elbo"`` (``num_particles`` draws averaged), ``"iwae"``
@@ -243,8 +291,10 @@ def fit(
 
     Pyro fits run in a fresh parameter-store scope (the global store is left
     as it was); ``torch.nn`` modules registered with ``pyro.module`` are trained
-    in place. A run that is interrupted (Ctrl-C) or whose loss stops being
-    finite ends early with a warning, keeping the last finite parameters.
+    in place. A run that is interrupted (Ctrl-C), or whose loss or parameters
+    stop being finite (``Fit.diverged``), ends early with a warning, keeping the
+    parameters of its last finite loss. Observations with NaN or infinite
+    values are refused before anything runs.
     """
     objective = _objective(objective, num_particles, estimator, data_plate)
     check_count("num_steps", num_steps, 1)
@@ -279,12 +329,34 @@ def fit(
         )
     finally:
         bar.close()
+    diverged = bool(result.stop_reason) and "not finite" in result.stop_reason
+    if diverged:
+        _check_params_finite(result.params)
     if result.stop_reason:
         warnings.warn(
-            f"ppzoo.fit stopped early: {result.stop_reason}; keeping the parameters of the last finite step", stacklevel=2
+            f"ppzoo.fit stopped early: {result.stop_reason}; keeping the parameters of the last finite loss"
+            + (" (the fit diverged: try a smaller learning rate)" if diverged else ""), RuntimeWarning, stacklevel=2,
+        )
+    losses = np.asarray(result.losses, dtype=np.float64)
+    trend = loss_trend(losses) if len(losses) else None
+    if trend is not None and trend.levelled_off is False and not result.stop_reason:
+        warnings.warn(
+            f"ppzoo.fit had not levelled off: {trend.describe(len(losses))}; run more steps (num_steps=) or, "
+            "if it falls slowly, raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=2,
         )
     return Fit(
         model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective,
-        params=result.params, losses=np.asarray(result.losses, dtype=np.float64), data_plate=result.data_plate,
+        params=result.params, losses=losses, data_plate=result.data_plate,
         device=device, stop_reason=result.stop_reason, compiled_as=result.compiled_as, _scope=result.scope,
+        diverged=diverged, trend=trend,
     )
+
+
+def _check_params_finite(params) -> None:
+    """The parameters a diverged fit hands back must be finite: anything else is a bug of the rollback."""
+    import jax
+
+    bad = [name for name, value in params.items()
+           if not all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree_util.tree_leaves(value))]
+    if bad:
+        raise FloatingPointError(f"the fit diverged and its rolled-back parameters {bad} are not finite")

@@ -163,7 +163,7 @@ def test_pyro_annealing_counts_its_own_steps(location_data):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_diverging_fit_keeps_its_last_finite_parameters(backend, location_data):
-    with pytest.warns(UserWarning, match="not finite"):
+    with pytest.warns(RuntimeWarning, match="not finite"):
         fit = ppzoo.fit(
             GAUSSIAN_LOCATION[backend], LOCATION_GUIDE[backend], location_data * 1e30,
             optimizer=optimizer(backend, 1e30), num_steps=200, progress_bar=False,

@@ -60,6 +60,8 @@ class SVIObjective:
         self.data_plate = data_plate
         self.max_plate_nesting = max_plate_nesting
         self._nesting_cache = {}
+        #: Pyro (model, guide) pairs whose particles run one at a time (:func:`pyro_svi.looped_terms`)
+        self._looped = []
 
     # -- the objective proper: (value, surrogate) from the per-particle terms
     def objective(self, terms, **extra):
@@ -88,10 +90,16 @@ class SVIObjective:
                     self._nesting_cache.pop(next(iter(self._nesting_cache)))
                 self._nesting_cache[key] = pyro_svi.guess_max_plate_nesting(model, guide, args, kwargs)
             nesting = self._nesting_cache[key]
-        terms, _, _ = pyro_svi.log_density_terms(
-            model, guide, args, kwargs, num_particles=self.num_particles, max_plate_nesting=nesting,
-            estimator=self.estimator, data_plate=self.data_plate,
-        )
+        options = dict(num_particles=self.num_particles, max_plate_nesting=nesting, estimator=self.estimator,
+                       data_plate=self.data_plate)
+        if any(k == key for k in self._looped):
+            return pyro_svi.looped_terms(model, guide, args, kwargs, **options)
+        try:
+            terms, _, _ = pyro_svi.log_density_terms(model, guide, args, kwargs, **options)
+        except pyro_svi.NotVectorisable as err:
+            pyro_svi.warn_looped(model, err)
+            self._looped.append(key)
+            return pyro_svi.looped_terms(model, guide, args, kwargs, **options)
         return terms
 
     def __call__(self, model, guide, *args, **kwargs):

@@ -22,6 +22,8 @@ from ppzoo.backends.sites import log_prob
 from ppzoo.backends.svi_common import (
     LogDensityTerms,
     check_guide_matches,
+    check_observations_finite,
+    is_auxiliary,
     normal_parameters,
     pick_data_plate,
 )
@@ -46,11 +48,33 @@ def plates_of(trace):
     return plates, observed
 
 
-def _latents(trace):
-    return {n: s["fn"] for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
+def _latents(trace, auxiliary=False):
+    """``{name: distribution}`` of the unobserved sample sites: the auxiliary ones (:func:`is_auxiliary`)
+    with ``auxiliary``, else the others."""
+    return {
+        n: s["fn"] for n, s in trace.items()
+        if s["type"] == "sample" and not s["is_observed"] and is_auxiliary(s) == auxiliary
+    }
 
 
 def _site_log_prob(site, path_only=False):
+    intermediates = site.get("intermediates")
+    if intermediates and path_only:
+        # the path-only density is a function of the draw: it needs the transform's inverse
+        try:
+            return log_prob(site["fn"], site["value"], site.get("mask"), jax.lax.stop_gradient)
+        except NotImplementedError:
+            raise ValueError(
+                f"guide site {site['name']!r} is a normalising flow's draw ({type(site['fn']).__name__}); "
+                "estimator='stl' or 'dreg' needs its log-density as a function of the draw with the flow's "
+                "parameters held, which needs the flow's inverse; use estimator='reparam'"
+            ) from None
+    if intermediates:
+        # a flow's draw (NumPyro's AutoBNAFNormal, AutoIAFNormal) is scored from the base draw and
+        # log-Jacobian recorded when it was drawn: its transform need not have an inverse
+        lp = site["fn"].log_prob(site["value"], intermediates)
+        mask = site.get("mask")
+        return lp if mask is None else jnp.where(mask, lp, 0.0)
     return log_prob(site["fn"], site["value"], site.get("mask"), jax.lax.stop_gradient if path_only else None)
 
 
@@ -99,7 +123,8 @@ def log_density_terms(
             *args, **kwargs
         )
         model_latents, guide_latents = _latents(model_trace), _latents(guide_trace)
-        check_guide_matches(model_latents, guide_latents, estimator)
+        auxiliary = _latents(guide_trace, auxiliary=True)
+        check_guide_matches(model_latents, guide_latents, estimator, auxiliary)
         plates, observed = plates_of(model_trace)
         plate = pick_data_plate(plates, observed, data_plate)
         scale = plates[plate][0] / plates[plate][1] if plate else 1.0
@@ -108,7 +133,8 @@ def log_density_terms(
         }
         parts = _accumulate(model_trace, kinds, plate, scale)
         parts.update(
-            _accumulate(guide_trace, dict.fromkeys(guide_latents, "guide"), plate, scale, path_only=estimator in ("stl", "dreg"))
+            _accumulate(guide_trace, dict.fromkeys({**guide_latents, **auxiliary}, "guide"), plate, scale,
+                        path_only=estimator in ("stl", "dreg"))
         )
         batch = plates[plate][1] if plate else None
         static.update(
@@ -167,7 +193,11 @@ def _subsampled(fn, plate):
 
 
 def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
-    """``(plate name or None, N, subsample size)`` from one trace of the guide and the model on it."""
+    """``(plate name or None, N, subsample size)`` from one trace of the guide and the model on it;
+    the model's observations are checked first, on a trace of the model alone (an autoguide's
+    initialisation would otherwise fail on them with a message that does not say why)."""
+    alone = handlers.trace(handlers.seed(handlers.substitute(model, data=params or {}), 1)).get_trace(*args, **kwargs)
+    check_observations_finite({n: s["value"] for n, s in alone.items() if s["type"] == "sample" and s["is_observed"]})
     g = handlers.seed(handlers.substitute(guide, data=params or {}), 0)
     guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
     m = handlers.substitute(handlers.replay(handlers.seed(model, 1), guide_trace), data=params or {})
@@ -217,7 +247,7 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
     svi = SVI(m, g, optimizer, loss=objective)
 
     def step(arrays, carry, t):
-        state, rng, stopped = carry
+        state, good, rng, stopped = carry
         args, kwargs = rebuild(arrays)
         rng, sub = random.split(rng)
         kw = dict(kwargs)
@@ -227,16 +257,24 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
             kw["annealing_step"] = t
         if step_kwargs is not None:
             kw.update(step_kwargs(t))
-        new_state, loss = svi.update(state, *args, **kw)
-        bad = stopped | ~jnp.isfinite(loss)
-        state = jax.tree_util.tree_map(lambda old, new: jnp.where(bad, old, new), state, new_state)
-        return (state, rng, bad), jnp.where(bad, jnp.nan, loss)
+        new_state, loss = svi.update(state, *args, **kw)  # loss: at state's parameters
+        # good: the last state whose loss was finite; the run goes back to it and stops when the loss
+        # is not finite, or when the update leaves a parameter (constrained: a scale's exp can
+        # overflow) that is not
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(svi.get_params(new_state))]))
+        select = lambda keep, a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(keep, x, y), a, b)  # noqa: E731
+        good = select(~stopped & jnp.isfinite(loss), state, good)
+        bad = stopped | ~jnp.isfinite(loss) | ~finite
+        state = select(bad, good, new_state)
+        # a finite loss whose update failed is recorded: the kept parameters are the ones it was taken at
+        code = jnp.where(stopped, 0, jnp.where(~jnp.isfinite(loss), 1, jnp.where(~finite, 2, 0)))
+        return (state, good, rng, bad), (jnp.where(stopped | ~jnp.isfinite(loss), jnp.nan, loss), code)
 
     @partial(jax.jit, static_argnums=4)
     def block(state, rng, start, arrays, length):
-        carry = (state, rng, jnp.array(False))
-        (state, rng, _), losses = jax.lax.scan(partial(step, arrays), carry, start + jnp.arange(length))
-        return state, rng, losses
+        carry = (state, state, rng, jnp.array(False))
+        (state, _, rng, _), (losses, codes) = jax.lax.scan(partial(step, arrays), carry, start + jnp.arange(length))
+        return state, rng, losses, codes
 
     if key is not None:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
@@ -250,8 +288,9 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
 
     Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
-    step whose loss is not finite leaves the state unchanged and stops the
-    updates, so the run ends with the last finite parameters. The compiled
+    step whose loss is not finite, or whose update leaves a parameter (in its
+    constrained space) non-finite, leaves the state unchanged and stops the
+    updates, so the run ends with the parameters of the last finite loss. The compiled
     block is kept for later fits with the same programs, objective and
     optimiser (the data are its inputs, not constants).
     """
@@ -269,15 +308,19 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     try:
         while t < num_steps:
             length = min(BLOCK, num_steps - t)
-            state, key, block_losses = block(state, key, t, arrays, length)
-            block_losses = np.asarray(block_losses)
-            finite = np.isfinite(block_losses)
-            n_ok = length if finite.all() else int(np.argmin(finite))
+            state, key, block_losses, codes = block(state, key, t, arrays, length)
+            block_losses, codes = np.asarray(block_losses), np.asarray(codes)
+            failed = np.flatnonzero(codes)
+            n_ok = length if failed.size == 0 else int(failed[0])
+            if failed.size and codes[n_ok] == 2:  # its loss was finite: the step counts, its update does not
+                n_ok += 1
             losses.extend(block_losses[:n_ok].tolist())
             for i in range(n_ok):
                 on_step(t + i, float(block_losses[i]))
-            if n_ok < length:  # the block stopped updating at its first non-finite loss
-                reason = f"the loss was not finite at step {t + n_ok}"
+            if failed.size:  # the block stopped updating at its first failure
+                step = t + int(failed[0])
+                reason = (f"the loss was not finite at step {step}" if codes[failed[0]] == 1
+                          else f"the parameters were not finite after step {step}")
                 break
             t += length
     except KeyboardInterrupt:
@@ -314,7 +357,7 @@ def make_evaluator(model, guide, args, kwargs, *, params, data_plate=None, full_
         scale = meta["data_scale"]
         parts = _accumulate(model_trace, {n: n for n in observed}, plate, scale)
         loglik = {n: (p[1] if p[1] is not None else p[0][None]) for n, p in parts.items()}
-        latents = {n: s["value"] for n, s in guide_trace.items() if s["type"] == "sample" and not s["is_observed"]}
+        latents = {n: guide_trace[n]["value"] for n in _latents(guide_trace)}
         values = {n: model_trace[n]["value"] for n in observed}
         meta["local"].update(n for n in latents if plate in {f.name for f in guide_trace[n]["cond_indep_stack"]})
         return latents, loglik, values

@@ -13,6 +13,8 @@ site's log-density to per-particle ``(K,)`` terms outside the data plate and
 
 from __future__ import annotations
 
+import warnings
+
 import pyro
 import pyro.util
 import torch
@@ -20,11 +22,17 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.sites import log_prob
-from ppzoo.backends.svi_common import LogDensityTerms, check_guide_matches, pick_data_plate
+from ppzoo.backends.svi_common import (
+    LogDensityTerms,
+    check_guide_matches,
+    check_observations_finite,
+    is_auxiliary,
+    pick_data_plate,
+)
 
 __all__ = [
     "log_density_terms", "guess_max_plate_nesting", "PARTICLE_PLATE", "vectorized", "plates_of", "data_plate_of",
-    "with_params", "sample_sites", "latent_sites", "accumulate",
+    "with_params", "sample_sites", "latent_sites", "accumulate", "NotVectorisable", "looped_terms", "warn_looped",
 ]
 
 PARTICLE_PLATE = "_ppzoo_particles"
@@ -115,26 +123,43 @@ def accumulate(trace, kinds, num_particles, particle_dim, data_plate, data_scale
     return out, batch
 
 
+class NotVectorisable(Exception):
+    """The programs fail when run inside the particle plate (they do not broadcast over a new
+    leftmost dimension, e.g. ``x @ w`` with ``w`` of shape ``(K, 1, d)``); the caller then runs
+    the particles one at a time (:func:`looped_terms`)."""
+
+
 def log_density_terms(
     model, guide, args, kwargs, *, num_particles, max_plate_nesting, estimator="reparam", data_plate=None, conditioned=None
 ) -> tuple[LogDensityTerms, object, object]:
-    """Run ``guide`` with ``num_particles`` vectorised draws and the model on them.
+    """Run ``guide`` with ``num_particles`` vectorised draws and the model on them (one particle:
+    the programs as written, with no particle plate, as Pyro's ``Trace_ELBO`` runs them).
 
     Returns ``(terms, guide_trace, model_trace)``. ``conditioned`` (a dict)
-    fixes sample sites in both, e.g. a plate's subsample indices.
+    fixes sample sites in both, e.g. a plate's subsample indices. Raises
+    :class:`NotVectorisable` when ``num_particles > 1`` and the programs fail inside the particle plate.
     """
     particle_dim = -(max_plate_nesting + 1)
-    vec_guide = vectorized(guide, num_particles, max_plate_nesting)
-    vec_model = vectorized(model, num_particles, max_plate_nesting)
+    if num_particles == 1:
+        vec_guide, vec_model = guide, model
+    else:
+        vec_guide = vectorized(guide, num_particles, max_plate_nesting)
+        vec_model = vectorized(model, num_particles, max_plate_nesting)
     if conditioned:
         vec_guide = poutine.condition(vec_guide, data=conditioned)
         vec_model = poutine.condition(vec_model, data=conditioned)
-    guide_trace = poutine.trace(vec_guide).get_trace(*args, **kwargs)
-    model_trace = poutine.trace(poutine.replay(vec_model, trace=guide_trace)).get_trace(*args, **kwargs)
+    try:
+        guide_trace = poutine.trace(vec_guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(vec_model, trace=guide_trace)).get_trace(*args, **kwargs)
+    except (RuntimeError, ValueError, IndexError) as err:
+        if num_particles == 1:
+            raise
+        raise NotVectorisable(str(err)) from err
 
     model_latents = latent_sites(model_trace)
     guide_latents = latent_sites(guide_trace)
-    check_guide_matches(model_latents, guide_latents, estimator)
+    auxiliary = latent_sites(guide_trace, auxiliary=True)
+    check_guide_matches(model_latents, guide_latents, estimator, auxiliary)
     plates, observed = plates_of(model_trace)
     data_plate = pick_data_plate(plates, observed, data_plate)
     data_scale = plates[data_plate][0] / plates[data_plate][1] if data_plate else 1.0
@@ -146,7 +171,7 @@ def log_density_terms(
     kinds = {n: ("prior" if n in model_latents else "obs") for n in sample_sites(model_trace)}
     model_parts, batch = accumulate(model_trace, kinds, num_particles, particle_dim, data_plate, data_scale)
     guide_parts, _ = accumulate(
-        guide_trace, {n: "guide" for n in guide_latents}, num_particles, particle_dim, data_plate, data_scale,
+        guide_trace, dict.fromkeys({**guide_latents, **auxiliary}, "guide"), num_particles, particle_dim, data_plate, data_scale,
         path_only=estimator in ("stl", "dreg"),
     )
     device = next(s["value"].device for s in model_trace.nodes.values() if s["type"] == "sample")
@@ -175,15 +200,52 @@ def log_density_terms(
     return terms, guide_trace, model_trace
 
 
+def looped_terms(model, guide, args, kwargs, *, num_particles, max_plate_nesting, **options) -> LogDensityTerms:
+    """The terms of ``num_particles`` particles run one at a time (no particle plate), stacked as
+    :func:`log_density_terms` would give them vectorised."""
+    runs = [
+        log_density_terms(model, guide, args, kwargs, num_particles=1, max_plate_nesting=max_plate_nesting, **options)[0]
+        for _ in range(num_particles)
+    ]
+    first = runs[0]
+    for name in ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local",
+                 "direct_global", "direct_local"):
+        if getattr(first, name) is not None:
+            setattr(first, name, torch.cat([getattr(r, name) for r in runs], dim=0))
+    return first
+
+
+#: programs already reported as running their particles one at a time
+_REPORTED: list = []
+
+
+def warn_looped(model, err) -> None:
+    """One warning per model: its particles run one at a time, and why."""
+    if any(m is model for m in _REPORTED):
+        return
+    if len(_REPORTED) >= 16:
+        _REPORTED.pop(0)
+    _REPORTED.append(model)
+    warnings.warn(
+        f"the Pyro program does not run with its particles vectorised in an outer pyro.plate ({str(err).splitlines()[0]}); "
+        "ppzoo runs them one at a time, which is slower. Write the program to broadcast over a new leftmost "
+        "dimension (as for Pyro's vectorize_particles=True) to vectorise them",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def sample_sites(trace):
     return [n for n, s in trace.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
-def latent_sites(trace):
+def latent_sites(trace, auxiliary=False):
+    """``{name: distribution}`` of the unobserved sample sites: the auxiliary ones (:func:`is_auxiliary`)
+    with ``auxiliary``, else the others."""
     return {
         n: s["fn"]
         for n, s in trace.nodes.items()
-        if s["type"] == "sample" and not site_is_subsample(s) and not s["is_observed"]
+        if s["type"] == "sample" and not site_is_subsample(s) and not s["is_observed"] and is_auxiliary(s) == auxiliary
     }
 
 
@@ -201,6 +263,10 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None):
             trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     finally:
         pyro.util.set_rng_state(state)
+    check_observations_finite({
+        n: s["value"].detach().cpu().numpy() for n, s in trace.nodes.items()
+        if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and torch.is_tensor(s["value"])
+    })
     plates, observed = plates_of(trace)
     name = pick_data_plate(plates, observed, data_plate)
     return (name, *plates[name]) if name else (None, None, None)

@@ -14,12 +14,14 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.pyro_svi import (
+    NotVectorisable,
     accumulate,
     data_plate_of,
     guess_max_plate_nesting,
     latent_sites,
     log_density_terms,
     sample_sites,
+    warn_looped,
     with_params,
 )
 from ppzoo.backends.svi_common import normal_parameters
@@ -47,10 +49,19 @@ def evaluate(
     plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate)
     conditioned = {plate: torch.arange(size)} if (full_data and plate and sub != size) else None
     with torch.no_grad(), pyro.validation_enabled(False):
-        terms, guide_trace, model_trace = log_density_terms(
-            model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
-            data_plate=plate, conditioned=conditioned,
-        )
+        try:
+            terms, guide_trace, model_trace = log_density_terms(
+                model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+                data_plate=plate, conditioned=conditioned,
+            )
+        except NotVectorisable as err:
+            warn_looped(model, err)
+            runs = [
+                evaluate(model, guide, args, kwargs, params=None, num_particles=1, data_plate=data_plate,
+                         max_plate_nesting=max_plate_nesting, full_data=full_data, terms_only=terms_only)
+                for _ in range(num_particles)
+            ]
+            return _stacked(runs, terms_only)
         if terms_only:
             return terms, None, None, None, None
         particle_dim = -(max_plate_nesting + 1)
@@ -62,6 +73,18 @@ def evaluate(
     observed = {n: model_trace.nodes[n]["value"] for n in names}
     local = {n for n in latents if plate in {f.name for f in guide_trace.nodes[n]["cond_indep_stack"]}}
     return terms, latents, loglik, observed, local
+
+
+def _stacked(runs, terms_only):
+    """One-particle evaluations ``[(terms, latents, loglik, observed, local)]`` as one of ``K`` particles."""
+    terms = runs[0][0]
+    for name in ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local"):
+        if getattr(terms, name) is not None:
+            setattr(terms, name, torch.cat([r[0].__dict__[name] for r in runs], dim=0))
+    if terms_only:
+        return terms, None, None, None, None
+    stack = lambda i: {n: torch.cat([r[i][n] for r in runs], dim=0) for n in runs[0][i]}  # noqa: E731
+    return terms, stack(1), stack(2), runs[0][3], runs[0][4]
 
 
 def _particles_first(site, num_particles, max_plate_nesting):

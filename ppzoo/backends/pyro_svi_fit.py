@@ -35,8 +35,9 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason, compiled_as)``.
 
     Each step: the loss and its gradient, then the optimiser step only if the
-    loss is finite; a non-finite loss stops the run with the last finite
-    parameters. ``plate = (name, N)`` and ``batch_size`` subsample the data
+    loss is finite. A non-finite loss, or parameters that are not finite after
+    a step (constrained: a scale's ``exp`` can overflow), stops the run with the
+    parameters of the last finite loss restored. ``plate = (name, N)`` and ``batch_size`` subsample the data
     plate (indices drawn uniformly with replacement). ``on_step(t, loss)`` is
     called each step; Ctrl-C stops the run after the last completed step.
 
@@ -82,7 +83,7 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
             loss.backward()
         return loss.detach(), {name: site["value"].unconstrained() for name, site in capture.trace.nodes.items()}
 
-    compiled, first_params = None, {}
+    compiled, first_params, saved = None, {}, None
     compiled_as = "eager (jit_compile=False)" if not jit_compile else f"eager (fewer than {MIN_COMPILED_STEPS} steps)"
     try:
         for t in range(num_steps):
@@ -108,16 +109,36 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
             value = float(loss)
             if value != value or value in (float("inf"), float("-inf")):
                 reason = f"the loss was not finite at step {t}"
+                _restore(leaves, saved)
                 break
+            saved = [leaf.detach().clone() for leaf in leaves]  # the last parameters with a finite loss
             optimizer(leaves)
             pyro.infer.util.zero_grads(leaves)
             losses.append(value)
             on_step(t, value)
+            if not _all_finite(pyro.get_param_store()):
+                reason = f"the parameters were not finite after step {t}"
+                _restore(leaves, saved)
+                break
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
     store = pyro.get_param_store()
     values = {name: store[name].detach().cpu().numpy() for name in store.keys()}
     return values, losses, reason, compiled_as
+
+
+def _all_finite(store) -> bool:
+    """Every parameter in ``store`` finite in its constrained space (where a scale's ``exp`` overflows)."""
+    return all(bool(torch.isfinite(store[name]).all()) for name in store.keys())
+
+
+def _restore(leaves, saved) -> None:
+    """Put the unconstrained parameters ``leaves`` back to ``saved`` (``None``: the first step failed; nothing to restore)."""
+    if saved is None:
+        return
+    with torch.no_grad():
+        for leaf, value in zip(leaves, saved):
+            leaf.copy_(value)
 
 
 def _graph_inputs(inputs, device):
@@ -188,5 +209,6 @@ def _compile(loss_of, inputs, eager_loss, params, first_params, before, device, 
 
 def _close(a, b):
     """Equal up to float rounding (the graph runs the eager step's own ops, in the same order)."""
-    scale = b.abs().max() if b.numel() else b.new_zeros(())
-    return bool(torch.allclose(a, b, rtol=1e-4, atol=float(1e-5 * (1.0 + scale))))
+    scale = float(b.abs().max()) if b.numel() else 0.0
+    scale = scale if scale < float("inf") else 0.0  # a non-finite gradient (the step will stop the fit) matches as NaN
+    return bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * (1.0 + scale), equal_nan=True))

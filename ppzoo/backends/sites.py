@@ -96,15 +96,28 @@ def masked_log_prob(site: Site):
 def log_prob(fn, value, mask=None, stop_gradient=None):
     """``fn.log_prob(value)``, zero where ``mask`` is False; with ``stop_gradient``, "path only":
     the same value, with a gradient that flows through the draw ``value`` but not through
-    ``fn``'s parameters, ``log q(z) - log q(sg z) + sg(log q(sg z))`` (the STL / DReG guide term)."""
+    ``fn``'s parameters, ``log q(z) - log q(sg z) + sg(log q(sg z))`` (the STL / DReG guide term);
+    a ``Delta`` as it is (:func:`_is_delta`)."""
     lp = fn.log_prob(value)
-    if stop_gradient is not None:
+    if stop_gradient is not None and not _is_delta(fn):
         held = fn.log_prob(stop_gradient(value))
         lp = lp - held + stop_gradient(held)
     if mask is None:
         return lp
     xp = array_api_compat.array_namespace(lp)
     return xp.where(mask, lp, xp.zeros_like(lp))
+
+
+def _is_delta(fn) -> bool:
+    """A point mass (``Delta``, possibly wrapped): its ``log_density`` is a function of the draw
+    (an autoguide's log-Jacobian of the transform from its auxiliary draw), so "path only"
+    keeps all of its gradient; its value's own gradient is zero."""
+    while True:
+        if type(fn).__name__ == "Delta":
+            return True
+        if not hasattr(fn, "base_dist"):
+            return False
+        fn = fn.base_dist
 
 
 def _split(theta, sizes):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ppzoo.backends.svi_common import check_batch_size
 
-__all__ = ["FitResult", "svi_adapter", "PyroSVI", "NumPyroSVI"]
+__all__ = ["FitResult", "svi_adapter", "PyroSVI", "NumPyroSVI", "check_param_names"]
 
 
 @dataclass
@@ -35,6 +35,28 @@ class FitResult:
     data_plate: str | None
     scope: Any
     compiled_as: str
+
+
+def check_param_names(params, known: set) -> None:
+    """Raise ``ValueError`` naming the keys of ``params`` that are no ``param`` statement of the
+    programs (``known``), with the closest known name: a misspelt name would otherwise leave its
+    parameter at its initial value without a word."""
+    import difflib
+
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of parameter values by name (e.g. Fit.params) or None, got {type(params).__name__}")
+    unknown = sorted(set(params) - known)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(
+            f"params has name(s) that are no param statement of the model or guide: {', '.join(hints)}; "
+            f"their params are {sorted(known)}"
+        )
 
 
 def svi_adapter(name: str, device=None):
@@ -98,6 +120,23 @@ class PyroSVI:
                 batch_size=batch_size, jit_compile=jit_compile, **settings,
             )
         return FitResult(params, losses, reason, plate, scope, compiled_as)
+
+    def param_names(self, model, guide, args, kwargs) -> set:
+        """The names of the ``param`` statements of ``guide`` and of ``model`` run on its draws (a
+        throwaway parameter store; the user's random stream untouched)."""
+        import pyro
+        import pyro.util
+        from pyro import poutine
+
+        args, kwargs = self._data(args, kwargs)
+        state = pyro.util.get_rng_state()
+        try:
+            with pyro.get_param_store().scope(), pyro.validation_enabled(False):
+                guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        finally:
+            pyro.util.set_rng_state(state)
+        return {n for t in (guide_trace, model_trace) for n, site in t.nodes.items() if site["type"] == "param"}
 
     def _params(self, params):
         from ppzoo.backends.pyro_backend import _to_torch
@@ -181,6 +220,15 @@ class NumPyroSVI:
             **settings,
         )
         return FitResult(params, losses, reason, plate, None, "jit")
+
+    def param_names(self, model, guide, args, kwargs) -> set:
+        """The names of the ``param`` statements of ``guide`` and of ``model`` run on its draws."""
+        from numpyro import handlers
+
+        args, kwargs = self._data(args, kwargs)
+        guide_trace = handlers.trace(handlers.seed(guide, 0)).get_trace(*args, **kwargs)
+        model_trace = handlers.trace(handlers.replay(handlers.seed(model, 1), guide_trace)).get_trace(*args, **kwargs)
+        return {n for t in (guide_trace, model_trace) for n, site in t.items() if site["type"] == "param"}
 
     def evaluator(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None):
         """``evaluate(num_particles, seed, terms_only=False)`` (``numpyro_svi.make_evaluator``), NumPy out."""

@@ -17,6 +17,7 @@ from ppzoo.checks import check_count
 
 __all__ = [
     "LogDensityTerms", "check_guide_matches", "check_batch_size", "pick_data_plate", "ESTIMATORS", "normal_parameters",
+    "is_auxiliary", "check_observations_finite",
 ]
 
 #: gradient estimators of the importance-weighted objectives
@@ -57,6 +58,18 @@ class LogDensityTerms:
 
 
 
+def check_observations_finite(observed: dict) -> None:
+    """Raise ``ValueError`` naming the first observed site ``{name: value (NumPy)}`` holding NaN or
+    infinite values: a fit would otherwise stop at its first step, or fit nothing."""
+    for name, value in observed.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"observed site {name!r} contains NaN or infinite values ({int(np.sum(~np.isfinite(value)))} of "
+                f"{value.size}); ppzoo expects finite observations (mask or drop missing data first)"
+            )
+
+
 def check_batch_size(batch_size, plate, size) -> None:
     """``batch_size`` (or ``None``) must be an integer ``1 <= B <= N`` for a model with a data plate."""
     if batch_size is None:
@@ -68,10 +81,21 @@ def check_batch_size(batch_size, plate, size) -> None:
         raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
 
 
-def check_guide_matches(model_latents: dict, guide_latents: dict, estimator: str) -> None:
+def is_auxiliary(site) -> bool:
+    """Whether a guide's sample site is auxiliary (``infer={"is_auxiliary": True}``): a draw the
+    guide transforms into the model's latents, as the autoguides of both PPLs do (their
+    ``*_unconstrained`` / ``_auto_latent`` sites, followed by a ``Delta`` site per model latent
+    whose ``log_density`` is the transform's log-Jacobian). Its log-density is part of
+    ``log q``, but the model has no such site."""
+    return bool((site.get("infer") or {}).get("is_auxiliary", False))
+
+
+def check_guide_matches(model_latents: dict, guide_latents: dict, estimator: str, auxiliary: dict | None = None) -> None:
     """Raise ``ValueError`` unless the guide samples exactly the model's latent sites, reparameterised.
 
-    ``model_latents`` / ``guide_latents`` map site names to their distributions.
+    ``model_latents`` / ``guide_latents`` map site names to their distributions;
+    ``auxiliary``: the guide's auxiliary sites (:func:`is_auxiliary`), which must be
+    reparameterisable too but match no model site.
     """
     missing = sorted(set(model_latents) - set(guide_latents))
     if missing:
@@ -82,7 +106,7 @@ def check_guide_matches(model_latents: dict, guide_latents: dict, estimator: str
     extra = sorted(set(guide_latents) - set(model_latents))
     if extra:
         raise ValueError(f"guide samples site(s) {extra} that the model does not have (or observes)")
-    for name, fn in guide_latents.items():
+    for name, fn in {**guide_latents, **(auxiliary or {})}.items():
         if not getattr(fn, "has_rsample", False):
             raise ValueError(
                 f"guide site {name!r} ({type(fn).__name__}) is not reparameterisable; "

@@ -15,14 +15,20 @@ import numpy as np
 from ppzoo._version import __version__
 from ppzoo.diagnostics import arviz_compat
 
-__all__ = ["svi_draws_to_inference_data", "psis_khat"]
+__all__ = ["svi_draws_to_inference_data", "psis_khat", "PSIS_MIN_DRAWS"]
+
+#: the fewest draws PSIS can fit a tail to (ArviZ gives an infinite k-hat below)
+PSIS_MIN_DRAWS = 25
 
 
 def psis_khat(log_weights) -> np.ndarray | float:
     """Pareto k-hat of ``log_weights`` ``(..., S)`` (draws last), one per leading index."""
     log_weights = np.asarray(log_weights, dtype=np.float64)
-    if log_weights.ndim == 0 or log_weights.shape[-1] < 2:
-        raise ValueError(f"log_weights must hold at least 2 draws along its last axis, got shape {log_weights.shape}")
+    if log_weights.ndim == 0 or log_weights.shape[-1] < PSIS_MIN_DRAWS:
+        raise ValueError(
+            f"PSIS k-hat needs at least {PSIS_MIN_DRAWS} draws (the Pareto fit uses the largest min(S / 5, 3 sqrt(S)) "
+            f"of S, and needs 5 of them), got shape {np.shape(log_weights)} (draws last)"
+        )
     _, khat = arviz_compat.psislw(log_weights)
     return float(khat) if khat.ndim == 0 else khat
 
@@ -39,7 +45,8 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
         latents: ``{site: (S, ...)}``, constrained draws from the guide.
         log_likelihood: ``{observed site: (S, N)}`` per datum, given each draw.
         observed: ``{observed site: value}``.
-        log_weights: ``(S,)``, ``log p(x, z_s) - log q(z_s)`` over the whole data set.
+        log_weights: ``(S,)``, ``log p(x, z_s) - log q(z_s)`` over the whole data set (``None``
+            for a guide without a density).
         local: names of the latents inside the data plate (their first axis after ``S`` is the datum).
         data_plate: the data plate's name (dim of the per-datum arrays), or ``None``.
         attrs: recorded in every group's attrs.
@@ -61,7 +68,7 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
     groups = {
         "posterior": {n: np.asarray(v)[None] for n, v in latents.items()},
         "log_likelihood": {n: np.asarray(v)[None] for n, v in log_likelihood.items()},
-        "sample_stats": {"log_weight": np.asarray(log_weights)[None]},
+        "sample_stats": {} if log_weights is None else {"log_weight": np.asarray(log_weights)[None]},
         "observed_data": {n: np.asarray(v) for n, v in observed.items()},
     }
     attrs = {"inference_library": "ppzoo", "inference_library_version": __version__, **attrs}
