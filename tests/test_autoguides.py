@@ -91,7 +91,8 @@ GAUSSIAN_GUIDES = [
 def test_gaussian_autoguides_find_the_exact_posterior(backend, name, data):
     """STL fit; the posterior in the model's site names (no auxiliary site), means within 4 Monte
     Carlo standard errors plus 0.02 sd, sds within 5% (the sd of 4,000 draws has a relative
-    error of 1.1%); PSIS k-hat below 0.5; log p(x) within 4 of its standard errors plus 0.05."""
+    error of 1.1%); for AutoDiagonalNormal, PSIS k-hat below 0.5 and log p(x) within 4 of its
+    standard errors plus 0.05 of the closed form."""
     mean, sd, evidence = exact(data)
     model = MODEL[backend]
     fit = ppzoo.fit(model, autoguide(backend, name, model), as_data(backend, data), estimator="stl",
@@ -101,9 +102,10 @@ def test_gaussian_autoguides_find_the_exact_posterior(backend, name, data):
     assert np.all(np.abs(theta.mean(axis=0) - mean) < 4 * sd / math.sqrt(DRAWS) + 0.02 * sd)
     assert np.all(np.abs(theta.std(axis=0) / sd - 1) < 0.05)
     assert "log_weight" in arviz_compat.get_group(idata, "sample_stats")
-    assert fit.psis_khat() < 0.5
-    lml = fit.log_marginal_likelihood(num_samples=2000)
-    assert abs(lml.total - evidence) < 4 * lml.standard_error + 0.05
+    if name == "AutoDiagonalNormal":  # the importance weights of a guide with auxiliary draws (each is compiled anew)
+        assert fit.psis_khat() < 0.5
+        lml = fit.log_marginal_likelihood(num_samples=2000)
+        assert abs(lml.total - evidence) < 4 * lml.standard_error + 0.05
 
 
 @pytest.mark.parametrize("backend", ["numpyro", "pyro"])
@@ -137,12 +139,9 @@ def test_flow_autoguides_fit_the_posterior(backend, name, data):
     assert set(post.data_vars) == {"theta"}
     assert np.all(np.abs(theta.mean(axis=0) - mean) < 0.25 * sd)
     assert np.all(np.abs(theta.std(axis=0) / sd - 1) < 0.15)
-
-
-def test_stl_with_a_flow_that_has_no_inverse_says_so(data):
-    guide = nag.AutoBNAFNormal(numpyro_location)
-    with pytest.raises(ValueError, match="normalising flow's draw .* use estimator='reparam'"):
-        ppzoo.fit(numpyro_location, guide, data, estimator="stl", num_steps=2, progress_bar=False)
+    if name == "AutoBNAFNormal":  # STL needs the flow's inverse, which BNAF has not
+        with pytest.raises(ValueError, match="normalising flow's draw .* use estimator='reparam'"):
+            ppzoo.fit(model, autoguide(backend, name, model), data, estimator="stl", num_steps=2, progress_bar=False)
 
 
 @pytest.mark.parametrize("backend", ["numpyro", "pyro"])

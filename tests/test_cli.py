@@ -71,7 +71,7 @@ def test_list_shows_every_entry(tmp_path):
 
 # the tests that read these runs share one xdist worker (``--dist loadgroup``) and the runs are
 # session-scoped, so they are made once however the worker orders its tests
-RUNS = pytest.mark.xdist_group("cli_runs")
+RUNS = pytest.mark.xdist_group(name="cli_runs")
 
 
 @pytest.fixture(scope="session")

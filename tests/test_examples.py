@@ -22,13 +22,13 @@ SCRIPTS = {
         "--num-data", "400", "--dims", "2", "--epochs", "4", "--seeds", "0", "--reference-samples", "200",
         "--throughput-steps", "50", "--step-fractions", "0.05", "--out", "{tmp}/variance_reduction",
     ],
-    "benchmarks/adaptation.py": ["--quick", "--out", "{tmp}/adaptation"],
+    "benchmarks/adaptation.py": ["--quick", "--variants", "stan", "--out", "{tmp}/adaptation"],
     "benchmarks/il_vae_sweep.py": [
         "--steps", "3", "--batch-size", "10", "--constants", "1", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
         "--latent-dim", "2", "--hidden", "8", "--out", "{tmp}/il",
     ],
     "benchmarks/iwae_digits.py": [
-        "--steps", "3", "--batch-size", "10", "--ks", "1", "2", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
+        "--steps", "3", "--batch-size", "10", "--ks", "2", "--lml-samples", "4", "--chunk-size", "4", "--train-size", "50",
         "--latent-dim", "2", "--hidden", "8", "--out", "{tmp}/iwd",
     ],
     "benchmarks/linear_vae.py": [
@@ -38,7 +38,7 @@ SCRIPTS = {
     "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
     "benchmarks/nuts_agreement.py": [
         "--quick", "--programs", "flat_prior_regression", "discrete_latent", "--methods", "default",
-        "--out", "{tmp}/nuts_agreement",
+        "--nuts-warmup", "100", "--nuts-samples", "100", "--out", "{tmp}/nuts_agreement",
     ],
     "benchmarks/iwae_throughput.py": [
         "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",

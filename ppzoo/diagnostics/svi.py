@@ -68,8 +68,9 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
     groups = {
         "posterior": {n: np.asarray(v)[None] for n, v in latents.items()},
         "log_likelihood": {n: np.asarray(v)[None] for n, v in log_likelihood.items()},
-        "sample_stats": {} if log_weights is None else {"log_weight": np.asarray(log_weights)[None]},
         "observed_data": {n: np.asarray(v) for n, v in observed.items()},
     }
+    if log_weights is not None:
+        groups["sample_stats"] = {"log_weight": np.asarray(log_weights)[None]}
     attrs = {"inference_library": "ppzoo", "inference_library_version": __version__, **attrs}
     return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)
