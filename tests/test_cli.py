@@ -1,5 +1,6 @@
 """The installed ``ppzoo`` console script, run in a real subprocess."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -69,20 +70,29 @@ def test_list_shows_every_entry(tmp_path):
     assert "569" in out.stdout and "numpyro, pyro" in out.stdout  # N of the breast-cancer entry
 
 
-# the tests that read these runs share one xdist worker (``--dist loadgroup``) and the runs are
-# session-scoped, so they are made once however the worker orders its tests
+# the tests that read these runs may land on either xdist worker: the first to ask makes them, in a
+# folder both workers share, under a file lock (torch's dependency filelock); the other waits and reads
 RUNS = pytest.mark.xdist_group(name="cli_runs")
 
 
 @pytest.fixture(scope="session")
 def two_runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    for method in ("sgld", "sgld-cv"):
-        out = run(
-            "run", "eight_schools", "--method", method, "--num-samples", "60", "--num-warmup", "300",
-            "--thinning", "2", "--num-chains", "2", "--out", f"{method}.nc", "--no-progress", cwd=folder,
-        )
-        assert out.returncode == 0, out.stderr
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, where the workers' base folders lie side by side
+    folder = shared / "cli_runs"
+    with FileLock(str(shared / "cli_runs.lock")):
+        if not (folder / "done").exists():
+            folder.mkdir(exist_ok=True)
+            for method in ("sgld", "sgld-cv"):
+                out = run(
+                    "run", "eight_schools", "--method", method, "--num-samples", "60", "--num-warmup", "300",
+                    "--thinning", "2", "--num-chains", "2", "--out", f"{method}.nc", "--no-progress", cwd=folder,
+                )
+                assert out.returncode == 0, out.stderr
+            (folder / "done").touch()
     return folder
 
 

@@ -112,15 +112,16 @@ REFERENCE = pathlib.Path(ppzoo.models.__file__).parent / "references" / "logisti
 
 
 def test_breast_cancer_logistic_regression_matches_nuts():
-    """SGLD with the defaults (adapted step size and preconditioner); 16 chains x 152,000 steps, so
-    the Monte Carlo error is about 0.012 sd (measured: worst mean 0.078 sd off, SGLD's minibatch bias)."""
+    """SGLD with the defaults (adapted step size and preconditioner); 8 chains x 152,000 steps, so
+    the Monte Carlo error is about 0.017 sd (SGLD's minibatch bias is most of the error: the worst
+    mean was 0.078 sd off with 16 chains)."""
     from ppzoo.models import logistic_regression
 
     ref = json.loads(REFERENCE.read_text())["params"]
     args, kwargs = logistic_regression.load_data()
     idata = ppzoo.sample(
         logistic_regression.numpyro_model, *args, method="sgld", num_warmup=2000, num_samples=500, thinning=300,
-        num_chains=16, seed=0, progress_bar=False, log_likelihood=False, **kwargs,
+        num_chains=8, seed=0, progress_bar=False, log_likelihood=False, **kwargs,
     )
     summary = az.summary(idata, var_names=["w", "b"], round_to="none")
     z = np.array([(summary.loc[k, "mean"] - ref[k]["mean"]) / ref[k]["sd"] for k in ref])
