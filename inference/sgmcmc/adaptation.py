@@ -121,7 +121,7 @@ from .step_size import hessian, hessian_columns, largest_curvature
 __all__ = [
     "STEP_FRACTION", "MIN_WINDOWED_WARMUP", "DENSE_MAX_DIM", "NEWTON_STEPS", "NEWTON_HALVINGS", "NEWTON_ROUNDS",
     "STRANDED_GAP", "PRECONDITIONERS", "laplace_start", "map_steps_default", "newton_refine", "curvature_in_metric",
-    "retune_step_size", "window_inverse_mass", "effective_draws", "warmup_plan",
+    "retune_step_size", "window_inverse_mass", "effective_draws", "warmup_plan", "whiten",
 ]
 
 #: ``h = STEP_FRACTION / lambda_max`` of the preconditioned Hessian
@@ -348,16 +348,21 @@ def window_inverse_mass(draws, dense: bool, previous: Preconditioner | None = No
     return Preconditioner(np.maximum(var, 1e-12 * var.max()))
 
 
+def whiten(draws, preconditioner) -> np.ndarray:
+    """``z = L^-1 theta`` of ``draws`` ``(..., D)`` for ``M^-1 = L L'`` (``None``: as they are)."""
+    z = np.asarray(draws, dtype=np.float64)
+    if preconditioner is None:
+        return z
+    if preconditioner.dense:
+        return np.linalg.solve(preconditioner.factor, z.reshape(-1, z.shape[-1]).T).T.reshape(z.shape)
+    return z / preconditioner.factor
+
+
 def effective_draws(draws, preconditioner) -> float:
     """The effective number of independent draws in a window ``(n, C, D)`` (finite): ArviZ's
     bulk ESS (rank-normalised, all chains) of the slowest coordinate, in the coordinates
     ``z = L^-1 theta`` of the ``preconditioner``; at least 1, at most ``n C``."""
-    z = np.asarray(draws, dtype=np.float64)
-    if preconditioner.dense:
-        flat = np.linalg.solve(preconditioner.factor, z.reshape(-1, z.shape[-1]).T).T
-        z = flat.reshape(z.shape)
-    else:
-        z = z / preconditioner.factor
+    z = whiten(draws, preconditioner)
     ess = arviz_compat.ess_array(np.swapaxes(z, 0, 1))  # (C, n, D)
     ess = ess[np.isfinite(ess)]
     total = draws.shape[0] * draws.shape[1]

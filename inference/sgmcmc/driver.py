@@ -42,6 +42,7 @@ from .adaptation import (
     retune_step_size,
     use_dense,
     warmup_plan,
+    whiten,
     window_inverse_mass,
 )
 from .diffusions import Tuning, make_tuning
@@ -265,16 +266,6 @@ def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bo
         _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
 
 
-def _whiten(draws, preconditioner) -> np.ndarray:
-    """``z = L^-1 theta`` of ``draws`` ``(n, C, D)`` for ``M^-1 = L L'`` (``None``: as they are)."""
-    z = np.asarray(draws, dtype=np.float64)
-    if preconditioner is None:
-        return z
-    if preconditioner.dense:
-        return np.linalg.solve(preconditioner.factor, z.reshape(-1, z.shape[-1]).T).T.reshape(z.shape)
-    return z / preconditioner.factor
-
-
 def _late_warmup_problem(chains: _Chains, late) -> str | None:
     """What is wrong with how the warmup ended, or ``None``: the chains disagree (the largest
     rank-normalised split R-hat of the late warmup's draws ``(n, C, D)`` in whitened coordinates
@@ -284,7 +275,7 @@ def _late_warmup_problem(chains: _Chains, late) -> str | None:
         return "a chain's late warmup draws are not finite"
     if late.shape[1] < 2 or late.shape[0] < MIN_AUTOCORRELATION_DRAWS:
         return None
-    r_hat = arviz_compat.rhat_array(np.swapaxes(_whiten(late, chains.preconditioner), 0, 1))
+    r_hat = arviz_compat.rhat_array(np.swapaxes(whiten(late, chains.preconditioner), 0, 1))
     worst = float(np.nanmax(r_hat)) if np.isfinite(r_hat).any() else float("nan")
     chains.warmup_r_hat.append(worst)
     if not worst <= WARMUP_R_HAT:
