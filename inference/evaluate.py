@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppzoo.backends import detect_backend
+from ppzoo.backends import check_guide_ppl, resolve_backend
 from ppzoo.backends.svi_adapter import check_param_names, svi_adapter
-from ppzoo.checks import check_count, check_seed
+from ppzoo.checks import check_count, check_data_not_empty, check_model_keywords, check_seed
 
 from .svi.estimators import group_log_weights
 
@@ -93,7 +93,12 @@ def log_marginal_likelihood(
     check_count("chunk_size", chunk_size)
     check_seed(seed)
     args, kwargs = tuple(args), dict(kwargs)
-    adapter = svi_adapter(backend or detect_backend(model, args, kwargs), device)
+    check_model_keywords(model, kwargs, log_marginal_likelihood)
+    check_data_not_empty(model, args, kwargs)
+    backend = resolve_backend(model, args, kwargs, backend)
+    check_guide_ppl(guide, backend)
+    adapter = svi_adapter(backend, device)
+    adapter.check_observations(model, args, kwargs)
     if params is not None:
         check_param_names(params, adapter.param_names(model, guide, args, kwargs))
     evaluate = adapter.evaluator(model, guide, args, kwargs, params=params, data_plate=data_plate)

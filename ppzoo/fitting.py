@@ -10,12 +10,23 @@ from functools import lru_cache
 import numpy as np
 from tqdm.auto import tqdm
 
-from ppzoo.backends import BACKENDS, detect_backend
+from ppzoo.backends import check_guide_ppl, resolve_backend
 from ppzoo.backends.svi_adapter import svi_adapter
-from ppzoo.checks import check_count, check_flag, check_seed
+from ppzoo.checks import (
+    check_count,
+    check_data_not_empty,
+    check_flag,
+    check_model_keywords,
+    check_seed,
+)
 from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
 from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
-from ppzoo.diagnostics.fit_convergence import FitConvergenceWarning, LossTrend, loss_trend
+from ppzoo.diagnostics.fit_convergence import (
+    FitConvergenceWarning,
+    LossTrend,
+    PlateauSchedule,
+    loss_trend,
+)
 from ppzoo.diagnostics.svi import PSIS_MIN_DRAWS
 from ppzoo.inference.evaluate import (
     check_has_density,
@@ -27,8 +38,13 @@ from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 
 __all__ = ["fit", "Fit"]
 
-#: default Adam learning rate of ``ppzoo.fit``
-LEARNING_RATE = 1e-3
+#: the default Adam's first learning rate in ``ppzoo.fit`` (lowered tenfold at each plateau, twice)
+LEARNING_RATE = 1e-2
+#: ... and for programs with neural networks (parameters named ``module$...``: ``pyro.module``,
+#: NumPyro's ``flax_module``/``haiku_module``/``eqx_module``), Adam's customary rate for them
+NEURAL_LEARNING_RATE = 1e-3
+#: ``num_steps=None`` runs until the loss levels off at the last learning rate, or this many steps
+MAX_STEPS = 30_000
 
 
 def _objective(objective, num_particles, estimator, data_plate):
@@ -93,12 +109,15 @@ class Fit:
     compiled_as: str | None = None
     diverged: bool = False
     trend: LossTrend | None = None
+    #: ``[(step, learning rate)]``: the default optimiser's learning rate from each step on (empty for the user's optimiser)
+    learning_rates: list = field(default_factory=list)
 
     @property
     def converged(self) -> bool | None:
         return None if self.trend is None else self.trend.levelled_off
     #: the PPL's state of this fit (Pyro: its parameter-store scope)
     _scope: object = field(default=None, repr=False)
+    _laplace: tuple | None = field(default=None, repr=False)
 
     @property
     def _adapter(self):
@@ -110,13 +129,28 @@ class Fit:
                 f"this fit diverged ({self.stop_reason}): its parameters are those of the last finite loss and may be "
                 "far from the optimum; refit with a smaller learning rate", RuntimeWarning, stacklevel=3,
             )
+        guide, params = self._posterior_guide()
         return self._adapter.evaluator(
-            self.model, self.guide, self.args, self.kwargs, params=self.params, data_plate=self.data_plate,
-            scope=self._scope,
+            self.model, guide, self.args, self.kwargs, params=params, data_plate=self.data_plate, scope=self._scope,
         )
 
+    def _posterior_guide(self):
+        """``(guide, params)`` drawn from as the posterior: the guide, or for ``AutoLaplaceApproximation``
+        its Laplace approximation at the fitted MAP (made once)."""
+        if self._laplace is None:
+            self._laplace = self._adapter.posterior_guide(
+                self.model, self.guide, self.args, self.kwargs, params=self.params, scope=self._scope,
+            )
+        return self._laplace
+
+    @staticmethod
+    def _check_draws(num_samples, seed, chunk_size, minimum=2):
+        check_count("num_samples", num_samples, minimum)
+        check_count("chunk_size", chunk_size)
+        check_seed(seed)
+
     def _draws(self, num_samples, seed, chunk_size):
-        check_count("num_samples", num_samples, 2)
+        self._check_draws(num_samples, seed, chunk_size)
         chunks = list(evaluate_in_chunks(self._evaluator(), num_samples, chunk_size, seed))
         cat = lambda key: {n: np.concatenate([c[key][n] for c in chunks]) for n in chunks[0][key]}  # noqa: E731
         weights = []
@@ -140,12 +174,16 @@ class Fit:
         ``site`` may be omitted when the guide has one such latent.
         """
         check_count("num_samples", num_samples, 1)
+        guide, params = self._posterior_guide()
         normals = self._adapter.local_normals(
-            self.model, self.guide, self.args, self.kwargs, params=self.params, data_plate=self.data_plate,
+            self.model, guide, self.args, self.kwargs, params=params, data_plate=self.data_plate,
             scope=self._scope,
         )
         if not normals:
-            raise ValueError("collapse diagnostics need a guide with a Normal latent inside the data plate (an encoder q(z|x))")
+            raise ValueError(
+                "collapse diagnostics need a guide with a Normal latent inside the data plate (an encoder q(z|x))"
+                + (f"; site={site!r} is not one" if site is not None else "")
+            )
         if site is None:
             if len(normals) > 1:
                 raise ValueError(f"the guide has several per-datum Normal latents {sorted(normals)}; pass site=")
@@ -168,6 +206,7 @@ class Fit:
         ``collapse=True`` (or a site name) adds a ``collapse`` group with
         :meth:`collapse`'s diagnostics (``ppzoo.diagnostics.plot_collapse`` draws it).
         """
+        self._check_draws(num_samples, seed, chunk_size)
         points = point_mass_sites(self._evaluator(), seed)
         latents, loglik, observed, log_weights, _, local = self._draws(num_samples, seed, chunk_size)
         if points:
@@ -186,6 +225,8 @@ class Fit:
         if self.stop_reason:
             attrs["stop_reason"] = self.stop_reason
         attrs["diverged"] = int(self.diverged)
+        if self.learning_rates:
+            attrs["learning_rates"] = json.dumps(self.learning_rates)
         if self.converged is not None:
             attrs["converged"] = int(self.converged)
             attrs["loss_trend"] = json.dumps(self.trend.to_dict())
@@ -205,12 +246,19 @@ class Fit:
         one k-hat per datum ``(N,)`` for models whose latents are all per datum
         (the ratios ``p(x_i, z_i) / q(z_i | x_i)``).
         """
-        check_count("num_samples", num_samples, PSIS_MIN_DRAWS)
+        self._check_draws(num_samples, seed, chunk_size, PSIS_MIN_DRAWS)
+        check_flag("per_datum", per_datum)
         check_has_density(self._evaluator(), "psis_khat")
-        _, _, _, log_weights, local_weights, _ = self._draws(num_samples, seed, chunk_size)
+        latents, _, _, log_weights, local_weights, local = self._draws(num_samples, seed, chunk_size)
         if per_datum:
             if local_weights is None:
                 raise ValueError("per_datum=True needs a model with a data plate")
+            shared = sorted(set(latents) - set(local))
+            if shared:
+                raise ValueError(
+                    f"per_datum=True needs a model whose latents are all per datum; {shared} are shared by "
+                    "all data, so the per-datum ratios p(x_i, z_i) / q(z_i | x_i) are not defined"
+                )
             return psis_khat(local_weights.T)
         return psis_khat(log_weights)
 
@@ -229,7 +277,7 @@ def fit(
     num_particles: int = 1,
     estimator: str = "reparam",
     optimizer=None,
-    num_steps: int = 1000,
+    num_steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     device=None,
@@ -256,10 +304,21 @@ def fit(
             (the bound with ``K = num_particles``), or an objective object
             (``ppzoo.inference.IWAE(...)``, ``AnnealedELBO(beta=LinearWarmup(...))``).
         estimator: ``"reparam"``, ``"stl"``, or for IWAE ``"dreg"``.
-        optimizer: a ``pyro.optim`` optimiser (Pyro) or a ``numpyro.optim`` one
-            (NumPyro); default Adam with learning rate ``1e-3`` (``pyro.optim.Adam``;
-            ``optax.adam`` through ``numpyro.optim.optax_to_numpyro``).
-        num_steps: optimisation steps ``T``.
+        optimizer: a ``pyro.optim`` optimiser (Pyro, made with a dict of
+            arguments or a function of the parameter) or a ``numpyro.optim`` one
+            (NumPyro), whose learning rate is left as it is. Default: Adam
+            (``pyro.optim.Adam``; ``optax.adam`` through
+            ``numpyro.optim.optax_to_numpyro``) from learning rate ``1e-2``
+            (``1e-3`` for programs with neural-network modules, whose parameter
+            names hold ``$``), lowered tenfold when the loss levels off, twice,
+            each rate running at least twice as long as the one before
+            (:class:`ppzoo.diagnostics.fit_convergence.PlateauSchedule`;
+            ``Fit.learning_rates`` records it).
+        num_steps: optimisation steps ``T``; ``None`` (default): until the loss
+            levels off at the last learning rate (at the user's learning rate
+            with ``optimizer=``), at most :data:`MAX_STEPS` (30,000). An
+            objective that changes with the step (an annealed ``beta``,
+            ``step_kwargs``) needs ``num_steps``, and keeps its first learning rate.
         batch_size: subsample the data plate, ``B`` indices per step drawn
             uniformly with replacement, data terms scaled by ``N / B``
             (default: the model's own plate settings, usually all data).
@@ -297,7 +356,8 @@ def fit(
     values are refused before anything runs.
     """
     objective = _objective(objective, num_particles, estimator, data_plate)
-    check_count("num_steps", num_steps, 1)
+    if num_steps is not None:
+        check_count("num_steps", num_steps, 1)
     check_seed(seed)
     check_flag("progress_bar", progress_bar)
     if not callable(guide):
@@ -307,21 +367,34 @@ def fit(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
     check_flag("jit_compile", jit_compile)
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     args, kwargs = tuple(args), dict(kwargs)
-    backend = backend or detect_backend(model, args, kwargs)
+    check_model_keywords(model, kwargs, fit)
+    check_data_not_empty(model, args, kwargs)
+    backend = resolve_backend(model, args, kwargs, backend)
+    check_guide_ppl(guide, backend)
     annealed = isinstance(objective, AnnealedELBO) and callable(objective.beta)
-    bar = tqdm(total=num_steps, desc=f"fit ({backend})", disable=not progress_bar, unit="step", dynamic_ncols=True)
+    # a loss that changes with the step (annealed beta, step_kwargs) has no plateau to judge
+    changing = annealed or step_kwargs is not None
+    if num_steps is None and changing:
+        raise ValueError(
+            "num_steps must be given when the objective changes from step to step (an annealed beta or step_kwargs): "
+            "the fit cannot tell from such a loss when to stop"
+        )
+    schedule = PlateauSchedule(_first_learning_rate if optimizer is None else None, reduce=not changing,
+                               stop=num_steps is None)
+    max_steps = MAX_STEPS if num_steps is None else num_steps
+    bar = tqdm(total=max_steps, desc=f"fit ({backend})", disable=not progress_bar, unit="step", dynamic_ncols=True)
 
     def on_step(t, loss):
+        schedule.observe(loss)
         bar.update(1)
         if t % 50 == 0:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         if callback is not None:
             callback(t, loss)
 
-    settings = dict(num_steps=num_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs)
+    settings = dict(num_steps=max_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs,
+                    control=schedule)
     try:
         result = svi_adapter(backend, device).fit(
             objective, model, guide, args, kwargs, optimizer=optimizer, learning_rate=LEARNING_RATE,
@@ -338,18 +411,29 @@ def fit(
             + (" (the fit diverged: try a smaller learning rate)" if diverged else ""), RuntimeWarning, stacklevel=2,
         )
     losses = np.asarray(result.losses, dtype=np.float64)
-    trend = loss_trend(losses) if len(losses) else None
+    # judged at the last learning rate: a lower rate lowers the loss by itself, which is not a trend
+    start = schedule.since_change if schedule.since_change < len(losses) else 0
+    trend = loss_trend(losses[start:]) if len(losses) else None
     if trend is not None and trend.levelled_off is False and not result.stop_reason:
+        advice = ("run more steps (num_steps=, or None to stop when it levels off)" if num_steps is not None
+                  else f"it ran the most steps num_steps=None allows ({MAX_STEPS:,}); pass a larger num_steps=")
         warnings.warn(
-            f"ppzoo.fit had not levelled off: {trend.describe(len(losses))}; run more steps (num_steps=) or, "
-            "if it falls slowly, raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=2,
+            f"ppzoo.fit had not levelled off: {trend.describe(len(losses) - start)}"
+            + (f" since its learning rate was last lowered, at step {start:,}" if start else "") + f"; {advice} or, if it falls slowly, "
+            "raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=2,
         )
     return Fit(
         model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective,
         params=result.params, losses=losses, data_plate=result.data_plate,
         device=device, stop_reason=result.stop_reason, compiled_as=result.compiled_as, _scope=result.scope,
-        diverged=diverged, trend=trend,
+        diverged=diverged, trend=trend, learning_rates=schedule.changes,
     )
+
+
+def _first_learning_rate(param_names) -> float:
+    """:data:`NEURAL_LEARNING_RATE` when a parameter belongs to a neural-network module (its name holds
+    ``$``, as the PPLs name module parameters), else :data:`LEARNING_RATE`."""
+    return NEURAL_LEARNING_RATE if any("$" in name for name in param_names) else LEARNING_RATE
 
 
 def _check_params_finite(params) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from ppzoo.backends import make_backend
 from ppzoo.backends.initial import initial_positions
-from ppzoo.checks import check_count, check_flag, check_seed
+from ppzoo.checks import (
+    check_count,
+    check_data_not_empty,
+    check_flag,
+    check_model_keywords,
+    check_seed,
+)
 from ppzoo.diagnostics import sampler_run_to_inference_data
 from ppzoo.diagnostics.convergence import check_convergence
 from ppzoo.inference import get_sampler, run_chains
@@ -126,6 +132,8 @@ def sample(
     check_flag("progress_bar", progress_bar)
     check_flag("adapt", adapt)
     check_seed(seed)
+    check_model_keywords(model, kwargs, sample)
+    check_data_not_empty(model, args, kwargs)
     kernel = _kernel(
         method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,
         inverse_mass=inverse_mass,

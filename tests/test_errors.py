@@ -101,7 +101,7 @@ def test_bad_arguments(regression_data, kwargs, match):
     [
         ({"method": "svrg-ld", "inner_loop": 2.5}, "inner_loop must be an integer >= 1, got 2.5"),
         ({"num_samples": 10.0}, "num_samples must be an integer >= 1, got 10.0"),
-        ({"seed": "1"}, "seed must be an integer >= 0, got '1'"),
+        ({"seed": "1"}, r"seed must be an integer in \[0, 2\*\*63 - 1\], got '1'"),
         ({"log_likelihood": "no"}, "log_likelihood must be True or False, got 'no'"),
         ({"progress_bar": 0}, "progress_bar must be True or False, got 0"),
         ({"step_size": lambda t: 1e-3}, "step_size must be a positive number, ppzoo.inference.Constant"),

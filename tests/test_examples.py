@@ -36,6 +36,7 @@ SCRIPTS = {
         "--warmups", "5", "--out", "{tmp}/lv",
     ],
     "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
+    "benchmarks/fit_convergence.py": ["--quick", "--out", "{tmp}/fit_convergence"],
     "benchmarks/nuts_agreement.py": [
         "--quick", "--programs", "flat_prior_regression", "discrete_latent", "--methods", "default",
         "--nuts-warmup", "100", "--nuts-samples", "100", "--out", "{tmp}/nuts_agreement",

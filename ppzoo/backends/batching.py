@@ -51,6 +51,26 @@ def _leading(value):
     return shape[0] if shape is not None and len(shape) >= 1 else None
 
 
+def check_observed_lengths(model, args: Sequence, kwargs: dict, observed: Sequence[str], plate: str, num_data: int) -> None:
+    """An argument named as an observed site of the data plate (``y=`` for ``obs=y``, by keyword or
+    by the position of the model's parameter of that name) must have N rows: a shorter one indexed
+    by the plate's indices would be padded by JAX's clamped indexing, a longer one cut."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(model).parameters)
+    except (TypeError, ValueError):
+        names = []
+    given = {names[i]: a for i, a in enumerate(args) if i < len(names)} | dict(kwargs)
+    for name in observed:
+        rows = _leading(given.get(name))
+        if rows is not None and rows != num_data:
+            raise ValueError(
+                f"{name} has {rows} rows but the data plate {plate!r} has N={num_data}: every per-datum "
+                f"argument must have N rows (the observed site {name!r} is in that plate)"
+            )
+
+
 def per_datum_arguments(args: Sequence, kwargs: dict, num_data: int) -> BatchArgs:
     """The array arguments (top level) whose leading axis has ``num_data`` entries."""
     positions = tuple(i for i, a in enumerate(args) if _leading(a) == num_data)

@@ -19,7 +19,13 @@ from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
+from ppzoo.backends.batching import (
+    BatchArgs,
+    check_observed_lengths,
+    choose_batch_args,
+    plate_sizes,
+    take_batch,
+)
 from ppzoo.backends.layout import (
     DeterministicSite,
     PlateRecord,
@@ -62,11 +68,19 @@ def _jax_device(device):
         return device
     if isinstance(device, str):
         platform = {"cuda": "gpu"}.get(device.split(":")[0], device.split(":")[0])
-        index = int(device.split(":")[1]) if ":" in device else 0
         try:
-            return jax.devices(platform)[index]
+            index = int(device.split(":")[1]) if ":" in device else 0
+        except ValueError:
+            raise ValueError(f"device={device!r}: the part after ':' must be a device number, as in 'cuda:0'") from None
+        try:
+            found = jax.devices(platform)
         except RuntimeError as err:
             raise ValueError(f"device={device!r} is not available to JAX: {err}") from None
+        if not 0 <= index < len(found):
+            raise ValueError(
+                f"device={device!r}: JAX has {len(found)} {platform} device(s), numbered 0 to {len(found) - 1}"
+            )
+        return found[index]
     raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a jax.Device; got {device!r}")
 
 
@@ -140,6 +154,9 @@ class NumPyroBackend(Backend):
         self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model,
                                   numpyro_deterministic(trace))
         self.batch_args = BatchArgs()
+        if self.layout.data_plate is not None:
+            check_observed_lengths(model, self.args, self.kwargs, [o.name for o in self.layout.observed],
+                                   self.layout.data_plate, self.layout.num_data)
         if self.layout.data_plate is not None and self.layout.num_data > 1:
             self.batch_args = choose_batch_args(
                 self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,

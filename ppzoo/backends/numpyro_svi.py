@@ -18,7 +18,8 @@ import numpy as np
 from jax import random
 from numpyro import handlers
 
-from ppzoo.backends.sites import log_prob
+from ppzoo.backends.batching import check_observed_lengths
+from ppzoo.backends.sites import check_observed_site, log_prob
 from ppzoo.backends.svi_common import (
     LogDensityTerms,
     check_guide_matches,
@@ -198,12 +199,18 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
     initialisation would otherwise fail on them with a message that does not say why)."""
     alone = handlers.trace(handlers.seed(handlers.substitute(model, data=params or {}), 1)).get_trace(*args, **kwargs)
     check_observations_finite({n: s["value"] for n, s in alone.items() if s["type"] == "sample" and s["is_observed"]})
+    for n, site in alone.items():
+        if site["type"] == "sample" and site["is_observed"]:
+            check_observed_site(n, site["fn"], site["value"], [(f.name, f.dim) for f in site["cond_indep_stack"]])
     g = handlers.seed(handlers.substitute(guide, data=params or {}), 0)
     guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
     m = handlers.substitute(handlers.replay(handlers.seed(model, 1), guide_trace), data=params or {})
     trace = handlers.trace(m).get_trace(*args, **kwargs)
     plates, observed = plates_of(trace)
     name = pick_data_plate(plates, observed, data_plate)
+    if name:
+        check_observed_lengths(model, args, kwargs, [o for o, frames in observed.items() if name in frames], name,
+                               plates[name][0])
     return (name, *plates[name]) if name else (None, None, None)
 
 
@@ -284,7 +291,7 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
 
 
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
-            step_kwargs=None):
+            step_kwargs=None, control=None):
     """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
 
     Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
@@ -292,7 +299,11 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     constrained space) non-finite, leaves the state unchanged and stops the
     updates, so the run ends with the parameters of the last finite loss. The compiled
     block is kept for later fits with the same programs, objective and
-    optimiser (the data are its inputs, not constants).
+    optimiser (the data are its inputs, not constants). ``control`` (a
+    :class:`ppzoo.diagnostics.fit_convergence.PlateauSchedule`) gives the first
+    learning rate from the parameters' names and, after each block, a new one
+    or the signal to stop; a learning rate goes into the state of the default
+    optimiser (``optax.inject_hyperparams``), so the compiled block is reused.
     """
     arrays, rebuild, static_key = _split_static(args, kwargs)
     svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs)
@@ -303,6 +314,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     if step_kwargs is not None:
         init_kw.update(step_kwargs(jnp.asarray(0)))
     state = svi.init(init_key, *args, **init_kw)
+    if control is not None and (first := control.begin(set(svi.get_params(state)))) is not None:
+        state = _with_learning_rate(state, first)
 
     losses, reason, t = [], None, 0
     try:
@@ -323,11 +336,25 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                           else f"the parameters were not finite after step {step}")
                 break
             t += length
+            if control is not None:
+                learning_rate, stop = control.decide()
+                if learning_rate is not None:
+                    state = _with_learning_rate(state, learning_rate)
+                if stop:
+                    break
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
     # a parameter may be a pytree (an Equinox module's weights registered by eqx_module)
     params = {k: jax.tree_util.tree_map(np.asarray, v) for k, v in svi.get_params(state).items()}
     return params, losses, reason
+
+
+def _with_learning_rate(state, learning_rate):
+    """``state`` (NumPyro's ``SVIState``) with the learning rate of its ``optax.inject_hyperparams`` optimiser set."""
+    step, (params, inner) = state.optim_state
+    hyper = inner.hyperparams
+    hyper = {**hyper, "learning_rate": jnp.asarray(learning_rate, dtype=jnp.result_type(hyper["learning_rate"]))}
+    return state._replace(optim_state=(step, (params, inner._replace(hyperparams=hyper))))
 
 
 _TERM_FIELDS = ("obs_global", "obs_local", "prior_global", "prior_local", "guide_global", "guide_local")

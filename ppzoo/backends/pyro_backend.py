@@ -34,7 +34,13 @@ from pyro.infer.autoguide.initialization import InitMessenger
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.base import Backend, reduce_info
-from ppzoo.backends.batching import BatchArgs, choose_batch_args, plate_sizes, take_batch
+from ppzoo.backends.batching import (
+    BatchArgs,
+    check_observed_lengths,
+    choose_batch_args,
+    plate_sizes,
+    take_batch,
+)
 from ppzoo.backends.layout import (
     DeterministicSite,
     PlateRecord,
@@ -72,6 +78,9 @@ def _torch_device(device):
         raise ValueError(f"device={device!r} is not a torch device: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available to torch")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={str(device)!r}: torch has {count} CUDA device(s), numbered 0 to {count - 1}")
     return device
 
 
@@ -262,6 +271,9 @@ class PyroBackend(Backend):
         self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model,
                                   pyro_deterministic(trace))
         self.batch_args = BatchArgs()
+        if self.layout.data_plate is not None:
+            check_observed_lengths(model, self.args, self.kwargs, [o.name for o in self.layout.observed],
+                                   self.layout.data_plate, self.layout.num_data)
         if self.layout.data_plate is not None and self.layout.num_data > 1:
             self.batch_args = choose_batch_args(
                 self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,

@@ -21,7 +21,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from ppzoo.backends.sites import log_prob
+from ppzoo.backends.batching import check_observed_lengths
+from ppzoo.backends.sites import check_observed_site, log_prob
 from ppzoo.backends.svi_common import (
     LogDensityTerms,
     check_guide_matches,
@@ -267,6 +268,12 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None):
         n: s["value"].detach().cpu().numpy() for n, s in trace.nodes.items()
         if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and torch.is_tensor(s["value"])
     })
+    for n, site in trace.nodes.items():
+        if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site):
+            check_observed_site(n, site["fn"], site["value"], [(f.name, f.dim) for f in site["cond_indep_stack"]])
     plates, observed = plates_of(trace)
     name = pick_data_plate(plates, observed, data_plate)
+    if name:
+        check_observed_lengths(model, args, kwargs, [o for o, frames in observed.items() if name in frames], name,
+                               plates[name][0])
     return (name, *plates[name]) if name else (None, None, None)

@@ -14,7 +14,7 @@ import pyro.infer.util
 import torch
 from pyro import poutine
 
-__all__ = ["run_svi", "MIN_COMPILED_STEPS"]
+__all__ = ["run_svi", "MIN_COMPILED_STEPS", "CONTROL_EVERY", "set_learning_rate"]
 
 
 def _with_indices(fn, plate, current):
@@ -26,12 +26,25 @@ def _with_indices(fn, plate, current):
     return wrapped
 
 
+#: steps between calls of ``control`` (as NumPyro's compiled blocks)
+CONTROL_EVERY = 50
+
+
+def set_learning_rate(optimizer, learning_rate) -> None:
+    """Set the learning rate of every torch optimiser a ``pyro.optim`` optimiser (made with a dict of
+    arguments) has made, and of those it makes later."""
+    optimizer.pt_optim_args = {**optimizer.pt_optim_args, "lr": learning_rate}
+    for optim in optimizer.optim_objs.values():
+        for group in optim.param_groups:
+            group["lr"] = learning_rate
+
+
 #: fits shorter than this stay eager: tracing a step costs about as much as tens of eager steps
 MIN_COMPILED_STEPS = 20
 
 
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
-            step_kwargs=None, jit_compile=True):
+            step_kwargs=None, jit_compile=True, control=None):
     """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason, compiled_as)``.
 
     Each step: the loss and its gradient, then the optimiser step only if the
@@ -47,7 +60,11 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     graph (:mod:`ppzoo.backends.pyro_svi_graph`), run eagerly as well from the
     same random state, and the graph is kept only if it reproduces that step:
     the same loss, gradients and random draws. ``compiled_as`` says which:
-    ``"graph"``, or ``"eager"`` and why.
+    ``"graph"``, or ``"eager"`` and why. ``control`` (a
+    :class:`ppzoo.diagnostics.fit_convergence.PlateauSchedule`) gives the first
+    learning rate from the parameters' names, before the first update, and
+    every :data:`CONTROL_EVERY` steps a new one or the signal to stop; a
+    learning rate is set in every torch optimiser of ``optimizer``.
     """
     pyro.set_rng_seed(seed)
     losses, reason = [], None
@@ -112,6 +129,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                 _restore(leaves, saved)
                 break
             saved = [leaf.detach().clone() for leaf in leaves]  # the last parameters with a finite loss
+            if t == 0 and control is not None and (first := control.begin(set(first_params))) is not None:
+                set_learning_rate(optimizer, first)
             optimizer(leaves)
             pyro.infer.util.zero_grads(leaves)
             losses.append(value)
@@ -120,6 +139,12 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                 reason = f"the parameters were not finite after step {t}"
                 _restore(leaves, saved)
                 break
+            if control is not None and (t + 1) % CONTROL_EVERY == 0:
+                learning_rate, stop = control.decide()
+                if learning_rate is not None:
+                    set_learning_rate(optimizer, learning_rate)
+                if stop:
+                    break
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
     store = pyro.get_param_store()

@@ -57,6 +57,40 @@ class Site(NamedTuple):
     frames: tuple[tuple[str, int], ...]
 
 
+def check_observed_site(name, fn, value, frames=()) -> None:
+    """An observed value must be an array that broadcasts against its distribution's shape (batch and
+    event) and that the distribution can score: otherwise a ``TypeError`` / ``ValueError`` naming the
+    site. A per-datum argument shorter or longer than its plate, a list, or integer labels where
+    the PPL wants floats would otherwise fail later, inside a log-density, with a message that
+    names neither the site nor the argument."""
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        raise TypeError(
+            f"observed site {name!r}: its value is a {type(value).__name__}, not an array; pass an array "
+            "(numpy.asarray(...), or a torch tensor for Pyro)"
+        )
+    dist_shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
+    plates = ", ".join(f"{plate!r}" for plate, _ in frames)
+    try:
+        np.broadcast_shapes(dist_shape, tuple(shape))
+    except ValueError:
+        raise ValueError(
+            f"observed site {name!r}: its value has shape {tuple(shape)} but its distribution has shape {dist_shape}"
+            + (f" (inside plate(s) {plates})" if plates else "")
+            + "; every per-datum argument must have the data plate's length"
+        ) from None
+    try:
+        fn.log_prob(value)
+    except Exception as err:  # noqa: BLE001 - said with the site's name
+        dtype = getattr(value, "dtype", None)
+        hint = ("; its values are integers: pass them as floats" if dtype is not None
+                and "int" in str(dtype) and "float" not in str(dtype) else "")
+        raise ValueError(
+            f"observed site {name!r}: its distribution {type(fn).__name__} cannot score its value "
+            f"(dtype {dtype}, shape {tuple(shape)}): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{hint}"
+        ) from err
+
+
 def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable) -> list[SiteRecord]:
     """The :class:`~.layout.SiteRecord` of each site.
 
@@ -66,6 +100,8 @@ def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable)
     """
     records = []
     for site in sites:
+        if site.observed:
+            check_observed_site(site.name, site.fn, site.value, site.frames)
         shape = tuple(site.value.shape)
         discrete = (not site.observed) and bool(site.fn.support.is_discrete)
         unconstrained = shape

@@ -121,6 +121,29 @@ class PyroSVI:
             )
         return FitResult(params, losses, reason, plate, scope, compiled_as)
 
+    def check_observations(self, model, args, kwargs) -> None:
+        """Refuse NaN or infinite observations, from a trace of ``model`` alone (a throwaway parameter
+        store; the user's random stream untouched): before a guide's initialisation fails on them."""
+        import pyro
+        import pyro.util
+        import torch
+        from pyro import poutine
+        from pyro.poutine.util import site_is_subsample
+
+        from ppzoo.backends.svi_common import check_observations_finite
+
+        args, kwargs = self._data(args, kwargs)
+        state = pyro.util.get_rng_state()
+        try:
+            with pyro.get_param_store().scope(), pyro.validation_enabled(False):
+                trace = poutine.trace(model).get_trace(*args, **kwargs)
+        finally:
+            pyro.util.set_rng_state(state)
+        check_observations_finite({
+            n: s["value"].detach().cpu().numpy() for n, s in trace.nodes.items()
+            if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and torch.is_tensor(s["value"])
+        })
+
     def param_names(self, model, guide, args, kwargs) -> set:
         """The names of the ``param`` statements of ``guide`` and of ``model`` run on its draws (a
         throwaway parameter store; the user's random stream untouched)."""
@@ -142,6 +165,22 @@ class PyroSVI:
         from ppzoo.backends.pyro_backend import _to_torch
 
         return _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, self.device) or None
+
+    def posterior_guide(self, model, guide, args, kwargs, *, params, scope=None):
+        """``(guide, params)`` whose draws are the fitted posterior: an ``AutoLaplaceApproximation``
+        (fitted as a point mass at the MAP) becomes its Laplace approximation, Pyro's
+        ``laplace_approximation`` (a Gaussian in the unconstrained space with the inverse Hessian of
+        ``-log p(x, z)`` at the MAP as covariance); any other guide is itself."""
+        import pyro
+        from pyro.infer.autoguide import AutoLaplaceApproximation
+
+        if not isinstance(guide, AutoLaplaceApproximation):
+            return guide, params
+        args, kwargs = self._data(args, kwargs)
+        with self.scope(scope), pyro.validation_enabled(False):
+            laplace = guide.laplace_approximation(*args, **kwargs)
+        own = {name for name, _ in guide.named_parameters()} | {f"{guide._pyro_name}.{n}" for n, _ in guide.named_parameters()}
+        return laplace, {k: v for k, v in params.items() if k not in own}
 
     def evaluator(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None):
         """``evaluate(num_particles, seed, terms_only=False)`` (``pyro_svi_eval.evaluate``), NumPy out."""
@@ -199,7 +238,10 @@ class NumPyroSVI:
             import numpyro.optim
             import optax
 
-            _NUMPYRO_ADAM[learning_rate] = numpyro.optim.optax_to_numpyro(optax.adam(learning_rate))
+            # the learning rate lives in the optimiser's state, where the plateau schedule can lower it
+            _NUMPYRO_ADAM[learning_rate] = numpyro.optim.optax_to_numpyro(
+                optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+            )
         return _NUMPYRO_ADAM[learning_rate]
 
     def fit(self, objective, model, guide, args, kwargs, *, optimizer, learning_rate, batch_size, data_plate,
@@ -221,6 +263,16 @@ class NumPyroSVI:
         )
         return FitResult(params, losses, reason, plate, None, "jit")
 
+    def check_observations(self, model, args, kwargs) -> None:
+        """Refuse NaN or infinite observations, from a trace of ``model`` alone."""
+        from numpyro import handlers
+
+        from ppzoo.backends.svi_common import check_observations_finite
+
+        args, kwargs = self._data(args, kwargs)
+        trace = handlers.trace(handlers.seed(model, 1)).get_trace(*args, **kwargs)
+        check_observations_finite({n: s["value"] for n, s in trace.items() if s["type"] == "sample" and s["is_observed"]})
+
     def param_names(self, model, guide, args, kwargs) -> set:
         """The names of the ``param`` statements of ``guide`` and of ``model`` run on its draws."""
         from numpyro import handlers
@@ -229,6 +281,24 @@ class NumPyroSVI:
         guide_trace = handlers.trace(handlers.seed(guide, 0)).get_trace(*args, **kwargs)
         model_trace = handlers.trace(handlers.replay(handlers.seed(model, 1), guide_trace)).get_trace(*args, **kwargs)
         return {n for t in (guide_trace, model_trace) for n, site in t.items() if site["type"] == "param"}
+
+    def posterior_guide(self, model, guide, args, kwargs, *, params, scope=None):
+        """``(guide, params)`` whose draws are the fitted posterior: an ``AutoLaplaceApproximation``
+        (fitted as a point mass at the MAP) becomes an ``AutoMultivariateNormal`` of the same model and
+        prefix whose location and Cholesky factor are NumPyro's Laplace approximation at the fitted MAP
+        (``get_transform``: the inverse Hessian of ``-log p(x, z)`` there, unconstrained); any other
+        guide is itself."""
+        import jax.numpy as jnp
+        from numpyro.infer.autoguide import AutoLaplaceApproximation, AutoMultivariateNormal
+
+        if not isinstance(guide, AutoLaplaceApproximation):
+            return guide, params
+        transform = guide.get_transform({k: jnp.asarray(v) for k, v in params.items()})
+        prefix = guide.prefix
+        gaussian = AutoMultivariateNormal(model, prefix=prefix)
+        rest = {k: v for k, v in params.items() if k != f"{prefix}_loc"}
+        return gaussian, {**rest, f"{prefix}_loc": np.asarray(transform.loc),
+                          f"{prefix}_scale_tril": np.asarray(transform.scale_tril)}
 
     def evaluator(self, model, guide, args, kwargs, *, params, data_plate=None, scope=None):
         """``evaluate(num_particles, seed, terms_only=False)`` (``numpyro_svi.make_evaluator``), NumPy out."""
