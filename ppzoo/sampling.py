@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 from ppzoo.backends import make_backend
+from ppzoo.diagnostics import arviz_compat
 from ppzoo.backends.initial import initial_positions
 from ppzoo.checks import (
     check_count,
@@ -157,8 +161,29 @@ def sample(
         preconditioner=preconditioner,
     )
     idata = sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
+    warn_diverged(idata, num_chains, stacklevel=3)
     check_convergence(idata, warn=True, stacklevel=3)
     return idata
+
+
+def warn_diverged(idata, num_chains: int, stacklevel: int = 2) -> None:
+    """One ``RuntimeWarning`` naming the chains that diverged (``attrs["diverged_chains"]``), where,
+    and what the result holds instead."""
+    recorded = arviz_compat.get_group(idata, "posterior").attrs.get("diverged_chains")
+    if not recorded:
+        return
+    diverged = json.loads(recorded)
+    where = ", ".join(f"chain {d['chain']} at draw {d['draw']} (sampler step {d['step']})" for d in diverged)
+    if arviz_compat.has_group(idata, "diverged_posterior"):
+        kept = (f"the result holds the other {num_chains - len(diverged)} chains, so their summaries and az.loo "
+                "stay usable; the diverged chains' draws are in the diverged_posterior group")
+    else:
+        kept = "no chain stayed finite, so summaries over these draws are NaN"
+    warnings.warn(
+        f"{len(diverged)} of {num_chains} chains diverged (a position or the log density stopped being finite): "
+        f"{where}; {kept}. Reduce step_size, or look at the model where it diverged",
+        RuntimeWarning, stacklevel=stacklevel,
+    )
 
 
 def _kernel(method, **settings):

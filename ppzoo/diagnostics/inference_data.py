@@ -11,12 +11,14 @@ named after the data plate, so ``az.loo`` works) and ``observed_data``.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ppzoo._version import __version__
 from ppzoo.diagnostics import arviz_compat
 
-__all__ = ["sampler_run_to_inference_data"]
+__all__ = ["sampler_run_to_inference_data", "diverged_chains"]
 
 #: draws per call when the per-datum log-likelihood is evaluated
 _LOGLIK_CHUNK = 256
@@ -70,7 +72,20 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         lp, loglik = _pointwise(backend, flat, _LOGLIK_CHUNK)
         groups["log_likelihood"] = {k: v.reshape((num_chains, num_draws) + v.shape[1:]) for k, v in loglik.items()}
         stats["lp"] = lp.reshape(num_chains, num_draws)
+        # a log density that is not finite at a finite position diverged as well
+        stats["diverging"] = stats["diverging"] | ~np.isfinite(stats["lp"])
     groups["sample_stats"] = stats
+    diverged = diverged_chains(stats["diverging"], run.num_warmup, run.thinning)
+    healthy = [c for c in range(num_chains) if c not in {d["chain"] for d in diverged}]
+    set_aside = None
+    if diverged and healthy:
+        # the healthy chains are the result (their summaries and az.loo stay usable); the diverged
+        # chains' draws, not finite from their divergence on, are kept in a group of their own
+        set_aside = {"posterior": {k: v[[d["chain"] for d in diverged]] for k, v in posterior.items()}}
+        groups = {
+            name: (values if name == "observed_data" else {k: v[healthy] for k, v in values.items()})
+            for name, values in groups.items()
+        }
     kernel = run.kernel
     attrs = {
         "inference_library": "ppzoo",
@@ -90,5 +105,24 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         attrs["inner_loop"] = int(kernel.inner_loop)
     # adapted: 1 if warmup chose the step size (and preconditioner); inverse_mass: diag M^-1, (D,)
     attrs.update(run.attrs)
+    if diverged:
+        attrs["diverged_chains"] = json.dumps(diverged)
     # a log-likelihood takes the leading dims of its observed value: the data plate's, or its batch dims
-    return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)
+    if set_aside is None:
+        return arviz_compat.from_dict(groups, dims=dims, attrs=attrs)
+    result = arviz_compat.from_dict(groups, dims=dims, coords={"chain": healthy}, attrs=attrs)
+    aside = arviz_compat.from_dict(set_aside, dims=dims, coords={"chain": [d["chain"] for d in diverged]})
+    arviz_compat.add_group(result, "diverged_posterior", arviz_compat.get_group(aside, "posterior"))
+    return result
+
+
+def diverged_chains(diverging, num_warmup: int, thinning: int) -> list[dict]:
+    """``[{"chain", "draw", "step"}]``: each chain with a diverging draw ``(C, S)``, its first one, and
+    the sampler step that made it (warmup steps counted)."""
+    out = []
+    for chain in range(diverging.shape[0]):
+        flagged = np.flatnonzero(diverging[chain])
+        if flagged.size:
+            draw = int(flagged[0])
+            out.append({"chain": chain, "draw": draw, "step": int(num_warmup + (draw + 1) * thinning)})
+    return out
