@@ -95,7 +95,8 @@ def log_marginal_likelihood(
     args, kwargs = tuple(args), dict(kwargs)
     check_model_keywords(model, kwargs, log_marginal_likelihood)
     check_data_not_empty(model, args, kwargs)
-    backend = resolve_backend(model, args, kwargs, backend)
+    backend = resolve_backend(model, args, kwargs, backend,
+                              proper_priors="the marginal likelihood p(x) is not defined under it")
     check_guide_ppl(guide, backend)
     adapter = svi_adapter(backend, device)
     adapter.check_observations(model, args, kwargs)

@@ -194,6 +194,27 @@ def _posterior_draws(posterior) -> dict[str, np.ndarray]:
     return draws
 
 
+#: the zoo's entries as ``ppzoo list`` shows them, without importing a PPL (see :func:`catalog`)
+CATALOG = pathlib.Path(__file__).resolve().parent / "references" / "catalog.json"
+
+
+def catalog() -> list[dict]:
+    """Each entry's ``name``, ``description``, ``data``, ``backends``, ``N`` (the data plate's
+    size) and ``dim`` (unconstrained latent dimensions), found by tracing its NumPyro program on
+    its data. ``python models/references/make_catalog.py`` writes it to :data:`CATALOG`, which
+    ``ppzoo list`` reads (a test checks that the file agrees with this)."""
+    from ppzoo.backends import make_backend
+
+    rows = []
+    for name in list_models():
+        spec = get(name)
+        args, kwargs = spec.load_data()
+        layout = make_backend(spec.numpyro_model, args, kwargs, backend="numpyro").layout
+        rows.append({"name": name, "description": spec.description, "data": spec.data,
+                     "backends": ["numpyro", "pyro"], "N": int(layout.num_data), "dim": int(layout.dim)})
+    return rows
+
+
 def list_models() -> list[str]:
     """The names of the zoo's entries, sorted."""
     return sorted(ENTRIES)

@@ -9,9 +9,35 @@ fits a guide by SVI, and ``ppzoo.log_marginal_likelihood`` estimates
 samplers in :mod:`ppzoo.inference`.
 """
 
-from ppzoo._version import __version__
-from ppzoo.fitting import Fit, fit
-from ppzoo.inference.evaluate import log_marginal_likelihood
-from ppzoo.sampling import sample
+import importlib
 
-__all__ = ["__version__", "sample", "fit", "Fit", "log_marginal_likelihood"]
+from ppzoo._version import __version__
+
+__all__ = ["__version__", "sample", "resume", "log_likelihood", "fit", "Fit", "log_marginal_likelihood"]
+
+# ``import ppzoo`` stays light (the CLI's ``ppzoo list`` and ``--version`` import no PPL): the
+# front door's functions and the sub-packages are imported when first used
+_FUNCTIONS = {
+    "sample": "ppzoo.sampling",
+    "resume": "ppzoo.checkpoint",
+    "fit": "ppzoo.fitting",
+    "Fit": "ppzoo.fitting",
+    "log_marginal_likelihood": "ppzoo.inference.evaluate",
+    "log_likelihood": "ppzoo.pointwise",
+}
+_PACKAGES = {"models", "inference", "diagnostics", "backends", "nn", "data", "checks", "cli"}
+
+
+def __getattr__(name):
+    if name in _FUNCTIONS:
+        value = getattr(importlib.import_module(_FUNCTIONS[name]), name)
+    elif name in _PACKAGES:
+        value = importlib.import_module(f"ppzoo.{name}")
+    else:
+        raise AttributeError(f"module 'ppzoo' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_FUNCTIONS) | _PACKAGES)

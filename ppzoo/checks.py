@@ -12,7 +12,11 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_count", "check_number", "check_flag", "check_seed", "check_data_not_empty", "check_model_keywords", "MAX_SEED"]
+__all__ = [
+    "check_count", "check_number", "check_flag", "check_seed", "check_thinning", "check_batch_size", "check_data_plate",
+    "check_data_not_empty", "check_observations_finite", "nonfinite_count",
+    "nonfinite_arguments", "integer_arguments", "check_model_keywords", "MAX_SEED",
+]
 
 #: seeds are integers in ``[0, MAX_SEED]``: what both ``jax.random.PRNGKey`` (an int64)
 #: and ``torch.Generator.manual_seed`` take
@@ -75,24 +79,137 @@ def check_seed(value, name: str = "seed") -> int:
     return int(value)
 
 
-def check_data_not_empty(program, args, kwargs) -> None:
-    """A ``ValueError`` naming the first argument of ``program(*args, **kwargs)`` that is an array with
-    no rows (a leading dimension of 0): a plate of size 0 would otherwise fail deep in the PPL."""
+def check_thinning(value) -> int | str:
+    """``value`` if it is ``"auto"``, else as an ``int >= 1``: ``TypeError`` for a value that is
+    neither a string nor an integer, ``ValueError`` for another string or an integer below 1; both
+    say ``'thinning must be an integer >= 1 or "auto", got <value>'``."""
+    message = f'thinning must be an integer >= 1 or "auto", got {value!r}'
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(message)
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(message)
+    if value < 1:
+        raise ValueError(message)
+    return int(value)
+
+
+def check_batch_size(batch_size, num_data: int, plate) -> int:
+    """``batch_size`` as an ``int`` in ``[1, num_data]`` (``num_data``: the size of the data plate
+    ``plate``): the type and lower bound as :func:`check_count`, the upper bound with one message,
+    ``"batch_size must be at most N=<num_data> (the size of the data plate <plate>), got <value>"``."""
+    batch_size = check_count("batch_size", batch_size, 1)
+    if batch_size > num_data:
+        raise ValueError(
+            f"batch_size must be at most N={num_data} (the size of the data plate {plate!r}), got {batch_size}"
+        )
+    return batch_size
+
+
+def check_data_plate(data_plate, plates) -> str:
+    """``data_plate`` if it names one of ``plates`` (the model's plate names): ``TypeError`` unless a
+    string, ``ValueError`` naming the model's plates otherwise."""
+    if not isinstance(data_plate, str):
+        raise TypeError(f"data_plate must be a plate name (str), got {data_plate!r}")
+    if data_plate not in plates:
+        raise ValueError(f"data_plate={data_plate!r} is not a plate of the model; its plates are {sorted(plates)}")
+    return data_plate
+
+
+def nonfinite_count(value):
+    """``(number of NaN / infinite entries, size)`` of a floating array (NumPy, JAX or torch), else ``None``."""
+    import numpy as np
+
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return None
+    if type(value).__module__.startswith("torch"):
+        if not value.dtype.is_floating_point:
+            return None
+        value = value.detach().cpu().double().numpy()
+    try:
+        value = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not an array we can read
+        return None
+    if not np.issubdtype(value.dtype, np.floating) and not np.issubdtype(value.dtype, np.complexfloating):
+        return None
+    bad = int(np.sum(~np.isfinite(value)))
+    return (bad, int(value.size)) if bad else None
+
+
+def check_observations_finite(observed) -> None:
+    """A ``ValueError`` naming the first observed site of ``{name: value}`` that holds NaN or
+    infinite values, with their count: a fit or a chain would otherwise stop at its first step,
+    or fit nothing."""
+    for name, value in observed.items():
+        found = nonfinite_count(value)
+        if found:
+            raise ValueError(
+                f"observed site {name!r} contains NaN or infinite values ({found[0]} of {found[1]}); ppzoo "
+                "expects finite observations (mask or drop missing data first)"
+            )
+
+
+def nonfinite_arguments(program, args, kwargs) -> list[str]:
+    """The array arguments of ``program(*args, **kwargs)`` (named from its signature) that hold NaN
+    or infinite values, each as ``"<name> contains NaN or infinite values (<k> of <n>)"``: said
+    where the program fails, or its observations' log-probability is not finite, because of them."""
+    names = _parameter_names(program)
+    found = []
+    for i, value in enumerate(args):
+        count = nonfinite_count(value)
+        if count:
+            name = names[i] if i < len(names) else f"positional argument {i}"
+            found.append(f"{name} contains NaN or infinite values ({count[0]} of {count[1]})")
+    for name, value in kwargs.items():
+        count = nonfinite_count(value)
+        if count:
+            found.append(f"{name} contains NaN or infinite values ({count[0]} of {count[1]})")
+    return found
+
+
+def integer_arguments(program, args, kwargs) -> list[str]:
+    """The array arguments of ``program(*args, **kwargs)`` that hold integers or booleans, each as
+    ``"<name> holds <dtype> values: pass floats where the model computes with it"``: said where a
+    program fails on a type (torch does not mix integer and floating tensors in a product)."""
+    names = _parameter_names(program)
+    given = [(names[i] if i < len(names) else f"positional argument {i}", v) for i, v in enumerate(args)]
+    found = []
+    for name, value in given + list(kwargs.items()):
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or not hasattr(value, "shape"):
+            continue
+        text = str(dtype).replace("torch.", "")
+        if text.startswith(("int", "uint", "bool")):
+            found.append(f"{name} holds {text} values: pass floats where the model computes with it")
+    return found
+
+
+def _parameter_names(program) -> list[str]:
     import inspect
 
     try:
-        names = list(inspect.signature(program).parameters)
+        return list(inspect.signature(program).parameters)
     except (TypeError, ValueError):
-        names = []
-    for i, value in enumerate(args):
+        return []
+
+
+def check_data_not_empty(program, args, kwargs) -> None:
+    """A ``ValueError`` naming the first argument of ``program(*args, **kwargs)`` that is an array with
+    no rows (a leading dimension of 0): a plate of size 0 would otherwise fail deep in the PPL; and
+    a ``TypeError`` naming the first NumPy array of objects or strings, which neither PPL can
+    compute with (it would otherwise fail inside the tracer, far from the argument)."""
+    names = _parameter_names(program)
+    given = [(names[i] if i < len(names) else f"positional argument {i}", v) for i, v in enumerate(args)]
+    for name, value in given + list(kwargs.items()):
         shape = getattr(value, "shape", None)
         if shape is not None and len(shape) >= 1 and shape[0] == 0:
-            name = names[i] if i < len(names) else f"positional argument {i}"
             raise ValueError(f"{name} has no rows (shape {tuple(shape)}): there must be at least one datum")
-    for name, value in kwargs.items():
-        shape = getattr(value, "shape", None)
-        if shape is not None and len(shape) >= 1 and shape[0] == 0:
-            raise ValueError(f"{name} has no rows (shape {tuple(shape)}): there must be at least one datum")
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if type(value).__module__ == "numpy" and kind in ("O", "U", "S"):
+            raise TypeError(
+                f"{name} is an array of dtype {value.dtype}: pass numbers (e.g. numpy.asarray({name}, dtype=float))"
+            )
 
 
 def check_model_keywords(model, kwargs, function) -> None:

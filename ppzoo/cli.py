@@ -13,7 +13,11 @@ prints ArviZ's summary of a few parameters and writes the result (an
 ``xarray.DataTree`` under ArviZ 1.x, an ``InferenceData`` under 0.23; the
 file reads under either) to ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
 (``ModelSpec.sampler_defaults``). Bad arguments end with one line on stderr
-and exit status 2.
+and exit status 2; ``--out`` is checked writable before the run starts, and
+a result that cannot be written there goes to a file in the system's
+temporary folder, named on stderr (exit status 1). A run stopped by Ctrl-C
+writes what it drew and exits with status 130. ``ppzoo --version`` prints the
+version.
 """
 
 from __future__ import annotations
@@ -24,38 +28,21 @@ import sys
 import tempfile
 import warnings
 
-__all__ = ["main", "write_netcdf"]
+from ppzoo._version import __version__
+from ppzoo.files import _temporary_beside, check_writable, write_netcdf
+
+__all__ = ["main", "write_netcdf", "check_writable"]
 
 #: what ``ppzoo run`` uses where neither the user nor the zoo entry says
 RUN_DEFAULTS = {"method": "sgld-cv", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
 
 
-def write_netcdf(idata, path: str) -> None:
-    """Write ``idata`` (``DataTree`` or ``InferenceData``) to ``path`` via a temporary file in the
-    same folder, renamed at the end, so an interrupted write never leaves a half-written file
-    under ``path``."""
-    from ppzoo.diagnostics import arviz_compat
-
-    tmp = _temporary_beside(path, ".nc.tmp")
-    try:
-        arviz_compat.to_netcdf(idata, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _temporary_beside(path, suffix):
-    """A new empty file in ``path``'s folder, with the permissions a plain ``open`` would give
-    (``mkstemp`` makes it private, and the file is renamed to ``path`` at the end)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ppzoo-", suffix=suffix, dir=folder)
+def _fallback_path(path) -> str:
+    """Where a result goes when ``path`` cannot be written: the system's temporary folder."""
+    stem = os.path.splitext(os.path.basename(path))[0] or "ppzoo-run"
+    fd, fallback = tempfile.mkstemp(prefix=f"{stem}-", suffix=".nc")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
+    return fallback
 
 
 def _positive_int(text):
@@ -83,6 +70,7 @@ def _parser():
     interval = f"{SUMMARY_INTERVAL[1]:.0%} {SUMMARY_INTERVAL[0].upper()}"
 
     parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
+    parser.add_argument("--version", action="version", version=f"ppzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the zoo's models")
     run = sub.add_parser("run", help="sample a zoo model and write its ArviZ result (netCDF)")
@@ -101,6 +89,9 @@ def _parser():
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
     run.add_argument("--no-adapt", action="store_true", help="no warmup adaptation of the step size and preconditioner")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--checkpoint", default=None, metavar="FILE", help="write the run's state and draws here as it goes (netCDF)")
+    run.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K", help="draws between checkpoints (default: a tenth of the draws)")
+    run.add_argument("--resume", default=None, metavar="FILE", help="continue the run of this checkpoint (it goes on writing there); sampler settings come from it")
     summary = sub.add_parser(
         "summary", help=f"ArviZ's summary of a run (mean, sd, {interval}, ESS, R-hat, MCSE), its gradient evaluations and divergences"
     )
@@ -131,15 +122,15 @@ def _load(path):
 
 
 def _list(opts) -> int:
-    from ppzoo import models
-    from ppzoo.backends import make_backend
+    import importlib.util
+    import json
+    import pathlib
 
+    # the catalog the zoo keeps (models/references/catalog.json), read without importing a PPL
+    where = importlib.util.find_spec("ppzoo.models").submodule_search_locations[0]
+    entries = json.loads((pathlib.Path(where) / "references" / "catalog.json").read_text())
     rows = [("name", "description", "backends", "N", "latent dims")]
-    for name in models.list_models():
-        spec = models.get(name)
-        args, kwargs = spec.load_data()
-        layout = make_backend(spec.numpyro_model, args, kwargs, backend="numpyro").layout
-        rows.append((name, spec.description, "numpyro, pyro", str(layout.num_data), str(layout.dim)))
+    rows += [(e["name"], e["description"], ", ".join(e["backends"]), str(e["N"]), str(e["dim"])) for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -211,6 +202,7 @@ def _plot(opts) -> int:
     from ppzoo.diagnostics import arviz_compat
 
     idata = _load(opts.file)
+    check_writable(opts.out)
     posterior = arviz_compat.get_group(idata, "posterior")
     var_names = opts.var_names
     if var_names:
@@ -239,43 +231,78 @@ def _run(opts) -> int:
     from ppzoo import models
     from ppzoo.diagnostics import arviz_compat
 
-    spec = models.get(opts.model)
-    args, kwargs = spec.load_data()
-    settings = {**RUN_DEFAULTS, **spec.sampler_defaults}
-    given = {
-        "method": opts.method, "num_samples": opts.num_samples, "num_warmup": opts.num_warmup,
-        "thinning": opts.thinning, "step_size": opts.step_size, "batch_size": opts.batch_size,
-        "inner_loop": opts.inner_loop,
-    }
-    settings.update({k: v for k, v in given.items() if v is not None})
-    idata = ppzoo.sample(
-        spec.model(opts.backend),
-        *args,
-        num_chains=opts.num_chains,
-        adapt=not opts.no_adapt,
-        **settings,
-        seed=opts.seed,
-        device=opts.device,
-        backend=opts.backend,
-        progress_bar=not opts.no_progress,
-        **kwargs,
-    )
+    if opts.resume is not None and not os.path.isfile(opts.resume):
+        raise OSError(f"--resume {opts.resume}: no such file")
+    check_writable(opts.out)
+    if opts.resume is not None:
+        from ppzoo.checkpoint import read_checkpoint
+
+        if opts.checkpoint is not None:
+            raise ValueError("--checkpoint: a resumed run goes on writing the checkpoint it resumes (--resume)")
+        run_settings = read_checkpoint(opts.resume)[2]
+        idata = ppzoo.resume(opts.resume, num_samples=opts.num_samples, checkpoint_every=opts.checkpoint_every,
+                             progress_bar=not opts.no_progress, device=opts.device)
+        settings = {"method": arviz_compat.get_group(idata, "posterior").attrs["method"]}
+        opts.backend = run_settings["backend"]
+        opts.model = (run_settings.get("model_module") or opts.model).rsplit(".", 1)[-1]
+    else:
+        spec = models.get(opts.model)
+        args, kwargs = spec.load_data()
+        settings = {**RUN_DEFAULTS, **spec.sampler_defaults}
+        given = {
+            "method": opts.method, "num_samples": opts.num_samples, "num_warmup": opts.num_warmup,
+            "thinning": opts.thinning, "step_size": opts.step_size, "batch_size": opts.batch_size,
+            "inner_loop": opts.inner_loop,
+        }
+        settings.update({k: v for k, v in given.items() if v is not None})
+        idata = ppzoo.sample(
+            spec.model(opts.backend),
+            *args,
+            num_chains=opts.num_chains,
+            adapt=not opts.no_adapt,
+            **settings,
+            seed=opts.seed,
+            device=opts.device,
+            backend=opts.backend,
+            progress_bar=not opts.no_progress,
+            checkpoint=opts.checkpoint,
+            checkpoint_every=opts.checkpoint_every,
+            **kwargs,
+        )
     posterior = arviz_compat.get_group(idata, "posterior")
-    _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
-    stats = arviz_compat.get_group(idata, "sample_stats")
-    print(
-        f"\n{settings['method']} on {opts.model} ({opts.backend}): {posterior.sizes['chain']} chains x "
-        f"{posterior.sizes['draw']} draws, step size {float(stats.step_size[0, -1]):.3g}, "
-        f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
-        f"{int(stats.diverging.sum())} divergent draws"
-    )
-    _print_convergence(idata)
-    write_netcdf(idata, opts.out)
+    if posterior.sizes["draw"]:
+        _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
+        stats = arviz_compat.get_group(idata, "sample_stats")
+        print(
+            f"\n{settings['method']} on {opts.model} ({opts.backend}): {posterior.sizes['chain']} chains x "
+            f"{posterior.sizes['draw']} draws, step size {float(stats.step_size[0, -1]):.3g}, "
+            f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
+            f"{int(stats.diverging.sum())} divergent draws"
+        )
+        _print_convergence(idata)
+    try:
+        write_netcdf(idata, opts.out)
+    except OSError as err:
+        fallback = _fallback_path(opts.out)
+        write_netcdf(idata, fallback)
+        print(f"ppzoo: error: could not write {opts.out} ({err}); the result is in {fallback}", file=sys.stderr)
+        return 1
     print(f"wrote {opts.out}")
+    if posterior.attrs.get("stopped_in"):
+        print(f"ppzoo: interrupted during {posterior.attrs['stopped_in']}; {opts.out} holds the "
+              f"{posterior.sizes['draw']} draws per chain made before it stopped", file=sys.stderr)
+        return 130
     return 0
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the parser's choices come from the samplers and ArviZ (seconds of imports): these two need neither
+    if argv == ["list"]:
+        return _list(None)
+    if argv == ["--version"]:
+        print(f"ppzoo {__version__}")
+        return 0
     opts = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
     commands = {"list": _list, "run": _run, "summary": _summary, "compare": _compare, "plot": _plot}
@@ -284,7 +311,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError, FloatingPointError) as err:
         print(f"ppzoo: error: {err}", file=sys.stderr)
         return 2
-    return 1
+    except KeyboardInterrupt:
+        print("ppzoo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

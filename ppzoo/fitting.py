@@ -35,6 +35,7 @@ from ppzoo.inference.evaluate import (
     point_mass_sites,
 )
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
+from ppzoo.interrupt import deferred_interrupt
 
 __all__ = ["fit", "Fit"]
 
@@ -367,10 +368,13 @@ def fit(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
     check_flag("jit_compile", jit_compile)
+    if batch_size is not None:  # its type and lower bound before the model is traced; N is known after
+        check_count("batch_size", batch_size, 1)
     args, kwargs = tuple(args), dict(kwargs)
     check_model_keywords(model, kwargs, fit)
     check_data_not_empty(model, args, kwargs)
-    backend = resolve_backend(model, args, kwargs, backend)
+    backend = resolve_backend(model, args, kwargs, backend,
+                              proper_priors="SVI initialises its guide from draws of the prior, which it has none of")
     check_guide_ppl(guide, backend)
     annealed = isinstance(objective, AnnealedELBO) and callable(objective.beta)
     # a loss that changes with the step (annealed beta, step_kwargs) has no plateau to judge
@@ -396,10 +400,12 @@ def fit(
     settings = dict(num_steps=max_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs,
                     control=schedule)
     try:
-        result = svi_adapter(backend, device).fit(
-            objective, model, guide, args, kwargs, optimizer=optimizer, learning_rate=LEARNING_RATE,
-            batch_size=batch_size, data_plate=data_plate, settings=settings, jit_compile=jit_compile,
-        )
+        # Ctrl-C is honoured between steps (blocks of steps on NumPyro): ppzoo.interrupt
+        with deferred_interrupt():
+            result = svi_adapter(backend, device).fit(
+                objective, model, guide, args, kwargs, optimizer=optimizer, learning_rate=LEARNING_RATE,
+                batch_size=batch_size, data_plate=data_plate, settings=settings, jit_compile=jit_compile,
+            )
     finally:
         bar.close()
     diverged = bool(result.stop_reason) and "not finite" in result.stop_reason

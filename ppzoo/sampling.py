@@ -6,7 +6,6 @@ import json
 import warnings
 
 from ppzoo.backends import make_backend
-from ppzoo.diagnostics import arviz_compat
 from ppzoo.backends.initial import initial_positions
 from ppzoo.checks import (
     check_count,
@@ -14,11 +13,18 @@ from ppzoo.checks import (
     check_flag,
     check_model_keywords,
     check_seed,
+    check_thinning,
 )
-from ppzoo.diagnostics import sampler_run_to_inference_data
+from ppzoo.diagnostics import arviz_compat, sampler_run_to_inference_data
 from ppzoo.diagnostics.convergence import check_convergence
 from ppzoo.inference import get_sampler, run_chains
 from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
+from ppzoo.interrupt import (
+    check_interrupt,
+    deferred_interrupt,
+    interrupt_requested,
+)
+from ppzoo.pointwise import check_log_likelihood, resolve_log_likelihood
 
 __all__ = ["sample"]
 
@@ -40,13 +46,16 @@ def sample(
     preconditioner: str = "auto",
     seed: int = 0,
     device=None,
+    jit_compile: bool = True,
     backend: str | None = None,
     data_plate: str | None = None,
     batch_args=None,
     init_strategy=None,
     init_params=None,
-    log_likelihood: bool = True,
+    log_likelihood="auto",
     progress_bar: bool = True,
+    checkpoint=None,
+    checkpoint_every: int | None = None,
     **kwargs,
 ):
     """Sample the posterior of ``model(*args, **kwargs)`` with a stochastic-gradient Langevin method.
@@ -103,6 +112,14 @@ def sample(
         seed: the same seed gives the same draws on the same device.
         device: torch device for Pyro (``"cpu"``, ``"cuda"``); JAX device or
             platform name for NumPyro (default: JAX's default device).
+        jit_compile: Pyro: compile the chains' values and gradients into one
+            graph per shape, guarded: a model whose Python control flow reads a
+            value computed from the parameters (``if w > 0:``), found before
+            the first draw, or a graph that disagrees with an eager run at the
+            points the chains visit (checked at its first calls, then every
+            1,024th), runs eagerly instead, with a ``RuntimeWarning``;
+            ``False`` runs every step eagerly (slower). NumPyro always
+            compiles with ``jax.jit``, which refuses such control flow.
         backend: ``"pyro"`` or ``"numpyro"`` (default: detected by tracing).
         data_plate: the plate that holds the data (default: found as above).
         batch_args: the per-datum arguments, as positions and keyword names
@@ -117,8 +134,18 @@ def sample(
             NumPyro's ``MCMC.run(init_params=...)``): the site's unconstrained shape, or
             ``(num_chains, *shape)`` (:mod:`ppzoo.backends.initial`).
         log_likelihood: store the per-datum log-likelihood (``C * S * N`` floats) and
-            ``sample_stats.lp``, both from one pass over the data per draw.
+            ``sample_stats.lp``, both from one pass over the data per draw: ``"auto"`` (the
+            default) when ``C * S * N`` is at most ``ppzoo.pointwise.LOG_LIKELIHOOD_BUDGET``
+            (10^8 values, 400 MB as float32; above it, a warning and none), ``True`` / ``"all"``
+            always, ``False`` / ``"none"`` never. ``ppzoo.log_likelihood(idata, model, *args,
+            thin=k, **kwargs)`` computes it later, in chunks.
         progress_bar: show a tqdm progress bar.
+        checkpoint: a file (netCDF) to write the run to as it goes: at the end of warmup, every
+            ``checkpoint_every`` draws and after the last, atomically, the draws so far (an
+            ArviZ result) and the sampler's state (positions, tuning, random state, counts);
+            ``ppzoo.resume(checkpoint, model, *args, **kwargs)`` continues it
+            (:mod:`ppzoo.checkpoint`).
+        checkpoint_every: kept draws between checkpoints (default: a tenth of ``num_samples``).
 
     Returns:
         The ArviZ result of the installed line, an ``xarray.DataTree`` under
@@ -132,37 +159,80 @@ def sample(
         ``ConvergenceWarning`` names the worst parameters when R-hat exceeds 1.01 or an
         ESS falls below 100 per chain.
     """
-    check_flag("log_likelihood", log_likelihood)
+    check_log_likelihood(log_likelihood)
     check_flag("progress_bar", progress_bar)
     check_flag("adapt", adapt)
+    check_flag("jit_compile", jit_compile)
     check_seed(seed)
+    # the run's lengths before the model is traced (the driver checks them again)
+    check_count("num_samples", num_samples, 1)
+    check_count("num_warmup", num_warmup, 0)
+    check_count("num_chains", num_chains, 1)
+    check_thinning(thinning)
     check_model_keywords(model, kwargs, sample)
     check_data_not_empty(model, args, kwargs)
+    if checkpoint_every is not None:
+        check_count("checkpoint_every", checkpoint_every, 1)
+        if checkpoint is None:
+            raise ValueError("checkpoint_every is set but checkpoint is not; pass checkpoint='run.nc'")
+    if checkpoint is not None:
+        from ppzoo.files import check_writable
+
+        check_writable(checkpoint, option="checkpoint")
     kernel = _kernel(
         method, step_size=step_size, batch_size=batch_size, temperature=temperature, inner_loop=inner_loop,
         inverse_mass=inverse_mass,
     )
-    oracle = make_backend(
-        model, args, kwargs, backend=backend, data_plate=data_plate, device=device, batch_args=batch_args
-    )
-    check_count("num_chains", num_chains, 1)
-    start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
-    run = run_chains(
-        kernel,
-        oracle,
-        init_positions=start,
-        num_samples=num_samples,
-        num_warmup=num_warmup,
-        num_chains=num_chains,
-        thinning=thinning,
-        seed=seed,
-        progress_bar=progress_bar,
-        adapt=adapt,
-        preconditioner=preconditioner,
-    )
+    # Ctrl-C from here on is honoured at the driver's safe points (ppzoo.interrupt)
+    with deferred_interrupt():
+        oracle = make_backend(
+            model, args, kwargs, backend=backend, data_plate=data_plate, device=device, batch_args=batch_args,
+            jit_compile=jit_compile,
+        )
+        check_count("num_chains", num_chains, 1)
+        start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
+        check_interrupt()  # stopped before the chains exist: nothing to return
+        log_likelihood = resolve_log_likelihood(log_likelihood, num_chains, num_samples, oracle.num_data, stacklevel=3)
+        writer = None
+        if checkpoint is not None:
+            from ppzoo.checkpoint import Checkpointer, data_fingerprint
+
+            every = checkpoint_every or max(1, num_samples // 10)
+            writer = Checkpointer(checkpoint, every, oracle, {
+                "backend": oracle.name, "data_plate": oracle.layout.data_plate, "batch_args": batch_args,
+                "jit_compile": jit_compile, "seed": seed, "num_chains": num_chains, "num_warmup": num_warmup,
+                "log_likelihood": log_likelihood, "checkpoint_every": every,
+                "data": data_fingerprint(args, kwargs),
+                "model_module": getattr(model, "__module__", None), "model_name": getattr(model, "__qualname__", None),
+            })
+        run = run_chains(
+            kernel,
+            oracle,
+            init_positions=start,
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            num_chains=num_chains,
+            thinning=thinning,
+            seed=seed,
+            progress_bar=progress_bar,
+            adapt=adapt,
+            preconditioner=preconditioner,
+            on_block=writer,
+        )
+        return finish_result(run, oracle, num_chains, log_likelihood, stacklevel=4)
+
+
+def finish_result(run, oracle, num_chains: int, log_likelihood: bool, stacklevel: int = 4):
+    """The ArviZ result of a finished (or stopped) run, with the divergence and convergence
+    warnings (none for a run stopped before its first draw)."""
     idata = sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
-    warn_diverged(idata, num_chains, stacklevel=3)
-    check_convergence(idata, warn=True, stacklevel=3)
+    if interrupt_requested():
+        warnings.warn("Ctrl-C came while the result was being built; it is returned whole (a second "
+                      "Ctrl-C stops at once)", RuntimeWarning, stacklevel=stacklevel - 1)
+    if run.positions.shape[1] == 0:  # stopped before its first draw (the driver said so)
+        return idata
+    warn_diverged(idata, num_chains, stacklevel=stacklevel)
+    check_convergence(idata, warn=True, stacklevel=stacklevel)
     return idata
 
 

@@ -1,13 +1,29 @@
 """The bad-input table: one row per (function, argument, bad value), the error it must raise and a
-fragment of its message. ``tests/test_bad_inputs.py`` runs every row on both PPLs;
-``python tests/bad_inputs.py`` renders the table to ``docs/bad_inputs.md`` (a test checks that
-the file is up to date).
+fragment of its message. ``tests/test_bad_inputs.py`` runs every row, those of ``sample``, ``fit``,
+``Fit``'s methods and ``log_marginal_likelihood`` on both PPLs, those of the kernels' constructors,
+the step-size schedules and the command line once; ``python tests/bad_inputs.py`` renders the table
+to ``docs/bad_inputs.md`` (a test checks that the file is up to date).
 
-A row's ``value`` replaces one argument of a call that is otherwise good: the Gaussian location
-model of ``tests/test_autoguides.py`` with 40 data (``x``, 40 x 2) and an ``AutoNormal`` guide, or,
-for rows about per-datum arguments, a linear regression as users write it for NUTS
-(``model(x, y=y)``, ``x`` 40 x 3, no indexing). Special values: ``DATA_*`` builders make data of the right PPL (NumPy for NumPyro, torch
-for Pyro) from NumPy; ``WRONG_PPL`` is the other PPL's version of the argument.
+A row's ``value`` replaces one argument of a call that is otherwise good (``given`` sets others):
+
+* ``fit``, ``Fit.*``, ``log_marginal_likelihood``: the Gaussian location model of
+  ``tests/test_autoguides.py`` with 40 data (``x``, 40 x 2) and an ``AutoNormal`` guide;
+* ``sample``: a linear regression as users write it for NUTS (``model(x, y=y)``, ``x`` 40 x 3, no
+  indexing), run with ``method="sgld"``, ``step_size=1e-3``, no warmup and two draws (no row gets
+  that far: each fails before any step);
+* rows with ``model="regression"`` use that regression for ``fit`` and ``log_marginal_likelihood``
+  too; ``model="logistic"`` is the regression with Bernoulli labels; rows whose argument is
+  ``model`` replace the program itself (:class:`Program`: a program with a discrete latent, one
+  that raises, one with an improper prior, ...), given 20 data ``y``;
+* the kernels (``SGLD``, ``SGLDCV``, ``SVRGLD``, ``SARAHLD``, ``PSGLD``) and schedules
+  (``PolynomialDecay``, ``Constant``) of ``ppzoo.inference`` are constructed with the one setting
+  (``PolynomialDecay`` with ``a=1e-3`` besides);
+* ``cli``: ``ppzoo.cli.main`` in process, on the command line in ``value`` (``{tmp}`` is a fresh
+  folder; ``run`` gets ``--out {tmp}/run.nc --no-progress`` unless the row sets ``--out``); it must
+  end with status 2 and one line ``ppzoo...: error: ...`` on stderr that matches the row.
+
+Special values: ``DATA_*`` / :class:`Data` builders make data of the right PPL (NumPy for NumPyro,
+torch for Pyro) from NumPy; ``WRONG_PPL`` is the other PPL's version of the argument.
 """
 
 from __future__ import annotations
@@ -17,37 +33,66 @@ import pathlib
 from dataclasses import dataclass
 
 import numpy as np
+from ppzoo.inference import SGLD
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
+
+#: functions whose rows run on both PPLs; the others (kernels, schedules, the CLI) run once
+PPL_FUNCTIONS = ("sample", "fit", "log_marginal_likelihood")
+KERNELS = ("SGLD", "SGLDCV", "SVRGLD", "SARAHLD", "PSGLD", "PolynomialDecay", "Constant")
 
 
 @dataclass(frozen=True)
 class Row:
-    function: str  # "fit", "Fit.to_arviz", ..., "log_marginal_likelihood"
+    function: str  # "sample", "fit", "Fit.to_arviz", ..., "log_marginal_likelihood", "SGLD", ..., "cli"
     argument: str
-    value: object  # the bad value, or a Data / WrongPPL marker
-    error: type
+    value: object  # the bad value, or a Data / WrongPPL / Program marker; for "cli" the command line
+    error: type  # for "cli": SystemExit (exit status 2)
     match: str  # a fragment of the message (a regular expression)
     shown: str | None = None  # how the value is written in the docs, when repr is not readable
-    model: str = "location"  # the program called: "location" (x only) or "regression" (x, y=y)
+    model: str = "location"  # the program called: "location" (x only), "regression" or "logistic" (x, y=y)
+    given: tuple = ()  # other arguments of the call, as (name, value) pairs
+    ppls: tuple = ("numpyro", "pyro")  # the PPLs a per-PPL row runs on
 
     @property
     def label(self) -> str:
         if self.shown is not None:
-            return self.shown
-        return self.value.shown if isinstance(self.value, Data) else repr(self.value)
+            text = self.shown
+        elif isinstance(self.value, (Data, Program)):
+            text = self.value.shown
+        else:
+            text = repr(self.value)
+        if self.given:
+            text += " with " + ", ".join(f"{k}={_shown(v)}" for k, v in self.given)
+        return text
+
+    @property
+    def per_ppl(self) -> bool:
+        return self.function in PPL_FUNCTIONS or self.function.startswith("Fit.")
+
+
+def _shown(value) -> str:
+    return value.shown if isinstance(value, (Data, Program)) else repr(value)
 
 
 @dataclass(frozen=True)
 class Data:
-    """Observations of the location model made from NumPy, ``(n, 2)``, by ``make(rng)``."""
+    """An array made from NumPy by ``make(rng)`` (converted to a torch tensor for Pyro)."""
 
     make: object
     shown: str
 
 
+@dataclass(frozen=True)
+class Program:
+    """A model written in the PPL the row runs on (``tests/test_bad_inputs.py`` has each one)."""
+
+    name: str
+    shown: str
+
+
 class WrongPPL:
-    """The other PPL's version of the argument (its optimiser, its guide)."""
+    """The other PPL's version of the argument (its optimiser, its guide, its init strategy)."""
 
 
 WRONG_PPL = WrongPPL()
@@ -60,23 +105,23 @@ class Misspelt:
 MISSPELT = Misspelt()
 
 
-def _with_nan(rng):
-    x = rng.normal(size=(40, 2)).astype(np.float32)
-    x[3, 1] = np.nan
-    return x
+def _with(shape, where, value, dtype=np.float32):
+    def make(rng):
+        x = rng.normal(size=shape).astype(dtype)
+        x[where] = value
+        return x
+
+    return make
 
 
-def _with_inf(rng):
-    x = rng.normal(size=(40, 2)).astype(np.float32)
-    x[0, 0] = np.inf
-    return x
-
-
-NAN_DATA = Data(_with_nan, "x with one NaN")
-INF_DATA = Data(_with_inf, "x with one inf")
+NAN_DATA = Data(_with((40, 2), (3, 1), np.nan), "x with one NaN")
+INF_DATA = Data(_with((40, 2), (0, 0), np.inf), "x with one inf")
 
 SEED_RANGE = r"seed must be an integer in \[0, 2\*\*63 - 1\]"
+NO_ROWS = r"x has no rows \(shape \(0, {}\)\): there must be at least one datum"
+FINITE = "must be a finite number"
 
+# -- fit ----------------------------------------------------------------------------------------
 _COMMON = [
     # (argument, value, error, match, shown)
     ("num_steps", 0, ValueError, "num_steps must be an integer >= 1, got 0", None),
@@ -95,27 +140,30 @@ _COMMON = [
     ("seed", 1.5, TypeError, "seed must be an integer", None),
     ("seed", "0", TypeError, "seed must be an integer", None),
     ("batch_size", 0, ValueError, "batch_size must be an integer >= 1, got 0", None),
-    ("batch_size", 41, ValueError, r"batch_size must be <= the number of data N=40 \(plate 'data'\), got 41", None),
+    ("batch_size", 41, ValueError, r"batch_size must be at most N=40 \(the size of the data plate 'data'\), got 41", None),
     ("batch_size", 2.5, TypeError, "batch_size must be an integer >= 1, got 2.5", None),
     ("backend", "stan", ValueError, r"backend must be one of \('numpyro', 'pyro'\) or None, got 'stan'", None),
     ("backend", WRONG_PPL, ValueError, "backend='.*', but model '.*_location' is a .* program", "the other PPL"),
     ("optimizer", WRONG_PPL, TypeError, "optimizer must be a .*optim optimiser for a .* model", "the other PPL's Adam"),
     ("optimizer", "adam", TypeError, "optimizer must be a .*optim optimiser", None),
     ("data_plate", "rows", ValueError, r"data_plate='rows' is not a plate of the model; its plates are \['data'\]", None),
+    ("data_plate", 3, TypeError, r"data_plate must be a plate name \(str\), got 3", None),
     ("progress_bar", "yes", TypeError, "progress_bar must be True or False, got 'yes'", None),
     ("jit_compile", 1, TypeError, "jit_compile must be True or False, got 1", None),
     ("step_kwargs", {"t": 1}, TypeError, "step_kwargs must be a function t -> dict", None),
     ("callback", "print", TypeError, r"callback must be a function \(t, loss\) -> None", None),
     ("guide", None, TypeError, "guide must be a callable Pyro or NumPyro program, got NoneType", None),
     ("guide", WRONG_PPL, ValueError, "guide AutoNormal is a .* program but the model is a .* program", "the other PPL's AutoNormal"),
+    ("device", "cpu:5", ValueError, r"device='cpu:5': (JAX|torch) has 1 cpu device\(s\), numbered 0 to 0", None),
+    ("num_step", 10, TypeError, r"unknown keyword 'num_step'.*did you mean 'num_steps'\?", None),
     ("x", NAN_DATA, ValueError, r"observed site 'x' contains NaN or infinite values \(1 of 80\)", None),
     ("x", INF_DATA, ValueError, r"observed site 'x' contains NaN or infinite values \(1 of 80\)", None),
-    ("x", Data(lambda rng: rng.normal(size=(0, 2)).astype(np.float32), "x with 0 rows"), ValueError,
-     r"x has no rows \(shape \(0, 2\)\): there must be at least one datum", None),
+    ("x", Data(lambda rng: rng.normal(size=(0, 2)).astype(np.float32), "x with 0 rows"), ValueError, NO_ROWS.format(2), None),
 ]
 
 ROWS: list[Row] = [Row("fit", a, v, e, m, s) for a, v, e, m, s in _COMMON]
 
+# -- Fit's methods and log_marginal_likelihood ----------------------------------------------------
 ROWS += [
     Row("Fit.to_arviz", "num_samples", 1, ValueError, "num_samples must be an integer >= 2, got 1"),
     Row("Fit.to_arviz", "num_samples", 10.0, TypeError, "num_samples must be an integer >= 2, got 10.0"),
@@ -138,34 +186,297 @@ ROWS += [
     Row("log_marginal_likelihood", "num_samples", 2.0, TypeError, "num_samples must be an integer >= 1, got 2.0"),
     Row("log_marginal_likelihood", "chunk_size", 0, ValueError, "chunk_size must be an integer >= 1, got 0"),
     Row("log_marginal_likelihood", "seed", -1, ValueError, SEED_RANGE),
+    Row("log_marginal_likelihood", "num_sample", 10, TypeError, r"unknown keyword 'num_sample'.*did you mean 'num_samples'\?"),
     Row("log_marginal_likelihood", "x", NAN_DATA, ValueError, r"observed site 'x' contains NaN or infinite values"),
     Row("log_marginal_likelihood", "guide", "AutoDelta", ValueError, "point mass", "an AutoDelta guide"),
 ]
 
+# -- per-datum arguments: the regression model(x, y=y), x 40 x 3 ----------------------------------
 _SHORT_Y = Data(lambda rng: rng.normal(size=30).astype(np.float32), "y with 30 rows (x has 40)")
 _LONG_Y = Data(lambda rng: rng.normal(size=50).astype(np.float32), "y with 50 rows (x has 40)")
-_SHAPE = r"observed site 'y': its value has shape \({}+,\) but its distribution has shape \(40,\)"
+_ONE_Y = Data(lambda rng: rng.normal(size=1).astype(np.float32), "y with 1 row (x has 40)")
+_WIDE_Y = Data(lambda rng: rng.normal(size=(40, 2)).astype(np.float32), "y of shape (40, 2)")
+_ONE_X = Data(lambda rng: rng.normal(size=(1, 3)).astype(np.float32), "1 row")
+_FULL_Y = Data(lambda rng: rng.normal(size=40).astype(np.float32), "y with 40 rows")
+_NAN_Y = Data(_with(40, 3, np.nan), "y with one NaN")
+_INF_Y = Data(_with(40, 7, -np.inf), "y with one -inf")
+_NAN_X = Data(_with((40, 3), (5, 2), np.nan), "x (a covariate) with one NaN")
+_INF_X = Data(_with((40, 3), (0, 0), np.inf), "x (a covariate) with one inf")
+_EMPTY_X = Data(lambda rng: rng.normal(size=(0, 3)).astype(np.float32), "x with 0 rows")
+_LIST_Y = Data(lambda rng: [float(v) for v in rng.normal(size=40)], "y as a list of 40 floats")
+_OBJECT_X = Data(lambda rng: rng.normal(size=(40, 3)).astype(object), "x of dtype object")
+_INT_LABELS = Data(lambda rng: (rng.normal(size=40) > 0).astype(np.int64), "y as integer labels (int64)")
+_SHAPE = r"observed site 'y': its value has shape \({}\) but its distribution has shape \({}\)"
+_NONFINITE_COVARIATE = r"x contains NaN or infinite values \(1 of 120\)"
+
+for _function in PPL_FUNCTIONS:
+    ROWS += [
+        Row(_function, "y", _SHORT_Y, ValueError, _SHAPE.format("30,", "40,"), model="regression"),
+        Row(_function, "y", _ONE_Y, ValueError, _SHAPE.format("1,", "40,"), model="regression"),
+        Row(_function, "x", _NAN_X, ValueError, _NONFINITE_COVARIATE, model="regression"),
+        Row(_function, "y", _INT_LABELS, ValueError,
+            "observed site 'y': its distribution Bernoulli cannot score its value.*pass them as floats",
+            model="logistic", ppls=("pyro",)),
+    ]
 ROWS += [
-    Row("fit", "y", _SHORT_Y, ValueError, _SHAPE.format(30), model="regression"),
-    Row("fit", "y", _LONG_Y, ValueError, _SHAPE.format(50), model="regression"),
-    Row("log_marginal_likelihood", "y", _SHORT_Y, ValueError, _SHAPE.format(30), model="regression"),
+    Row("fit", "y", _LONG_Y, ValueError, _SHAPE.format("50,", "40,"), model="regression"),
+    Row("fit", "y", _LIST_Y, TypeError, "observed site 'y': its value is a list, not an array", model="regression"),
+    Row("fit", "y", _FULL_Y, ValueError, _SHAPE.format("40,", "1,"), model="regression", given=(("x", _ONE_X),)),
 ]
+
+# -- sample: every argument -----------------------------------------------------------------------
+_SAMPLE = [
+    # (argument, value, error, match, shown, given)
+    ("method", "hmc", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'", None, ()),
+    ("method", 3, TypeError, "method must be a method name or a ppzoo Langevin kernel, got 3", None, ()),
+    ("method", SGLD, TypeError, "method must be a method name or a ppzoo Langevin kernel", "the class SGLD (not an instance)", ()),
+    ("num_samples", 0, ValueError, "num_samples must be an integer >= 1, got 0", None, ()),
+    ("num_samples", -1, ValueError, "num_samples must be an integer >= 1, got -1", None, ()),
+    ("num_samples", 10.0, TypeError, "num_samples must be an integer >= 1, got 10.0", None, ()),
+    ("num_samples", "10", TypeError, "num_samples must be an integer >= 1, got '10'", None, ()),
+    ("num_samples", True, TypeError, "num_samples must be an integer >= 1, got True", None, ()),
+    ("num_warmup", -1, ValueError, "num_warmup must be an integer >= 0, got -1", None, ()),
+    ("num_warmup", 1.5, TypeError, "num_warmup must be an integer >= 0, got 1.5", None, ()),
+    ("num_warmup", None, TypeError, "num_warmup must be an integer >= 0, got None", None, ()),
+    ("num_chains", 0, ValueError, "num_chains must be an integer >= 1, got 0", None, ()),
+    ("num_chains", 2.0, TypeError, "num_chains must be an integer >= 1, got 2.0", None, ()),
+    ("thinning", 0, ValueError, 'thinning must be an integer >= 1 or "auto", got 0', None, ()),
+    ("thinning", "every", ValueError, 'thinning must be an integer >= 1 or "auto", got \'every\'', None, ()),
+    ("thinning", 1.5, TypeError, 'thinning must be an integer >= 1 or "auto", got 1.5', None, ()),
+    ("thinning", None, TypeError, 'thinning must be an integer >= 1 or "auto", got None', None, ()),
+    ("step_size", 0.0, ValueError, f"step_size {FINITE} > 0, got 0.0", None, ()),
+    ("step_size", -1.0, ValueError, f"step_size {FINITE} > 0, got -1.0", None, ()),
+    ("step_size", math.nan, ValueError, f"step_size {FINITE} > 0, got nan", "nan", ()),
+    ("step_size", math.inf, ValueError, f"step_size {FINITE} > 0, got inf", "inf", ()),
+    ("step_size", "1e-3", TypeError, r"step_size must be a positive number, ppzoo.inference.Constant\(h\) or "
+     r"ppzoo.inference.PolynomialDecay\(a, b, gamma\), got '1e-3'", None, ()),
+    ("step_size", lambda t: 1e-3, TypeError, "step_size must be a positive number, ppzoo.inference.Constant",
+     "lambda t: 1e-3 (a function, not a schedule)", ()),
+    ("step_size", [1e-3], TypeError, "step_size must be a positive number", None, ()),
+    ("step_size", 1e-3, ValueError, r"method is a kernel object with its own settings; pass \['step_size'\] to it instead",
+     None, (("method", SGLD()),)),
+    ("batch_size", 0, ValueError, "batch_size must be an integer >= 1, got 0", None, ()),
+    ("batch_size", 41, ValueError, r"batch_size must be at most N=40 \(the size of the data plate 'data'\), got 41", None, ()),
+    ("batch_size", 41, ValueError, "batch_size must be at most N=40", None, (("method", "svrg-ld"),)),
+    ("batch_size", 2.5, TypeError, "batch_size must be an integer >= 1, got 2.5", None, ()),
+    ("batch_size", "8", TypeError, "batch_size must be an integer >= 1, got '8'", None, ()),
+    ("temperature", -1.0, ValueError, f"temperature {FINITE} >= 0, got -1.0", None, ()),
+    ("temperature", -0.5, ValueError, f"temperature {FINITE} >= 0, got -0.5", None, (("method", "sarah-ld"),)),
+    ("temperature", math.inf, ValueError, f"temperature {FINITE} >= 0, got inf", "inf", ()),
+    ("temperature", "1", TypeError, f"temperature {FINITE} >= 0, got '1'", None, ()),
+    ("inner_loop", 5, ValueError, "inner_loop applies to svrg-ld and sarah-ld, not to method='sgld'", None, ()),
+    ("inner_loop", 0, ValueError, "inner_loop must be an integer >= 1, got 0", None, (("method", "sarah-ld"),)),
+    ("inner_loop", 2.5, TypeError, "inner_loop must be an integer >= 1, got 2.5", None, (("method", "svrg-ld"),)),
+    ("inverse_mass", [1.0, 0.0, 1.0], ValueError, "inverse_mass must hold positive finite numbers; entry 1 is 0.0", None, ()),
+    ("inverse_mass", [1.0, math.nan, 1.0], ValueError, "inverse_mass must hold positive finite numbers; entry 1 is nan",
+     "[1.0, nan, 1.0]", ()),
+    ("inverse_mass", [1.0, 1.0], ValueError, r"inverse_mass must have one row per unconstrained dimension, D=3, got shape \(2,\)", None, ()),
+    ("inverse_mass", np.eye(4), ValueError, r"inverse_mass must have one row per unconstrained dimension, D=3, got shape \(4, 4\)", "np.eye(4)", ()),
+    ("inverse_mass", np.ones((2, 3)), ValueError, r"inverse_mass must be a \(D,\) vector or a \(D, D\) matrix, got shape \(2, 3\)", "np.ones((2, 3))", ()),
+    ("inverse_mass", -np.eye(3), ValueError, "a dense inverse_mass must be positive definite", "-np.eye(3)", ()),
+    ("inverse_mass", np.triu(np.ones((3, 3))), ValueError, "a dense inverse_mass must be a finite symmetric matrix",
+     "np.triu(np.ones((3, 3))) (not symmetric)", ()),
+    ("inverse_mass", "diag", TypeError, r"inverse_mass must be a \(D,\) vector or a \(D, D\) matrix of numbers, got 'diag'", None, ()),
+    ("adapt", "yes", TypeError, "adapt must be True or False, got 'yes'", None, ()),
+    ("adapt", 1, TypeError, "adapt must be True or False, got 1", None, ()),
+    ("preconditioner", "full", ValueError, r"preconditioner must be one of \('auto', 'dense', 'diagonal'\), got 'full'", None, ()),
+    ("seed", -1, ValueError, SEED_RANGE + ", got -1", None, ()),
+    ("seed", 2**63, ValueError, SEED_RANGE + ", got 9223372036854775808", "2**63", ()),
+    ("seed", 1.5, TypeError, SEED_RANGE + ", got 1.5", None, ()),
+    ("seed", "1", TypeError, SEED_RANGE + ", got '1'", None, ()),
+    ("seed", None, TypeError, SEED_RANGE + ", got None", None, ()),
+    ("device", "cpu:5", ValueError, r"device='cpu:5': (JAX|torch) has 1 cpu device\(s\), numbered 0 to 0", None, ()),
+    ("device", "nonsense", ValueError, "device='nonsense' is not", None, ()),
+    ("backend", "stan", ValueError, r"backend must be one of \('numpyro', 'pyro'\) or None, got 'stan'", None, ()),
+    ("backend", WRONG_PPL, ValueError, "backend='.*', but model '.*_regression' is a .* program", "the other PPL", ()),
+    ("data_plate", "rows", ValueError, r"data_plate='rows' is not a plate of the model; its plates are \['data'\]", None, ()),
+    ("data_plate", 3, TypeError, r"data_plate must be a plate name \(str\), got 3", None, ()),
+    ("batch_args", [5], ValueError, "batch_args names argument 5, but the model gets 1 positional arguments", None, ()),
+    ("batch_args", ["z"], ValueError, r"batch_args names 'z', which is not among the keyword arguments \['y'\]", None, ()),
+    ("batch_args", [1.5], TypeError, r"batch_args entries are argument positions \(int\) or keyword names \(str\), got 1.5", None, ()),
+    ("batch_args", 3.5, TypeError, "batch_args must name the per-datum arguments", None, ()),
+    ("init_strategy", "median", TypeError, r"init_strategy must be an init strategy of the model's PPL \(e.g. init_to_median\), got 'median'", None, ()),
+    ("init_strategy", WRONG_PPL, TypeError, "init_strategy 'init_to_median' is a .* init strategy but model .* is a .* program",
+     "the other PPL's init_to_median", ()),
+    ("init_params", {"v": [0.0, 0.0, 0.0]}, ValueError, r"init_params must give every latent site an unconstrained value; "
+     r"not latent sites of the model: \['v'\]; missing: \['w'\]", None, ()),
+    ("init_params", {"w": [0.0, 0.0]}, ValueError, r"init_params\['w'\] has shape \(2,\); expected the site's unconstrained "
+     r"shape \(3,\) or \(num_chains, \*shape\) = \(1, 3\)", None, ()),
+    ("init_params", {"w": [math.nan] * 3}, ValueError, r"the starting values of \['w'\] are not finite", "{'w': [nan, nan, nan]}", ()),
+    ("init_params", {"w": "abc"}, TypeError, r"init_params\['w'\] must be an array of numbers", None, ()),
+    ("init_params", [0.0, 0.0, 0.0], TypeError, "init_params must be a dict of latent site names to unconstrained values, got list", None, ()),
+    ("init_params", {"w": [0.0, 0.0, 0.0]}, ValueError, "give init_strategy or init_params, not both", None,
+     (("init_strategy", "init_to_median"),)),
+    ("log_likelihood", "no", TypeError, "log_likelihood must be True, False, 'all', 'none' or 'auto', got 'no'", None, ()),
+    ("log_likelihood", None, TypeError, "log_likelihood must be True, False, 'all', 'none' or 'auto', got None", None, ()),
+    ("checkpoint_every", 0, ValueError, "checkpoint_every must be an integer >= 1, got 0", None,
+     (("checkpoint", "run.nc"),)),
+    ("checkpoint_every", 10, ValueError, "checkpoint_every is set but checkpoint is not; pass checkpoint='run.nc'",
+     None, ()),
+    ("checkpoint", "no/such/folder/run.nc", OSError, "checkpoint no/such/folder/run.nc: the folder .* does not exist",
+     None, ()),
+    ("progress_bar", "yes", TypeError, "progress_bar must be True or False, got 'yes'", None, ()),
+    ("progress_bar", 0, TypeError, "progress_bar must be True or False, got 0", None, ()),
+    ("num_sample", 10, TypeError, r"unknown keyword 'num_sample': it is neither an option of ppzoo.sample nor a parameter "
+     r"of model '.*_regression' \('x', 'y'\); did you mean 'num_samples'\?", None, ()),
+    ("y", _LONG_Y, ValueError, _SHAPE.format("50,", "40,"), None, ()),
+    ("y", _WIDE_Y, ValueError, _SHAPE.format("40, 2", "40,"), None, ()),
+    ("y", _LIST_Y, TypeError, r"observed site 'y': its value is a list, not an array; pass an array", None, ()),
+    ("y", _NAN_Y, ValueError, r"observed site 'y' contains NaN or infinite values \(1 of 40\)", None, ()),
+    ("y", _INF_Y, ValueError, r"observed site 'y' contains NaN or infinite values \(1 of 40\)", None, ()),
+    ("y", _FULL_Y, ValueError, _SHAPE.format("40,", "1,"), None, (("x", _ONE_X),)),
+    ("x", _INF_X, ValueError, _NONFINITE_COVARIATE, None, ()),
+    ("x", _EMPTY_X, ValueError, NO_ROWS.format(3), None, ()),
+    ("x", _OBJECT_X, TypeError, r"x is an array of dtype object: pass numbers", None, ()),
+]
+ROWS += [Row("sample", a, v, e, m, s, model="regression", given=g) for a, v, e, m, s, g in _SAMPLE]
+
+# -- programs that are not what they should be, on 20 data y ----------------------------------------
+_RAISED = r"model '.*_raises' \((numpyro|pyro)\) raised ZeroDivisionError after its statement 'mu': the model's own error"
+_IMPROPER = r"latent site 'mu' of model '.*_improper' has an improper prior \(ImproperUniform\): "
+ROWS += [
+    Row("sample", "model", 42, TypeError, "model must be a callable Pyro or NumPyro program, got int", ppls=(None,)),
+    Row("sample", "model", Program("not_a_program", "a function without sample statements"), TypeError,
+        "model 'not_a_program' is neither a Pyro nor a NumPyro program", ppls=(None,)),
+    Row("sample", "model", Program("discrete", "a program with a Poisson latent 'k'"), ValueError,
+        "latent site 'k' is discrete.*marginalise it out in the model"),
+    Row("sample", "model", Program("per_datum", "a latent 'z' per datum, N = 1001"), ValueError,
+        r"latent sites \['z'\] lie inside the data plate 'data'.*N=1001 is more than 1000\. Marginalise the latents "
+        "out, fit the model by SVI"),
+    Row("sample", "model", Program("raises", "a program that raises after its statement 'mu'"), ZeroDivisionError, _RAISED),
+    Row("sample", "model", Program("raises_first", "a program that raises before its first statement"), ZeroDivisionError,
+        "model '.*raises_first' raised ZeroDivisionError before any Pyro or NumPyro statement: the model's own error"),
+    Row("sample", "init_strategy", "init_to_sample", ValueError,
+        "init_strategy 'init_to_sample' failed on model '.*_improper': NotImplementedError.*improper prior",
+        "init_to_sample on an improper prior", model="improper", ppls=("pyro",)),
+    Row("fit", "model", Program("raises", "a program that raises after its statement 'mu'"), ZeroDivisionError, _RAISED),
+    Row("fit", "model", Program("improper", "a program with an improper prior on 'mu'"), ValueError,
+        _IMPROPER + "SVI initialises its guide from draws of the prior"),
+    Row("log_marginal_likelihood", "model", Program("improper", "a program with an improper prior on 'mu'"), ValueError,
+        _IMPROPER + r"the marginal likelihood p\(x\) is not defined under it"),
+]
+
+# -- the kernels' and schedules' constructors (once) -----------------------------------------------
+_KERNEL = [
+    # (function, argument, value, error, match, shown)
+    ("SGLD", "step_size", 0.0, ValueError, f"step_size {FINITE} > 0, got 0.0", None),
+    ("SGLD", "step_size", math.nan, ValueError, f"step_size {FINITE} > 0, got nan", "nan"),
+    ("SGLD", "step_size", "big", TypeError, "step_size must be a positive number, ppzoo.inference.Constant", None),
+    ("SGLD", "batch_size", 0, ValueError, "batch_size must be an integer >= 1, got 0", None),
+    ("SGLD", "batch_size", 1.5, TypeError, "batch_size must be an integer >= 1, got 1.5", None),
+    ("SGLD", "temperature", -1.0, ValueError, f"temperature {FINITE} >= 0, got -1.0", None),
+    ("SGLD", "temperature", "hot", TypeError, f"temperature {FINITE} >= 0, got 'hot'", None),
+    ("SGLD", "inverse_mass", [1.0, -1.0], ValueError, "inverse_mass must hold positive finite numbers; entry 1 is -1.0", None),
+    ("SGLD", "inverse_mass", [], ValueError, "inverse_mass must hold positive finite numbers; it is empty", None),
+    ("SGLD", "inverse_mass", [[1.0, 2.0], [2.0, 1.0]], ValueError, "a dense inverse_mass must be positive definite", None),
+    ("SGLD", "inverse_mass", "I", TypeError, r"inverse_mass must be a \(D,\) vector or a \(D, D\) matrix of numbers, got 'I'", None),
+    ("SGLD", "stepsize", 1e-3, TypeError, "stepsize is not a setting of SGLD; its settings are step_size, batch_size, "
+     "temperature, inverse_mass; did you mean step_size", None),
+    ("SGLD", "inner_loop", 5, TypeError, "inner_loop is not a setting of SGLD", None),
+    ("SGLDCV", "map_steps", 0, ValueError, "map_steps must be an integer >= 1, got 0", None),
+    ("SGLDCV", "map_steps", 2.5, TypeError, "map_steps must be an integer >= 1, got 2.5", None),
+    ("SGLDCV", "map_steps", True, TypeError, "map_steps must be an integer >= 1, got True", None),
+    ("SGLDCV", "map_learning_rate", 0.0, ValueError, f"map_learning_rate {FINITE} > 0, got 0.0", None),
+    ("SGLDCV", "map_learning_rate", math.inf, ValueError, f"map_learning_rate {FINITE} > 0, got inf", "inf"),
+    ("SGLDCV", "map_learning_rate", "fast", TypeError, f"map_learning_rate {FINITE} > 0, got 'fast'", None),
+    ("SVRGLD", "inner_loop", 0, ValueError, "inner_loop must be an integer >= 1, got 0", None),
+    ("SVRGLD", "inner_loop", 1.5, TypeError, "inner_loop must be an integer >= 1, got 1.5", None),
+    ("SVRGLD", "inner_loop", "10", TypeError, "inner_loop must be an integer >= 1, got '10'", None),
+    ("SARAHLD", "inner_loop", -2, ValueError, "inner_loop must be an integer >= 1, got -2", None),
+    ("SARAHLD", "map_steps", 10, TypeError, "map_steps is not a setting of SARAHLD", None),
+    ("PSGLD", "decay", 0.0, ValueError, r"decay must be a number in \(0, 1\) \(the RMSprop average's alpha\), got 0.0", None),
+    ("PSGLD", "decay", 1.0, ValueError, r"decay must be a number in \(0, 1\).*got 1.0", None),
+    ("PSGLD", "decay", -0.5, ValueError, r"decay must be a number in \(0, 1\).*got -0.5", None),
+    ("PSGLD", "decay", math.nan, ValueError, r"decay must be a number in \(0, 1\).*got nan", "nan"),
+    ("PSGLD", "decay", "0.9", TypeError, r"decay must be a number in \(0, 1\).*got '0.9'", None),
+    ("PSGLD", "damping", 0.0, ValueError, f"damping {FINITE} > 0, got 0.0", None),
+    ("PSGLD", "damping", -1e-5, ValueError, f"damping {FINITE} > 0, got -1e-05", None),
+    ("PSGLD", "damping", math.inf, ValueError, f"damping {FINITE} > 0, got inf", "inf"),
+    ("PSGLD", "freeze", "yes", TypeError, "freeze must be True or False, got 'yes'", None),
+    ("PSGLD", "prime_steps", 0, ValueError, "prime_steps must be an integer >= 1, got 0", None),
+    ("PSGLD", "prime_steps", 1.5, TypeError, "prime_steps must be an integer >= 1, got 1.5", None),
+    ("PolynomialDecay", "a", 0.0, ValueError, f"a {FINITE} > 0, got 0.0", None),
+    ("PolynomialDecay", "a", math.inf, ValueError, f"a {FINITE} > 0, got inf", "inf"),
+    ("PolynomialDecay", "a", "1", TypeError, f"a {FINITE} > 0, got '1'", None),
+    ("PolynomialDecay", "b", 0.5, ValueError, f"b {FINITE} >= 1, got 0.5", None),
+    ("PolynomialDecay", "b", math.inf, ValueError, f"b {FINITE} >= 1, got inf", "inf"),
+    ("PolynomialDecay", "b", True, TypeError, f"b {FINITE} >= 1, got True", None),
+    ("PolynomialDecay", "gamma", -0.1, ValueError, f"gamma {FINITE} >= 0, got -0.1", None),
+    ("PolynomialDecay", "gamma", math.nan, ValueError, f"gamma {FINITE} >= 0, got nan", "nan"),
+    ("PolynomialDecay", "gamma", None, TypeError, f"gamma {FINITE} >= 0, got None", None),
+    ("Constant", "step_size", 0.0, ValueError, f"step_size {FINITE} > 0, got 0.0", None),
+    ("Constant", "step_size", "1", TypeError, f"step_size {FINITE} > 0, got '1'", None),
+]
+ROWS += [Row(f, a, v, e, m, s, ppls=(None,)) for f, a, v, e, m, s in _KERNEL]
+
+# -- the command line, ppzoo.cli.main in process: exit status 2 and one line on stderr -----------
+_CLI = [
+    # (argument, command line, match)
+    ("command", "", "the following arguments are required: command"),
+    ("command", "frobnicate", "argument command: invalid choice: 'frobnicate'"),
+    ("model", "run no_such_model", "unknown model 'no_such_model'; known models: bnn_regression, eight_schools"),
+    ("--num-samples", "run --num-samples 0", "argument --num-samples: expected a positive integer, got '0'"),
+    ("--num-samples", "run --num-samples 2.5", "argument --num-samples: expected a positive integer, got '2.5'"),
+    ("--num-chains", "run --num-chains 0", "argument --num-chains: expected a positive integer, got '0'"),
+    ("--num-warmup", "run --num-warmup -1", "num_warmup must be an integer >= 0, got -1"),
+    ("--num-warmup", "run --num-warmup ten", "argument --num-warmup: invalid int value: 'ten'"),
+    ("--thinning", "run --thinning 0", "argument --thinning: expected a positive integer, got '0'"),
+    ("--step-size", "run --step-size -1", f"step_size {FINITE} > 0, got -1.0"),
+    ("--step-size", "run --step-size nan", f"step_size {FINITE} > 0, got nan"),
+    ("--step-size", "run --step-size abc", "argument --step-size: invalid float value: 'abc'"),
+    ("--batch-size", "run --batch-size 0", "argument --batch-size: expected a positive integer, got '0'"),
+    ("--batch-size", "run --batch-size 100000", r"batch_size must be at most N=569 \(the size of the data plate 'data'\), got 100000"),
+    ("--inner-loop", "run --inner-loop 0", "argument --inner-loop: expected a positive integer, got '0'"),
+    ("--inner-loop", "run --method sgld --inner-loop 5", "inner_loop applies to svrg-ld and sarah-ld, not to method='sgld'"),
+    ("--method", "run --method hmc", "argument --method: invalid choice: 'hmc'"),
+    ("--backend", "run --backend stan", "argument --backend: invalid choice: 'stan'"),
+    ("--seed", "run --seed -1", SEED_RANGE + ", got -1"),
+    ("--seed", f"run --seed {2**63}", SEED_RANGE + ", got 9223372036854775808"),
+    ("--seed", "run --seed 1.5", "argument --seed: invalid int value: '1.5'"),
+    ("--device", "run --device cpu:7", r"device='cpu:7': JAX has 1 cpu device\(s\), numbered 0 to 0"),
+    ("--device", "run --backend pyro --device cpu:7", r"device='cpu:7': torch has 1 cpu device\(s\), numbered 0 to 0"),
+    ("--num-sampels", "run --num-sampels 10", "unrecognized arguments: --num-sampels"),
+    ("--out", "run --out {tmp}/no/folder/run.nc", "--out .*/no/folder/run.nc: the folder .* does not exist"),
+    ("--out", "run --out {tmp}", "--out .*: is a folder; give a file name"),
+    ("--resume", "run --resume {tmp}/missing.nc --out {tmp}/r.nc", "--resume .*missing.nc: no such file"),
+    ("--checkpoint-every", "run --checkpoint-every 0", "argument --checkpoint-every: expected a positive integer, got '0'"),
+    ("file", "summary", "the following arguments are required: file"),
+    ("file", "summary {tmp}/missing.nc", "missing.nc: no such file"),
+    ("files", "compare {tmp}/a.nc", "compare needs at least two files"),
+    ("--kind", "plot {tmp}/a.nc --kind violin --out {tmp}/p.png", "argument --kind: invalid choice: 'violin'"),
+    ("--out", "plot {tmp}/a.nc", "the following arguments are required: --out"),
+]
+ROWS += [Row("cli", a, v, SystemExit, m, f"ppzoo {v}".strip().replace("{tmp}/", "").replace("{tmp}", "FOLDER"),
+             ppls=(None,)) for a, v, m in _CLI]
 
 
 def render() -> str:
+    counts = {}
+    for row in ROWS:
+        key = "Fit methods" if row.function.startswith("Fit.") else (
+            "kernels and schedules" if row.function in KERNELS else row.function)
+        counts[key] = counts.get(key, 0) + 1
     lines = [
         "# Bad inputs and the errors they get",
         "",
-        "Generated from `tests/bad_inputs.py` by `python tests/bad_inputs.py`; every row is run on both PPLs",
-        "by `tests/test_bad_inputs.py`. The message column is a fragment (a regular expression) of the error.",
+        "Generated from `tests/bad_inputs.py` by `python tests/bad_inputs.py`; `tests/test_bad_inputs.py` runs",
+        "the rows of `sample`, `fit`, `Fit`'s methods and `log_marginal_likelihood` on both PPLs (or on the",
+        "PPLs named), those of the kernels, the schedules and the command line (`ppzoo.cli.main`, which exits",
+        "with status 2 and one line on stderr) once. The message column is a fragment (a regular expression)",
+        "of the error. Every error is raised before any sampling or fitting starts.",
+        "",
+        f"{len(ROWS)} rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".",
         "",
         "| function | argument | bad value | error | message |",
         "|---|---|---|---|---|",
     ]
     for row in ROWS:
         label = row.label.replace("|", "\\|")
+        if row.per_ppl and row.ppls != ("numpyro", "pyro"):
+            label += f" ({', '.join(p for p in row.ppls if p) or 'plain Python'})"
         match = row.match.replace("|", "\\|")
-        lines.append(f"| `{row.function}` | `{row.argument}` | `{label}` | `{row.error.__name__}` | {match} |")
+        error = "exit 2" if row.error is SystemExit else row.error.__name__
+        lines.append(f"| `{row.function}` | `{row.argument}` | `{label}` | `{error}` | {match} |")
     return "\n".join(lines) + "\n"
 
 

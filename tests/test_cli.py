@@ -2,10 +2,13 @@
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import time
 
 import arviz as az
+import numpy as np
 import pytest
 
 PPZOO = shutil.which("ppzoo")
@@ -48,7 +51,7 @@ def test_run_writes_inference_data(tmp_path, backend):
         (["run", "no_such_model"], "unknown model 'no_such_model'; known models: bnn_regression, eight_schools, gaussian_mixture,"),
         (["run", "--method", "hmc"], "invalid choice: 'hmc'"),
         (["run", "--num-samples", "0"], "expected a positive integer"),
-        (["run", "--step-size", "-1", "--num-samples", "5", "--num-warmup", "0"], "step_size must be > 0"),
+        (["run", "--step-size", "-1", "--num-samples", "5", "--num-warmup", "0"], "step_size must be a finite number > 0"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_one_line(tmp_path, args, message):
@@ -144,3 +147,75 @@ def test_bad_files_and_options_exit_with_one_line(two_runs, args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_version(tmp_path):
+    from ppzoo import __version__
+
+    out = run("--version", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == f"ppzoo {__version__}"
+
+
+@pytest.mark.parametrize("where, message", [("missing/run.nc", "does not exist"), (".", "is a folder")])
+def test_unwritable_out_fails_before_the_run(tmp_path, where, message):
+    started = time.monotonic()
+    out = run("run", "--out", where, "--no-progress", cwd=tmp_path)
+    assert out.returncode == 2 and f"--out {where}: " in out.stderr and message in out.stderr
+    assert time.monotonic() - started < 60  # no sampling happened (a default run takes minutes)
+
+
+def small_result():
+    from ppzoo.diagnostics import arviz_compat
+
+    return arviz_compat.from_dict({"posterior": {"w": np.zeros((2, 5))}})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_take_the_umask_or_the_existing_mode(tmp_path, umask):
+    from ppzoo.cli import write_netcdf
+
+    previous = os.umask(umask)
+    try:
+        write_netcdf(small_result(), str(tmp_path / "new.nc"))
+        existing = tmp_path / "existing.nc"
+        existing.write_bytes(b"old")
+        existing.chmod(0o640)
+        write_netcdf(small_result(), str(existing))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.nc").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o640 and existing.read_bytes() != b"old"
+
+
+def test_writing_through_a_symlink_keeps_the_link(tmp_path):
+    from ppzoo.cli import write_netcdf
+    from ppzoo.diagnostics import arviz_compat
+
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "run.nc"
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.nc"
+    link.symlink_to(target)
+    write_netcdf(small_result(), str(link))
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert arviz_compat.get_group(arviz_compat.from_netcdf(str(target)), "posterior")["w"].shape == (2, 5)
+
+
+@pytest.mark.filterwarnings("ignore::ppzoo.diagnostics.convergence.ConvergenceWarning")
+def test_a_failed_write_saves_the_result_elsewhere_and_says_where(tmp_path, monkeypatch, capsys):
+    from ppzoo import cli
+    from ppzoo.diagnostics import arviz_compat
+
+    # the folder is gone by the time the run ends (the check before the run passed)
+    monkeypatch.setattr(cli, "check_writable", lambda path, option="--out": None)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "linear_regression", "--method", "sgld", "--num-warmup", "0", "--no-adapt",
+                     "--step-size", "1e-4", "--num-samples", "20", "--thinning", "1", "--num-chains", "2",
+                     "--out", "gone/run.nc", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "could not write gone/run.nc" in err
+    fallback = err.rsplit("the result is in ", 1)[1].strip()
+    try:
+        assert arviz_compat.get_group(arviz_compat.from_netcdf(fallback), "posterior").sizes["draw"] == 20
+    finally:
+        os.remove(fallback)

@@ -202,7 +202,7 @@ def pyro_coin_guide(x):
         ({"objective": "kl"}, "objective must be 'elbo', 'iwae'"),
         ({"num_steps": 0}, "num_steps must be an integer >= 1, got 0"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-        ({"batch_size": 51}, "batch_size must be <= the number of data N=50"),
+        ({"batch_size": 51}, "batch_size must be at most N=50"),
         ({"backend": "stan"}, "backend must be one of"),
         ({"jit_compile": 1}, "jit_compile must be True or False"),
         ({"callback": "print"}, "callback must be a function"),

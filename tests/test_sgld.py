@@ -68,7 +68,69 @@ def test_step_size_bias_is_visible(backend):
     assert var - 1 / LAM > 10 * se_var  # measurably above the posterior variance
 
 
-def test_unadapted_settings_record_step_size_and_work(regression_data):
+class CountingBackend:
+    """A backend whose gradient work is counted here, per datum, independently of the driver's
+    own accounting: ``N`` per point for a full gradient or potential, ``2 N`` per point for a
+    Hessian-vector product, one per index of a minibatch, ``steps * B`` per chain for the MAP
+    search, and ``B`` per chain and SGLD step (one minibatch gradient)."""
+
+    def __init__(self, inner):
+        self.inner, self.count = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _points(self, theta):
+        return int(np.prod(theta.shape[:-1]))
+
+    def full_grad(self, theta):
+        self.count += self.inner.num_data * self._points(theta)
+        return self.inner.full_grad(theta)
+
+    def full_potential(self, theta):
+        self.count += self.inner.num_data * self._points(theta)
+        return self.inner.full_potential(theta)
+
+    def full_hvp(self, theta, v):
+        self.count += 2 * self.inner.num_data * self._points(theta)
+        return self.inner.full_hvp(theta, v)
+
+    def grad(self, theta, idx):
+        self.count += int(np.prod(idx.shape))
+        return self.inner.grad(theta, idx)
+
+    def minimize(self, theta, rng, num_steps, learning_rate, batch_size):
+        self.count += num_steps * batch_size * self._points(theta)
+        return self.inner.minimize(theta, rng, num_steps, learning_rate, batch_size)
+
+    def run_block(self, kernel, state, rng, num_draws, thinning, tuning, method="update"):
+        assert kernel.name == "sgld" and method == "update"
+        self.count += num_draws * thinning * kernel.batch_size * self._points(state.position)
+        return self.inner.run_block(kernel, state, rng, num_draws, thinning, tuning, method)
+
+
+@pytest.mark.parametrize("adapt, num_chains", [(False, 2), (True, 3)])
+def test_grad_evals_add_up_to_the_work_done(regression_data, adapt, num_chains):
+    """The chains' final ``grad_evals`` add up to an independent count of the per-datum gradient
+    evaluations (set-up, adaptation, warmup and draws), each chain charged its share of work
+    done once for all (the Hessians at the best mode, the curvature at the origin)."""
+    from conftest import LINEAR_REGRESSION
+    from ppzoo.inference import SGLD, run_chains
+
+    from ppzoo.backends import make_backend
+
+    x, y = regression_data
+    backend = CountingBackend(make_backend(LINEAR_REGRESSION["numpyro"], (x,), {"y": y}))
+    run = run_chains(SGLD(batch_size=8), backend, num_samples=50, num_warmup=100, num_chains=num_chains,
+                     thinning=1, adapt=adapt, progress_bar=False)
+    grad_evals = run.stats["grad_evals"]
+    assert int(grad_evals[:, -1].sum()) == backend.count
+    assert np.all(np.diff(grad_evals, axis=1) == 8)  # one minibatch per draw
+    shares = grad_evals[:, 0]
+    assert shares.max() - shares.min() <= (1000 * 8 + 100 * 8 if adapt else 1)  # shared work split evenly
+
+
+def test_unadapted_settings_record_step_size(regression_data):
     from conftest import LINEAR_REGRESSION
 
     x, y = regression_data
@@ -80,29 +142,19 @@ def test_unadapted_settings_record_step_size_and_work(regression_data):
     stats = idata.sample_stats
     h = stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
-    # batch_size=8 per step, plus 2 * 20 full gradients for the curvature estimate
-    np.testing.assert_array_equal(stats.grad_evals.values[:, 0], 40 * 60 + 101 * 8)
-    np.testing.assert_array_equal(np.diff(stats.grad_evals.values, axis=1), 8)
     assert idata.posterior.attrs["batch_size"] == 8
     assert idata.posterior.attrs["adapted"] == 0 and "inverse_mass" not in idata.posterior.attrs
 
 
-def test_adaptation_counts_its_work_and_records_the_preconditioner(regression_data):
+def test_adaptation_records_the_preconditioner(regression_data):
     from conftest import LINEAR_REGRESSION
 
     x, y = regression_data
-    n, d = 60, 5  # w (3), b, sigma
+    d = 5  # w (3), b, sigma
     idata = ppzoo.sample(LINEAR_REGRESSION["numpyro"], x, y=y, method="sgld", num_warmup=100, num_samples=50, num_chains=2,
                          thinning=1, batch_size=8, progress_bar=False)
-    stats = idata.sample_stats
-    h = stats.step_size.values
+    h = idata.sample_stats.step_size.values
     assert np.all(h == h[0, 0]) and h[0, 0] > 0
-    # MAP search (1,000 Adam steps of 8), the potential at the MAPs (N), the Hessian at the best
-    # one (2 D N), damped Newton steps (here two accepted steps and a converged check: 3 full
-    # gradients and 2 full potentials, 5 N), the Hessian again in the Laplace metric (2 D N),
-    # 20 power iterations (2 full gradients each), then 8 per step
-    setup = 1000 * 8 + n + 2 * d * n + 5 * n + 2 * d * n + 40 * n
-    np.testing.assert_array_equal(stats.grad_evals.values[:, 0], setup + 101 * 8)
     assert idata.posterior.attrs["adapted"] == 1
     minv = np.asarray(idata.posterior.attrs["inverse_mass"])
     assert minv.shape == (d, d) and np.all(np.linalg.eigvalsh(minv) > 0)  # dense: D <= 256

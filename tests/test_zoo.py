@@ -39,6 +39,16 @@ def test_every_entry_has_a_reference_and_a_description():
         assert params and all({"mean", "sd"} <= set(v) for v in params.values()), name
 
 
+def test_the_catalog_that_ppzoo_list_reads_is_up_to_date():
+    import json
+
+    from ppzoo.models import registry
+
+    assert json.loads(registry.CATALOG.read_text()) == registry.catalog(), (
+        "models/references/catalog.json is out of date: python models/references/make_catalog.py"
+    )
+
+
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ValueError, match="known models: bnn_regression, eight_schools, "):
         models.get("no_such_model")

@@ -114,9 +114,10 @@ import warnings
 import numpy as np
 
 from ppzoo.diagnostics import arviz_compat
+from ppzoo.interrupt import check_interrupt
 
 from .preconditioner import Preconditioner
-from .step_size import hessian, hessian_columns, largest_curvature
+from .step_size import hessian, hessian_columns, largest_curvature, spread
 
 __all__ = [
     "STEP_FRACTION", "MIN_WINDOWED_WARMUP", "DENSE_MAX_DIM", "NEWTON_STEPS", "NEWTON_HALVINGS", "NEWTON_ROUNDS",
@@ -170,11 +171,14 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
 
     ``position``: the chains' random starts (backend array ``(C, D)``);
     ``starts`` (backend array) and ``centres`` (NumPy, the per-chain MAPs)
-    are ``(C, D)``; ``cost``: per-datum gradient evaluations per chain. The
-    driver then chooses ``h`` over the starts and centres (:func:`retune_step_size`).
+    are ``(C, D)``; ``cost`` ``(C,)``: per-datum gradient evaluations per chain, its own
+    (its MAP search, the potentials and gradients at its points) plus its share
+    (:func:`.step_size.spread`) of what was computed once for all (the Hessians at the best
+    mode). The driver then chooses ``h`` over the starts and centres (:func:`retune_step_size`).
     """
     steps = map_steps or map_steps_default(backend.num_data, batch_size)
     centre, rng = backend.minimize(position, rng, steps, learning_rate, batch_size)
+    check_interrupt()
     centres = np.asarray(backend.to_numpy(centre), dtype=np.float64)
     finite = np.all(np.isfinite(centres), axis=1)
     if not finite.any():
@@ -185,10 +189,11 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
     potential[finite] = _full_potential(backend, centres[finite])
     best = int(np.argmin(potential))
     centres[~finite] = centres[best]  # a chain whose search failed starts from the best mode
-    cost = steps * batch_size + backend.num_data
+    cost, shared = steps * batch_size + backend.num_data, 0
     for _ in range(NEWTON_ROUNDS):
+        check_interrupt()
         h, hess_cost = hessian(backend, centres[best])
-        cost += hess_cost
+        shared += hess_cost  # one Hessian, at the best chain's mode
         if not np.all(np.isfinite(h)) or not np.abs(np.diag(h)).max() > 0:
             raise FloatingPointError(
                 "could not estimate the curvature of the potential at the MAP to precondition the sampler "
@@ -218,7 +223,7 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
     # the curvature once more at the best mode, in the coordinates of the Laplace metric
     pre, more = curvature_in_metric(backend, centres[best], pre)
     jitter = pre.scale(np.random.default_rng(seed).standard_normal(centres.shape))
-    return backend.asarray(centres + jitter), centres, pre, rng, cost + more
+    return backend.asarray(centres + jitter), centres, pre, rng, cost + spread(shared + more, centres.shape[0])
 
 
 def curvature_in_metric(backend, point, preconditioner, chunk=64):
@@ -308,7 +313,8 @@ def newton_refine(backend, points, preconditioner, potential=None, steps=NEWTON_
 
 def retune_step_size(backend, positions, preconditioner, fraction=STEP_FRACTION):
     """``(h, cost)``: ``fraction / max lambda_max(L' H L)`` over the finite ``positions``
-    (``fraction``: :data:`STEP_FRACTION`, or a kernel's :meth:`adapted_step_fraction`)."""
+    (``fraction``: :data:`STEP_FRACTION`, or a kernel's :meth:`adapted_step_fraction`);
+    ``cost``: the per-datum gradient evaluations spent in all (every point's power iteration)."""
     points = np.asarray(positions, dtype=np.float64)
     points = points[np.all(np.isfinite(points), axis=1)]
     if points.shape[0] == 0:
@@ -317,7 +323,7 @@ def retune_step_size(backend, positions, preconditioner, fraction=STEP_FRACTION)
     lam = lam[np.isfinite(lam)]
     if lam.size == 0 or not lam.max() > 0:
         raise FloatingPointError("could not estimate the curvature during warmup adaptation; pass step_size=...")
-    return float(fraction / lam.max()), cost
+    return float(fraction / lam.max()), cost * points.shape[0]
 
 
 def window_inverse_mass(draws, dense: bool, previous: Preconditioner | None = None) -> Preconditioner:

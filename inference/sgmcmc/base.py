@@ -42,7 +42,7 @@ from typing import Any
 
 import array_api_compat
 
-from ppzoo.checks import check_count, check_number
+from ppzoo.checks import check_batch_size, check_count, check_number
 
 from .preconditioner import as_preconditioner
 from .schedules import as_schedule
@@ -84,6 +84,7 @@ class LangevinKernel(abc.ABC):
     learns_preconditioner = False
 
     def __new__(cls, model=None, /, **settings):
+        _check_settings(cls, settings, model is not None)
         if model is None:
             return super().__new__(cls)
         from ppzoo.backends.numpyro_mcmc import NumPyroLangevin
@@ -111,10 +112,7 @@ class LangevinKernel(abc.ABC):
         """This kernel with its model-dependent defaults resolved for ``backend``."""
         layout = backend.layout
         batch_size = self.batch_size if self.batch_size is not None else layout.default_batch_size()
-        if batch_size > layout.num_data:
-            raise ValueError(
-                f"batch_size must be at most N={layout.num_data} (the size of the data plate), got {batch_size}"
-            )
+        check_batch_size(batch_size, layout.num_data, layout.data_plate)
         declared = layout.declared_subsample_size
         if declared is not None and self.batch_size is not None and declared != self.batch_size:
             raise ValueError(
@@ -190,6 +188,22 @@ class LangevinKernel(abc.ABC):
             "diverging": ~xp.all(xp.isfinite(position), axis=1),
             "full_gradient": full_gradient,
         }
+
+
+def _check_settings(cls, settings, with_model: bool) -> None:
+    """A ``TypeError`` for a keyword that is not a setting of the kernel ``cls``, with the closest
+    setting: ``SGLD(stepsize=...)`` would otherwise get Python's bare "unexpected keyword"."""
+    import difflib
+
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    shown = [f.name for f in fields if f.repr] + (["data_plate"] if with_model else [])  # not internal state
+    for name in settings:
+        if name not in shown and name not in {f.name for f in fields}:
+            close = difflib.get_close_matches(name, shown, n=1)
+            raise TypeError(
+                f"{name} is not a setting of {cls.__name__}; its settings are {', '.join(shown)}"
+                + (f"; did you mean {close[0]}?" if close else "")
+            )
 
 
 def _cost_arrays(xp, num_chains, value, full):

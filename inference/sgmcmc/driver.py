@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ppzoo.checks import check_count, check_flag, check_seed
+from ppzoo.checks import check_count, check_flag, check_seed, check_thinning
 from ppzoo.diagnostics import arviz_compat
+from ppzoo.interrupt import check_interrupt, deferred_interrupt
 
 from .adaptation import (
     STEP_FRACTION,
@@ -48,7 +49,7 @@ from .adaptation import (
 from .diffusions import Tuning, make_tuning
 from .preconditioner import Preconditioner
 from .schedules import as_schedule
-from .step_size import default_step_size
+from .step_size import default_step_size, spread
 
 __all__ = ["SamplerRun", "WarmChains", "run_chains", "warm_up", "resolve_thinning"]
 
@@ -86,6 +87,10 @@ class SamplerRun:
     thinning: int
     interrupted: bool = False
     attrs: dict = field(default_factory=dict)
+    #: where Ctrl-C stopped the run: ``"set-up"``, ``"warmup"``, ``"sampling"`` (``""``: it did not)
+    stopped_in: str = ""
+    #: the chains' positions when the run ended ``(C, D)`` (unconstrained)
+    last_position: np.ndarray | None = None
 
 
 @dataclass
@@ -115,6 +120,8 @@ class _Chains:
     remedies: list = field(default_factory=list)
     #: warmup steps run beyond ``num_warmup`` by those remedies
     extra_warmup: int = 0
+    #: steps taken since set-up (warmup and sampling)
+    steps: int = 0
 
     @property
     def adapting(self) -> bool:
@@ -161,7 +168,7 @@ def _choose_step_size(chains: _Chains, backend, points, origin: bool) -> None:
         step_size, cost = retune_step_size(backend, points, metric, chains.fraction)
     else:
         step_size, cost = default_step_size(backend, points, metric)
-    chains.spent += cost
+    chains.spent += spread(cost, chains.spent.shape[0])
     chains.tuning = make_tuning(backend, step_size, chains.preconditioner)
 
 
@@ -184,12 +191,13 @@ def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> _Chains:
             backend, position, rng, batch_size=kernel.batch_size, dense=dense, seed=seed,
             map_steps=getattr(kernel, "map_steps", None), learning_rate=getattr(kernel, "map_learning_rate", 0.05),
         )
+    check_interrupt()
     points = backend.to_numpy(position)
     if centres is not None:  # h suits both the jittered starts and the modes
         points = np.concatenate([points, centres])
     state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
     fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION) if adapting else None
-    spent = np.full(position.shape[0], cost + init_cost, dtype=np.int64)
+    spent = (np.zeros(position.shape[0], dtype=np.int64) + cost + init_cost).astype(np.int64)
     chains = _Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction, centres=centres)
     _prime(chains, backend)
     _choose_step_size(chains, backend, points, origin=centres is None)
@@ -209,7 +217,9 @@ def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: in
             window.append(positions)
         chains.spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
         taken += n
+        chains.steps += n
         bar.update(n)
+        check_interrupt()
         if infos["diverging"][-1].all():
             raise FloatingPointError(f"every chain diverged during warmup (step {done + taken}); reduce step_size")
     return window
@@ -341,10 +351,12 @@ def resolve_thinning(thinning, autocorrelation: float | None) -> int:
     return int(min(MAX_AUTO_THINNING, max(1, math.ceil(autocorrelation / AUTO_THINNING_DIVISOR))))
 
 
-def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: list) -> bool:
-    """Sample ``num_samples`` draws, every ``thinning``-th step, appending ``(positions, infos)``
-    blocks to ``kept``; returns whether every chain diverged first (the draws so far are kept)."""
-    done, block = 0, _block_size(num_samples)
+def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: list, done: int = 0,
+          on_block=None) -> bool:
+    """Sample draws ``done + 1`` to ``num_samples``, every ``thinning``-th step, appending
+    ``(positions, infos)`` blocks to ``kept`` (calling ``on_block`` after each); returns whether
+    every chain diverged first (the draws so far are kept)."""
+    block = _block_size(num_samples)
     while done < num_samples:
         n = min(block, num_samples - done)
         chains.state, chains.rng, positions, infos = backend.run_block(
@@ -352,7 +364,11 @@ def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: 
         )
         kept.append((positions, infos))
         done += n
+        chains.steps += n * thinning
         bar.update(n * thinning)
+        if on_block is not None:
+            on_block(chains, kept, done, num_samples, thinning)
+        check_interrupt()
         if infos["diverging"].any():
             bar.set_postfix(diverging=int(sum(i["diverging"].sum() for _, i in kept)))
         if infos["diverging"][-1].all():
@@ -364,6 +380,17 @@ def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: 
             )
             return True
     return False
+
+
+@dataclass
+class Resumed:
+    """Where a checkpointed run stopped: its chains after ``done`` draws, the ``kept`` blocks
+    ``[(positions (n, C, D), infos)]`` of those draws and the thinning they used."""
+
+    chains: _Chains
+    kept: list
+    done: int
+    thinning: int
 
 
 @dataclass
@@ -405,6 +432,8 @@ def run_chains(
     adapt: bool = True,
     preconditioner: str = "auto",
     init_positions=None,
+    on_block=None,
+    resume=None,
 ) -> SamplerRun:
     """Run ``num_chains`` chains of ``kernel`` on ``backend``'s model.
 
@@ -427,14 +456,17 @@ def run_chains(
     A kernel that learns a preconditioner of its own (pSGLD) gathers its
     statistics first and whenever ``M^-1`` changes, and its step size is chosen
     for what it has learned (:mod:`.psgld`).
+
+    ``on_block(chains, kept, done, num_samples, thinning)`` is called at the end of warmup
+    (``done = 0``) and after every block of draws (a checkpoint writer,
+    :mod:`ppzoo.checkpoint`). ``resume``, a :class:`Resumed`, skips set-up and
+    warmup and carries on from its chains and draws, in the blocks an uninterrupted
+    run with the same ``num_samples`` takes, so the draws are the same.
     """
     check_count("num_samples", num_samples, 1)
     check_count("num_warmup", num_warmup, 0)
     check_count("num_chains", num_chains, 1)
-    if isinstance(thinning, str) and thinning != "auto":
-        raise ValueError(f'thinning must be an integer >= 1 or "auto", got {thinning!r}')
-    if thinning != "auto":
-        check_count("thinning", thinning, 1)
+    check_thinning(thinning)
     check_seed(seed)
     check_flag("adapt", adapt)
     check_flag("progress_bar", progress_bar)
@@ -444,35 +476,79 @@ def run_chains(
         position, rng = backend.init_positions(rng, num_chains)
     else:
         position = backend.asarray(_checked_init(init_positions, num_chains, backend.dim))
-    chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=dense, seed=seed)
-
     planned = num_samples * (1 if thinning == "auto" else thinning)  # "auto" is known after warmup
-    bar = tqdm(total=num_warmup + planned, desc=f"{chains.kernel.name} warmup", disable=not progress_bar, unit="step",
+    name = getattr(kernel, "name", type(kernel).__name__)
+    bar = tqdm(total=num_warmup + planned, desc=f"{name} set-up", disable=not progress_bar, unit="step",
                dynamic_ncols=True)
-    kept = []
-    try:
-        _warm_up(chains, backend, num_warmup, bar, autocorrelation=thinning == "auto")
-        thinning = resolve_thinning(thinning, chains.autocorrelation)
-        bar.total = num_warmup + num_samples * thinning
-        bar.set_description(f"{chains.kernel.name} sample")
-        interrupted = _draw(chains, backend, num_samples, thinning, bar, kept)
-    except KeyboardInterrupt:
-        if not kept:
-            raise
-        thinning = resolve_thinning(thinning, chains.autocorrelation)
-        interrupted = True
-        warnings.warn(
-            f"interrupted: keeping the {sum(len(p) for p, _ in kept)} draws made so far", RuntimeWarning, stacklevel=2
-        )
-    finally:
-        bar.close()
-    return _collect(chains, kept, num_warmup, thinning, interrupted)
+    chains, kept, stage, stopped_in = None, [], "set-up", ""
+    with deferred_interrupt():
+        try:
+            if resume is None:
+                chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=dense, seed=seed)
+                check_interrupt()
+                stage = "warmup"
+                bar.set_description(f"{name} warmup")
+                _warm_up(chains, backend, num_warmup, bar, autocorrelation=thinning == "auto")
+                thinning = resolve_thinning(thinning, chains.autocorrelation)
+                done = 0
+                if on_block is not None:
+                    on_block(chains, kept, done, num_samples, thinning)
+            else:
+                chains, thinning, done = resume.chains, resume.thinning, resume.done
+                kept.extend(resume.kept)
+                bar.update(num_warmup + done * thinning)
+            bar.total = num_warmup + num_samples * thinning
+            bar.set_description(f"{name} sample")
+            stage = "sampling"
+            interrupted = _draw(chains, backend, num_samples, thinning, bar, kept, done=done, on_block=on_block)
+        except KeyboardInterrupt:
+            interrupted, stopped_in = True, stage
+            if kept:
+                warnings.warn(f"interrupted: keeping the {sum(len(p) for p, _ in kept)} draws made so far",
+                              RuntimeWarning, stacklevel=2)
+            else:
+                steps = f" after {chains.steps} steps" if chains is not None and stage == "warmup" else ""
+                warnings.warn(f"interrupted during {stage}{steps}, before any draw was kept: the "
+                              "result has no draws; its warmup_posterior holds where the chains were",
+                              RuntimeWarning, stacklevel=2)
+        finally:
+            bar.close()
+    if chains is None:  # stopped in set-up: the chains were where they started
+        return SamplerRun(np.zeros((num_chains, 0, backend.dim)), _no_stats(num_chains), kernel.setup(backend), num_warmup,
+                          1 if thinning == "auto" else thinning, True, {"adapted": 0}, stopped_in=stage,
+                          last_position=backend.to_numpy(position))
+    thinning = resolve_thinning(thinning, chains.autocorrelation)
+    return _collect(chains, kept, num_warmup, thinning, interrupted, stopped_in=stopped_in)
 
 
-def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interrupted: bool) -> SamplerRun:
+def _no_stats(num_chains: int) -> dict:
+    """The stats of a run with no draws, each ``(C, 0)``."""
+    empty = {"step_size": np.float64, "diverging": bool, "grad_evals": np.int64, "full_gradient": bool}
+    return {k: np.zeros((num_chains, 0), dtype=t) for k, t in empty.items()}
+
+
+def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interrupted: bool,
+             stopped_in: str = "") -> SamplerRun:
+    num_chains = chains.spent.shape[0]
+    last = backend_position(chains)
+    if not kept:
+        stats = _no_stats(num_chains)
+        return SamplerRun(np.zeros((num_chains, 0, last.shape[-1])), stats, chains.kernel, num_warmup, thinning,
+                          interrupted, _run_attrs(chains), stopped_in=stopped_in, last_position=last)
     positions = np.concatenate([p for p, _ in kept], axis=0).swapaxes(0, 1)  # (C, S, D)
     stats = {k: np.concatenate([i[k] for _, i in kept], axis=0).swapaxes(0, 1) for k in kept[0][1]}
     stats["grad_evals"] = chains.spent[:, None] + np.cumsum(stats["grad_evals"].astype(np.int64), axis=1)
+    return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, _run_attrs(chains),
+                      stopped_in=stopped_in, last_position=last)
+
+
+def backend_position(chains: _Chains) -> np.ndarray:
+    """The chains' current positions ``(C, D)`` as NumPy."""
+    position = chains.state.position
+    return position.detach().cpu().numpy() if hasattr(position, "detach") else np.asarray(position)
+
+
+def _run_attrs(chains: _Chains) -> dict:
     attrs = {"adapted": int(chains.adapting)}
     if chains.preconditioner is not None:
         attrs["inverse_mass"] = chains.preconditioner.inverse_mass.copy()
@@ -485,4 +561,4 @@ def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interr
     if chains.remedies:
         attrs["warmup_remedies"] = "; ".join(chains.remedies)
         attrs["extra_warmup"] = int(chains.extra_warmup)
-    return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, attrs)
+    return attrs

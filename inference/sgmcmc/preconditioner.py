@@ -30,11 +30,16 @@ class Preconditioner:
     """
 
     def __init__(self, inverse_mass):
-        arr = np.asarray(inverse_mass, dtype=np.float64)
+        try:
+            arr = np.asarray(inverse_mass, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"inverse_mass must be a (D,) vector or a (D, D) matrix of numbers, got {inverse_mass!r}"
+            ) from None
         if arr.ndim == 1:
             if arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
                 bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
-                where = f"entry {int(bad[0])} is {arr[bad[0]]!r}" if bad.size else "it is empty"
+                where = f"entry {int(bad[0])} is {float(arr[bad[0]])!r}" if bad.size else "it is empty"
                 raise ValueError(f"inverse_mass must hold positive finite numbers; {where}")
             self.factor = np.sqrt(arr)
         elif arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 0:

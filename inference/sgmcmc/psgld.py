@@ -131,8 +131,11 @@ class PSGLD(LangevinKernel):
     def __post_init__(self):
         super().__post_init__()
         a = self.decay
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 < a < 1:
-            raise ValueError(f"decay must be a number in (0, 1) (the RMSprop average's alpha), got {a!r}")
+        message = f"decay must be a number in (0, 1) (the RMSprop average's alpha), got {a!r}"
+        if isinstance(a, bool) or not isinstance(a, numbers.Real):
+            raise TypeError(message)
+        if not 0 < a < 1:
+            raise ValueError(message)
         check_number("damping", self.damping, low=0.0, strict=True)
         check_flag("freeze", self.freeze)
         check_count("prime_steps", self.prime_steps)

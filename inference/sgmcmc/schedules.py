@@ -9,7 +9,6 @@ Python int or a traced integer).
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 
@@ -48,10 +47,8 @@ class PolynomialDecay:
 
     def __post_init__(self):
         _check_positive("a", self.a)
-        if not self.b >= 1:
-            raise ValueError(f"b must be >= 1, got {self.b!r}")
-        if not self.gamma >= 0:
-            raise ValueError(f"gamma must be >= 0, got {self.gamma!r}")
+        check_number("b", self.b, low=1.0)
+        check_number("gamma", self.gamma, low=0.0)
 
     def __call__(self, t):
         return self.a * (self.b + t) ** (-self.gamma)
@@ -74,6 +71,4 @@ def as_schedule(step_size):
             f"step_size must be a positive number, ppzoo.inference.Constant(h) or "
             f"ppzoo.inference.PolynomialDecay(a, b, gamma), got {step_size!r}"
         )
-    if not step_size > 0 or not math.isfinite(step_size):
-        raise ValueError(f"step_size must be > 0 and finite, got {step_size!r}")
-    return Constant(float(step_size))
+    return Constant(check_number("step_size", step_size, low=0.0, strict=True))

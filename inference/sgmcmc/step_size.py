@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["largest_curvature", "default_step_size", "hessian", "hessian_columns", "FRACTION"]
+__all__ = ["largest_curvature", "default_step_size", "hessian", "hessian_columns", "spread", "FRACTION"]
 
 #: ``h = FRACTION / lambda_max``
 FRACTION = 1.0
@@ -92,12 +92,20 @@ def hessian(backend, point, chunk: int = 64):
     return (columns + columns.T) / 2, 2 * dim * backend.num_data
 
 
+def spread(total, num_chains: int) -> np.ndarray:
+    """``total`` per-datum gradient evaluations of work shared by ``num_chains`` chains, as each
+    chain's share ``(C,)`` (integers summing to ``total``): the chains' ``grad_evals`` then add
+    up to the work done."""
+    total = int(total)
+    return np.full(num_chains, total // num_chains, dtype=np.int64) + (np.arange(num_chains) < total % num_chains)
+
+
 def default_step_size(backend, positions, preconditioner=None):
     """``h = FRACTION / max lambda_max`` over ``positions`` ``(C, D)`` and the origin
     (of the preconditioned Hessian when a ``preconditioner`` is given).
 
     Returns ``(h, cost)`` with ``cost`` the per-datum gradient evaluations
-    spent per chain. Raises ``FloatingPointError`` when the curvature cannot
+    spent in all (``2 * 20 * N`` per point, the origin included). Raises ``FloatingPointError`` when the curvature cannot
     be estimated (non-finite gradients at every point).
     """
     points = np.asarray(positions)
@@ -109,5 +117,4 @@ def default_step_size(backend, positions, preconditioner=None):
             "could not estimate the curvature of the potential to choose a default step size "
             "(non-finite gradients); pass step_size=..."
         )
-    # Each chain pays for its own point (the shared origin is not counted).
-    return float(FRACTION / np.max(lam)), cost
+    return float(FRACTION / np.max(lam)), cost * points.shape[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ppzoo.backends.base import Backend
 from ppzoo.backends.layout import ModelLayout, model_name
+from ppzoo.checks import integer_arguments, nonfinite_arguments, nonfinite_count
 
 __all__ = ["Backend", "ModelLayout", "BACKENDS", "detect_backend", "resolve_backend", "check_guide_ppl", "make_backend"]
 
@@ -87,16 +88,47 @@ def _pyro_trace(model, args, kwargs):
 _TRACERS = {"numpyro": _numpyro_trace, "pyro": _pyro_trace}
 
 
-def _raise_from_model(model, found: ModelRaised):
-    """Re-raise the program's own error, saying where in the program it came from."""
+def _raise_from_model(model, found: ModelRaised, args=(), kwargs=None):
+    """Re-raise the program's own error, saying where in the program it came from (``found.ppl``
+    ``None``: before any statement of either PPL), and naming the arguments that may have caused
+    it: those holding NaN or infinite values, and, for an error about types, those holding integers."""
     err = found.error
-    message = (f"model {model_name(model)!r} ({found.ppl}) raised {type(err).__name__} {found.where}: "
+    ppl = f" ({found.ppl})" if found.ppl else ""
+    message = (f"model {model_name(model)!r}{ppl} raised {type(err).__name__} {found.where}: "
                f"{str(err).splitlines()[0] if str(err) else repr(err)}")
+    notes = nonfinite_arguments(model, args, kwargs or {})
+    if "type" in str(err).lower():
+        notes += integer_arguments(model, args, kwargs or {})
+    if notes:
+        message += f" ({'; '.join(notes)})"
     try:
         new = type(err)(message)
     except Exception:  # noqa: BLE001 - an exception class with its own constructor
         new = ValueError(message)
     raise new from err
+
+
+def _check_observed_log_prob(model, args, kwargs, trace) -> None:
+    """Where an argument holds NaN or infinite values and an observed site with finite values gets a
+    non-finite log-probability in the trace, a ``ValueError`` naming both: the chains or the fit
+    would otherwise start from a NaN potential and fail far from the cause (a covariate with a
+    missing value). Arguments a program masks or imputes itself pass."""
+    found = nonfinite_arguments(model, args, kwargs)
+    if not found:
+        return
+    for name, site in getattr(trace, "nodes", trace).items():
+        if site.get("type") != "sample" or not site.get("is_observed"):
+            continue
+        try:
+            value_finite = not nonfinite_count(site["value"])
+            log_prob = site["fn"].log_prob(site["value"])
+        except Exception:  # noqa: BLE001 - the site's own checks report it
+            continue
+        if value_finite and nonfinite_count(log_prob):
+            raise ValueError(
+                f"{'; '.join(found)}, and with them the log-probability of observed site {name!r} is not "
+                "finite; ppzoo expects finite data (drop or impute the missing values first)"
+            )
 
 
 def detect_backend(model, args=(), kwargs=None) -> str:
@@ -108,12 +140,30 @@ def detect_backend(model, args=(), kwargs=None) -> str:
     return _detect(model, tuple(args), dict(kwargs or {}))[0]
 
 
-def resolve_backend(model, args=(), kwargs=None, backend=None) -> str:
-    """The PPL of ``model``: detected by tracing; a forced ``backend`` must agree with it."""
+def resolve_backend(model, args=(), kwargs=None, backend=None, proper_priors: str | None = None) -> str:
+    """The PPL of ``model``: detected by tracing; a forced ``backend`` must agree with it.
+
+    ``proper_priors``: what needs every latent site's prior proper (a phrase for the message, e.g.
+    SVI, whose guides start from prior draws): a site with an improper prior then gets a
+    ``ValueError`` naming it (the PPL would raise a bare ``NotImplementedError`` far inside).
+    """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
-    detected = detect_backend(model, args, kwargs)
+    detected, _, trace = _detect(model, tuple(args), dict(kwargs or {}))
     _check_forced(model, backend, detected)
+    if proper_priors is not None:
+        for name, site in getattr(trace, "nodes", trace).items():
+            if site.get("type") != "sample" or site.get("is_observed"):
+                continue
+            fn = site["fn"]
+            while hasattr(fn, "base_dist"):
+                fn = fn.base_dist
+            if type(fn).__name__ == "ImproperUniform":
+                raise ValueError(
+                    f"latent site {name!r} of model {model_name(model)!r} has an improper prior (ImproperUniform): "
+                    f"{proper_priors}; give it a proper prior, or sample the model with ppzoo.sample, which "
+                    "takes improper priors"
+                )
     return detected
 
 
@@ -138,25 +188,27 @@ def _detect(model, args, kwargs):
         try:
             cls, trace = tracer(model, args, kwargs)
         except ModelRaised as found:
-            _raise_from_model(model, found)
+            _raise_from_model(model, found, args, kwargs)
         except Exception as err:  # the program is not written for this PPL
             errors.append(f"{name}: {type(err).__name__}: {err}")
             raised.append(err)
             continue
         if trace is not None:
+            _check_observed_log_prob(model, args, kwargs, trace)
             return name, cls, trace
         errors.append(f"{name}: no sample sites recorded")
-    first_lines = {str(e).split("\n", 1)[0] for e in raised}
-    if len(raised) == len(_TRACERS) and all(type(e) is ValueError for e in raised) and len(first_lines) == 1:
-        # the program itself refused its arguments, whichever PPL ran it (Pyro appends trace shapes)
-        raise ValueError(first_lines.pop()) from raised[0]
+    first_lines = {(type(e), str(e).split("\n", 1)[0]) for e in raised}
+    if len(raised) == len(_TRACERS) and len(first_lines) == 1:
+        # the program itself raised, whichever PPL ran it, before any statement (Pyro appends trace shapes)
+        _raise_from_model(model, ModelRaised(None, "before any Pyro or NumPyro statement", raised[0]), args, kwargs)
     raise TypeError(
         f"model {model_name(model)!r} is neither a Pyro nor a NumPyro program: tracing it "
         f"recorded no sample statements ({'; '.join(errors)})"
     )
 
 
-def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, device=None, batch_args=None) -> Backend:
+def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, device=None, batch_args=None,
+                 jit_compile=True) -> Backend:
     """Wrap ``model(*args, **kwargs)`` in the gradient oracle of its PPL.
 
     ``backend``, ``"pyro"`` or ``"numpyro"``, must be the detected PPL (an error says so otherwise);
@@ -164,15 +216,20 @@ def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, dev
     plate whose size is the leading dimension of the observations);
     ``device`` is a torch device for Pyro, a JAX device or platform name for NumPyro;
     ``batch_args`` names the per-datum arguments (positions and keyword names)
-    that minibatches slice, where :mod:`ppzoo.backends.batching` should not guess.
+    that minibatches slice, where :mod:`ppzoo.backends.batching` should not guess;
+    ``jit_compile`` (Pyro) compiles the chain-batched gradient, guarded against
+    Python control flow on the parameters (:mod:`ppzoo.backends.pyro_guard`),
+    ``False`` runs it eagerly; NumPyro always compiles with ``jax.jit``, which
+    refuses Python control flow on a traced value rather than freezing it.
     """
     args, kwargs = tuple(args), dict(kwargs or {})
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     name, cls, trace = _detect(model, args, kwargs)
     _check_forced(model, backend, name)
+    compile_flag = {"jit_compile": jit_compile} if name == "pyro" else {}
     return cls(model, args, kwargs, data_plate=data_plate, device=device, trace=trace if device is None else None,
-               batch_args=batch_args)
+               batch_args=batch_args, **compile_flag)
 
 
 def _check_forced(model, backend, detected) -> None:

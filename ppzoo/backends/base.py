@@ -161,6 +161,19 @@ class Backend(abc.ABC):
     def asarray(self, x):
         """A backend array (on the backend's device and default float type) from NumPy."""
 
+    @abc.abstractmethod
+    def restore_array(self, x):
+        """A backend array on the backend's device from NumPy, keeping ``x``'s dtype (a
+        checkpoint's state arrays)."""
+
+    @abc.abstractmethod
+    def rng_state(self, rng) -> np.ndarray:
+        """The random state ``rng`` as a NumPy array (for a checkpoint)."""
+
+    @abc.abstractmethod
+    def restore_rng(self, saved: np.ndarray):
+        """The random state that :meth:`rng_state` saved."""
+
 
 def reduce_info(infos: dict, xp) -> dict:
     """Summarise the ``info`` of the ``thinning`` steps behind one kept draw.

@@ -44,7 +44,13 @@ def pack_unconstrained(values: Mapping, layout: ModelLayout, num_chains: int) ->
         )
     theta = np.empty((num_chains, layout.dim))
     for site in layout.latent:
-        value = np.asarray(values[site.name], dtype=np.float64)
+        try:
+            value = np.asarray(_numpy(values[site.name]), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"init_params[{site.name!r}] must be an array of numbers (the site's unconstrained value), "
+                f"got {values[site.name]!r}"
+            ) from None
         shape = tuple(site.unconstrained_shape)
         if value.shape == shape:
             value = np.broadcast_to(value, (num_chains, *shape))
@@ -55,6 +61,25 @@ def pack_unconstrained(values: Mapping, layout: ModelLayout, num_chains: int) ->
             )
         theta[:, site.offset : site.offset + site.size] = value.reshape(num_chains, site.size)
     return theta
+
+
+#: where each PPL keeps its init strategies, for messages
+_OWN_STRATEGIES = {"numpyro": "numpyro.infer", "pyro": "pyro.infer.autoguide"}
+
+
+def _ppl_of(strategy):
+    """``"numpyro"`` or ``"pyro"`` when ``strategy`` (a function, or a ``functools.partial`` of one) is
+    defined in that PPL's package, else ``None`` (the user's own)."""
+    fn = getattr(strategy, "func", strategy)
+    top = (getattr(fn, "__module__", None) or "").split(".")[0]
+    return top if top in _OWN_STRATEGIES else None
+
+
+def _numpy(value):
+    """A torch tensor as NumPy (other values as they are), for ``np.asarray``."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
 
 
 def initial_positions(backend, num_chains: int, seed: int, init_strategy: Callable | None = None,
@@ -76,20 +101,30 @@ def initial_positions(backend, num_chains: int, seed: int, init_strategy: Callab
             raise TypeError(
                 f"init_strategy must be an init strategy of the model's PPL (e.g. init_to_median), got {init_strategy!r}"
             )
+        name = getattr(init_strategy, "__name__", None) or getattr(getattr(init_strategy, "func", None), "__name__",
+                                                                     repr(init_strategy))
+        ppl = _ppl_of(init_strategy)
+        if ppl is not None and ppl != backend.name:
+            raise TypeError(
+                f"init_strategy {name!r} is a {ppl} init strategy but model {model_name(backend.model)!r} is a "
+                f"{backend.name} program; use {backend.name}'s own ({_OWN_STRATEGIES[backend.name]}.{name})"
+            )
         try:
             values = backend.strategy_values(init_strategy, num_chains, seed)
         except Exception as err:  # noqa: BLE001 - reported with the strategy that raised it
             first = (str(err).strip().splitlines() or [""])[0]
+            improper = ("; a site with an improper prior has no prior draws to start from: use init_to_value or "
+                        "init_params") if isinstance(err, NotImplementedError) else ""
             raise ValueError(
-                f"init_strategy {getattr(init_strategy, '__name__', init_strategy)!r} failed on model "
-                f"{model_name(backend.model)!r}: {type(err).__name__}: {first}; a site with an improper prior has no "
-                "prior draws to start from: use init_to_value or init_params"
+                f"init_strategy {name!r} failed on model {model_name(backend.model)!r}: "
+                f"{type(err).__name__}: {first}{improper}"
             ) from err
         theta = np.asarray(backend.to_numpy(backend.unconstrain(values)), dtype=np.float64)
     bad = [s.name for s in backend.layout.latent if not np.all(np.isfinite(theta[:, s.offset : s.offset + s.size]))]
     if bad:
+        given = "init_params" if init_params is not None else "init_strategy"
         raise ValueError(
-            f"model {model_name(backend.model)!r}: the starting values of {bad} are not finite in the unconstrained "
-            "space (a value on the boundary of its support?); choose others"
+            f"{given}: on model {model_name(backend.model)!r} the starting values of {bad} are not finite in the "
+            "unconstrained space (a value on the boundary of its support?); choose others"
         )
     return theta

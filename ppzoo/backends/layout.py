@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ppzoo.checks import check_data_plate, check_observations_finite
+
 __all__ = [
     "SiteRecord",
     "PlateRecord",
@@ -159,14 +161,7 @@ def model_name(model) -> str:
 
 
 def _check_observed_values(sites: list[SiteRecord]) -> None:
-    for site in sites:
-        if site.observed and site.value is not None:
-            value = np.asarray(site.value)
-            if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
-                raise ValueError(
-                    f"observed site {site.name!r} contains NaN or infinite values; "
-                    "ppzoo expects finite observations (mask or drop missing data first)"
-                )
+    check_observations_finite({site.name: site.value for site in sites if site.observed and site.value is not None})
 
 
 #: the default minibatch holds at least this many data (all of them when there are fewer).
@@ -184,14 +179,7 @@ def _find_data_plate(
     sites: list[SiteRecord], plates: dict[str, PlateRecord], data_plate: str | None, name: str
 ) -> str | None:
     if data_plate is not None:
-        if not isinstance(data_plate, str):
-            raise TypeError(f"data_plate must be a plate name (str), got {type(data_plate).__name__}")
-        if data_plate not in plates:
-            known = ", ".join(repr(p) for p in plates) or "none"
-            raise ValueError(
-                f"data_plate={data_plate!r} is not a plate of model {name!r}; its plates are: {known}"
-            )
-        return data_plate
+        return check_data_plate(data_plate, plates)
     # The single plate that holds observed sites and whose size equals the
     # leading dimension of those observed values.
     candidates = []

@@ -345,6 +345,16 @@ class NumPyroBackend(Backend):
         x = jnp.asarray(x, dtype=jnp.result_type(float))
         return jax.device_put(x, self.device) if self.device is not None else x
 
+    def restore_array(self, x):
+        x = jnp.asarray(np.asarray(x))
+        return jax.device_put(x, self.device) if self.device is not None else x
+
+    def rng_state(self, rng):
+        return np.asarray(rng)
+
+    def restore_rng(self, saved):
+        return self.restore_array(np.asarray(saved, dtype=np.uint32))
+
     def run_block(self, kernel, state, rng, num_draws, thinning, tuning, method="update"):
         # one compiled block per (kernel settings, step method, length, thinning): tuning is data
         key = (kernel, method, num_draws, thinning)

@@ -28,6 +28,7 @@ from ppzoo.backends.svi_common import (
     normal_parameters,
     pick_data_plate,
 )
+from ppzoo.interrupt import check_interrupt
 
 __all__ = ["log_density_terms", "plates_of", "particle_keys"]
 
@@ -342,6 +343,7 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                     state = _with_learning_rate(state, learning_rate)
                 if stop:
                     break
+            check_interrupt()
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
     # a parameter may be a pytree (an Equinox module's weights registered by eqx_module)

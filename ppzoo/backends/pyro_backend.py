@@ -16,7 +16,9 @@ Python loop over chains; ``torch.jit.trace`` cannot see through ``vmap``
 itself). Models ``vmap`` cannot run fall back to one traced graph per chain,
 as Pyro's own HMC compiles with ``jit_compile=True``. Distribution argument
 validation is switched off inside the potential, since its data-dependent
-checks cannot be traced.
+checks cannot be traced. A trace keeps the branch the model's Python control
+flow took, so the graphs are guarded (:mod:`.pyro_guard`) and the backend
+runs eagerly where a model's control flow reads the parameters.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ppzoo.backends.layout import (
     model_name,
     plan_layout,
 )
+from ppzoo.backends.pyro_guard import CheckedGraph, eager_warning, parameter_reads
 from ppzoo.backends.sites import (
     Site,
     constrain,
@@ -76,6 +79,8 @@ def _torch_device(device):
         device = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device={device!r} is not a torch device: {err}") from None
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"device={str(device)!r}: torch has 1 cpu device(s), numbered 0 to 0")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available to torch")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -86,8 +91,8 @@ def _torch_device(device):
 
 def _to_torch(tree, device):
     def convert(leaf):
-        if isinstance(leaf, torch.Tensor):
-            return leaf.to(device)
+        if isinstance(leaf, torch.Tensor):  # floats in the default dtype, as NumPy's below and the parameters
+            return leaf.to(device=device, dtype=torch.get_default_dtype() if leaf.is_floating_point() else None)
         if isinstance(leaf, np.ndarray) or type(leaf).__module__.startswith(("jax", "jaxlib")):
             leaf = np.asarray(leaf)
             dtype = torch.get_default_dtype() if np.issubdtype(leaf.dtype, np.floating) else None
@@ -186,10 +191,23 @@ def _with_autograd(forward):
         with torch.enable_grad():
             theta = theta.detach().requires_grad_(True)
             value = forward(theta, idx)
-            (grad,) = torch.autograd.grad(value.sum(), theta)
-        return value.detach(), grad
+            if not value.requires_grad:  # a term constant in theta (a flat prior's)
+                return value.detach(), torch.zeros_like(theta)
+            (grad,) = torch.autograd.grad(value.sum(), theta, allow_unused=True)
+        return value.detach(), torch.zeros_like(theta) if grad is None else grad
 
     return call
+
+
+def _eager(fn):
+    """Values ``(C,)`` and gradients ``(C, D)`` of ``fn`` by one eager trace per chain, Pyro's validation off."""
+    per_chain = _per_chain(fn)
+
+    def unvalidated(theta, idx):
+        with pyro.validation_enabled(False):
+            return per_chain(theta, idx)
+
+    return unvalidated
 
 
 def _compile(fn, theta, idx):
@@ -212,13 +230,7 @@ def _compile(fn, theta, idx):
         if batched is not None:
             return batched, "vmap"
         if theta.shape[0] > MAX_COMPILED_CHAINS:
-            eager = _per_chain(fn)
-
-            def unvalidated(theta, idx):
-                with pyro.validation_enabled(False):
-                    return eager(theta, idx)
-
-            return unvalidated, "eager"
+            return _eager(fn), "eager"
         try:
             return torch.jit.trace(_per_chain(fn), (theta, idx), check_trace=False), "per-chain"
         except RuntimeError:  # the backward pass reuses an op's output: trace the forward pass only
@@ -245,11 +257,18 @@ def _vmapped_graph(fn, theta, idx):
 class PyroBackend(Backend):
     """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
 
-    ``jit_compile=False`` runs the chains' traces eagerly (slower, but for
-    models whose Python control flow depends on the parameters).
+    ``jit_compile=False`` runs the chains' traces eagerly (slower). With
+    ``jit_compile=True`` the compiled graphs are guarded against Python control
+    flow that depends on the parameters (:mod:`.pyro_guard`): where it is found
+    the backend runs eagerly, with a ``RuntimeWarning``, and ``eager_reason``
+    says why.
     """
 
     name = "pyro"
+    #: look for reads of parameter values before tracing a graph (:func:`.pyro_guard.parameter_reads`)
+    probe_control_flow = True
+    #: compare compiled graphs with eager runs on a schedule (:class:`.pyro_guard.CheckedGraph`)
+    check_compiled = True
 
     def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, jit_compile=True,
                  batch_args=None):
@@ -286,6 +305,8 @@ class PyroBackend(Backend):
         self._compiled = {}
         #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
         self.compiled_as = {}
+        #: why the compiled graphs were given up for eager runs (:mod:`.pyro_guard`), or ``None``
+        self.eager_reason = None
 
     # -- single-chain maths (the per-site logic is ppzoo.backends.sites') ------------------
     def _constrain_single(self, theta):
@@ -343,14 +364,41 @@ class PyroBackend(Backend):
         holds one copy of the model whatever the number of chains. A model
         that ``vmap`` cannot run (an in-place write of a latent into a fresh
         tensor, say) falls back to tracing each chain's graph side by side.
+
+        Every graph is guarded (:mod:`.pyro_guard`): before it is traced, one
+        eager run looks for a tensor computed from ``theta`` turned into a
+        Python value (``if w > 0:``); while it runs, its first call and
+        calls 2, 4, 8, ... then every ``CHECK_PERIOD``-th are compared with
+        an eager run at the same points. Either finding makes this backend
+        eager from then on, with one ``RuntimeWarning`` (``eager_reason``).
         """
-        if not self.jit_compile:
-            with pyro.validation_enabled(False):
-                return _per_chain(fn)(theta, idx)
+        if not self.jit_compile or self.eager_reason is not None:
+            return _eager(fn)(theta, idx)
         key = (fn.__name__, tuple(theta.shape), tuple(idx.shape), theta.dtype)
         if key not in self._compiled:
-            self._compiled[key], self.compiled_as[key] = _compile(fn, theta, idx)
-        return self._compiled[key](theta, idx)
+            if self.probe_control_flow:
+                with pyro.validation_enabled(False):
+                    found = parameter_reads(fn, theta[0], idx[0])
+                if found:
+                    self._run_eagerly(eager_warning(found=found))
+                    return _eager(fn)(theta, idx)
+            graph, self.compiled_as[key] = _compile(fn, theta, idx)
+            self._compiled[key] = graph if self.compiled_as[key] == "eager" else CheckedGraph(graph, _eager(fn))
+        graph = self._compiled[key]
+        if not isinstance(graph, CheckedGraph):
+            return graph(theta, idx)
+        out, disagreed = graph(theta, idx, check=self.check_compiled)
+        if disagreed:
+            self._run_eagerly(eager_warning(calls=graph.calls, key=key, gap=graph.gap))
+        return out
+
+    def _run_eagerly(self, reason):
+        """From now on every value and gradient is eager; one ``RuntimeWarning`` says why."""
+        if self.eager_reason is None:
+            warnings.warn(reason, RuntimeWarning, stacklevel=4)
+        self.eager_reason = reason
+        self.compiled_as = {k: "eager (value-dependent control flow)" for k in self.compiled_as}
+        self._compiled = {}
 
     def potential(self, theta, idx):
         return self._value_and_grad(self._potential_single, theta, idx)[0]
@@ -488,6 +536,17 @@ class PyroBackend(Backend):
 
     def asarray(self, x):
         return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype(), device=self.device)
+
+    def restore_array(self, x):
+        return torch.as_tensor(np.array(x), device=self.device)
+
+    def rng_state(self, rng):
+        return rng.get_state().numpy()
+
+    def restore_rng(self, saved):
+        generator = torch.Generator(device=self.device)
+        generator.set_state(torch.as_tensor(np.asarray(saved, dtype=np.uint8)))
+        return generator
 
     def run_block(self, kernel, state, rng, num_draws, thinning, tuning, method="update"):
         step = getattr(kernel, method)

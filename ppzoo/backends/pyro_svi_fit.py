@@ -14,6 +14,8 @@ import pyro.infer.util
 import torch
 from pyro import poutine
 
+from ppzoo.interrupt import check_interrupt
+
 __all__ = ["run_svi", "MIN_COMPILED_STEPS", "CONTROL_EVERY", "set_learning_rate"]
 
 
@@ -145,6 +147,7 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                     set_learning_rate(optimizer, learning_rate)
                 if stop:
                     break
+            check_interrupt()
     except KeyboardInterrupt:
         reason = f"interrupted after {len(losses)} steps"
     store = pyro.get_param_store()

@@ -71,14 +71,22 @@ def check_observed_site(name, fn, value, frames=()) -> None:
         )
     dist_shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
     plates = ", ".join(f"{plate!r}" for plate, _ in frames)
+    mismatch = ValueError(
+        f"observed site {name!r}: its value has shape {tuple(shape)} but its distribution has shape {dist_shape}"
+        + (f" (inside plate(s) {plates})" if plates else "")
+        + "; every per-datum argument must have the data plate's length"
+    )
     try:
         np.broadcast_shapes(dist_shape, tuple(shape))
     except ValueError:
-        raise ValueError(
-            f"observed site {name!r}: its value has shape {tuple(shape)} but its distribution has shape {dist_shape}"
-            + (f" (inside plate(s) {plates})" if plates else "")
-            + "; every per-datum argument must have the data plate's length"
-        ) from None
+        raise mismatch from None
+    # along a plate's dim the value and the distribution must agree: one that broadcasts (a single
+    # row of data against a plate of N, or N rows against a plate of 1) would be silently wrong
+    value_batch = tuple(shape)[: max(len(shape) - int(fn.event_dim), 0)]
+    batch = tuple(fn.batch_shape)
+    for _, dim in frames:
+        if dim is not None and len(value_batch) >= -dim and len(batch) >= -dim and value_batch[dim] != batch[dim]:
+            raise mismatch
     try:
         fn.log_prob(value)
     except Exception as err:  # noqa: BLE001 - said with the site's name

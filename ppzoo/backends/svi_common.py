@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ppzoo.checks import check_count
+from ppzoo import checks
+from ppzoo.checks import check_count, check_observations_finite
 
 __all__ = [
     "LogDensityTerms", "check_guide_matches", "check_batch_size", "pick_data_plate", "ESTIMATORS", "normal_parameters",
@@ -58,18 +59,6 @@ class LogDensityTerms:
 
 
 
-def check_observations_finite(observed: dict) -> None:
-    """Raise ``ValueError`` naming the first observed site ``{name: value (NumPy)}`` holding NaN or
-    infinite values: a fit would otherwise stop at its first step, or fit nothing."""
-    for name, value in observed.items():
-        value = np.asarray(value)
-        if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
-            raise ValueError(
-                f"observed site {name!r} contains NaN or infinite values ({int(np.sum(~np.isfinite(value)))} of "
-                f"{value.size}); ppzoo expects finite observations (mask or drop missing data first)"
-            )
-
-
 def check_batch_size(batch_size, plate, size) -> None:
     """``batch_size`` (or ``None``) must be an integer ``1 <= B <= N`` for a model with a data plate."""
     if batch_size is None:
@@ -77,8 +66,7 @@ def check_batch_size(batch_size, plate, size) -> None:
     check_count("batch_size", batch_size, 1)
     if plate is None:
         raise ValueError("batch_size was given but the model has no data plate around its observations to subsample")
-    if batch_size > size:
-        raise ValueError(f"batch_size must be <= the number of data N={size} (plate {plate!r}), got {batch_size}")
+    checks.check_batch_size(batch_size, size, plate)
 
 
 def is_auxiliary(site) -> bool:
@@ -123,9 +111,7 @@ def pick_data_plate(plates: dict, observed: dict, data_plate: str | None) -> str
     no plate holds all observations (then the data set counts as one datum).
     """
     if data_plate is not None:
-        if data_plate not in plates:
-            raise ValueError(f"data_plate={data_plate!r} is not a plate of the model; its plates are {sorted(plates)}")
-        return data_plate
+        return checks.check_data_plate(data_plate, plates)
     common = None
     for names in observed.values():
         common = set(names) if common is None else common & set(names)

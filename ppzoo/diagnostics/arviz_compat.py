@@ -16,6 +16,7 @@ netCDF-4 group per ArviZ group (written here with the ``h5netcdf`` engine).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import arviz as az
@@ -72,15 +73,24 @@ def from_dict(groups: Mapping[str, Mapping[str, np.ndarray]], *, dims=None, coor
     Returns an ``xarray.DataTree`` (1.x) or an ``arviz.InferenceData`` (0.23).
     """
     groups = {name: dict(values) for name, values in groups.items()}
-    if DATATREE:
-        from arviz_base import from_dict as _from_dict
-
-        result = _from_dict(groups, dims=dims, coords=coords)
-    else:
-        result = az.from_dict(**groups, dims=dims, coords=coords)
+    with warnings.catch_warnings():
+        # a run stopped before its first draw has fewer draws than chains, on purpose
+        warnings.filterwarnings("ignore", message="More chains .* than draws")  # 0.23
+        warnings.filterwarnings("ignore", message="Found chain dimension to be longer than draw")  # 1.x
+        result = _from_dict(groups, dims, coords)
     if attrs:
         update_attrs(result, attrs)
     return result
+
+
+def _from_dict(groups, dims, coords):
+    # both lines drop warmup groups unless asked to keep them
+    keep = {"save_warmup": True} if any(name.startswith("warmup_") for name in groups) else {}
+    if DATATREE:
+        from arviz_base import from_dict as base_from_dict
+
+        return base_from_dict(groups, dims=dims, coords=coords, **keep)
+    return az.from_dict(**groups, dims=dims, coords=coords, **keep)
 
 
 def is_result(data) -> bool:

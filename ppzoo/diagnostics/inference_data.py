@@ -29,6 +29,23 @@ def _per_draw(fn, flat, chunk):
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
 
+def _constrained(backend, positions):
+    """The constrained values and deterministic sites of ``positions`` ``(C, S, D)``, each
+    ``(C, S, ...)``."""
+    num_chains, num_draws, dim = positions.shape
+    flat = positions.reshape(num_chains * num_draws, dim)
+    out = {
+        k: v.reshape((num_chains, num_draws) + v.shape[1:])
+        for k, v in _per_draw(backend.constrain, flat, 4 * _LOGLIK_CHUNK).items()
+    }
+    if backend.layout.deterministic:
+        out.update({
+            k: v.reshape((num_chains, num_draws) + v.shape[1:])
+            for k, v in _per_draw(backend.deterministic, flat, _LOGLIK_CHUNK).items()
+        })
+    return out
+
+
 def _pointwise(backend, flat, chunk):
     parts = [backend.pointwise(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
     lp = np.concatenate([p[0] for p in parts])
@@ -50,22 +67,22 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     """
     num_chains, num_draws, dim = run.positions.shape
     flat = run.positions.reshape(num_chains * num_draws, dim)
-    posterior = {
-        k: v.reshape((num_chains, num_draws) + v.shape[1:])
-        for k, v in _per_draw(backend.constrain, flat, 4 * _LOGLIK_CHUNK).items()
-    }
     layout = backend.layout
-    if layout.deterministic:
-        posterior.update({
-            k: v.reshape((num_chains, num_draws) + v.shape[1:])
-            for k, v in _per_draw(backend.deterministic, flat, _LOGLIK_CHUNK).items()
-        })
+    warmup = None
+    if num_draws:
+        posterior = _constrained(backend, run.positions)
+    else:  # a run stopped before its first draw: where the chains were, and an empty posterior
+        warmup = _constrained(backend, run.last_position[:, None, :])
+        posterior = {k: v[:, :0] for k, v in warmup.items()}
+        log_likelihood = False
     observed = backend.observed_data()
     # observed values and log-likelihood terms named after their plates (value_dims)
     dims = {s.name: list(s.dims) for s in layout.all_observed}
     # a latent inside a plate is named after it (as az.from_numpyro names it), the others <site>_dim_k
     dims.update({site.name: list(site.dims) for site in layout.latent + layout.deterministic if site.dims})
     groups = {"posterior": posterior, "observed_data": observed}
+    if warmup is not None:
+        groups["warmup_posterior"] = warmup
     stats = dict(run.stats)
     stats["diverging"] = stats["diverging"].astype(bool)
     if log_likelihood:
@@ -97,6 +114,7 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         "num_warmup": run.num_warmup,
         "thinning": run.thinning,
         "interrupted": int(run.interrupted),
+        "num_draws": int(num_draws),
         "temperature": float(kernel.temperature),
     }
     if layout.data_plate is not None:
@@ -105,6 +123,8 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         attrs["inner_loop"] = int(kernel.inner_loop)
     # adapted: 1 if warmup chose the step size (and preconditioner); inverse_mass: diag M^-1, (D,)
     attrs.update(run.attrs)
+    if run.stopped_in:
+        attrs["stopped_in"] = run.stopped_in
     if diverged:
         attrs["diverged_chains"] = json.dumps(diverged)
     # a log-likelihood takes the leading dims of its observed value: the data plate's, or its batch dims

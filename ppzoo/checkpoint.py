@@ -1,0 +1,272 @@
+"""Checkpoints of a sampling run, and resuming from one.
+
+``ppzoo.sample(..., checkpoint="run.nc", checkpoint_every=k)`` writes, at the end of
+warmup and then every ``k`` kept draws (and after the last), one netCDF file, atomically
+(:func:`ppzoo.files.write_netcdf`): an ArviZ result of the draws so far (``posterior``,
+``sample_stats``, ``observed_data``, no log-likelihood), readable by ``az.from_netcdf``, plus
+a ``sampler_state`` group that holds what the draws to come depend on:
+
+- the kernel state's fields (``state__<field>``: positions, step counters, SGLD-CV's
+  centre and its gradient, SVRG-LD's snapshot, ...), in their dtypes;
+- the random state (``rng``: JAX's key, or torch's generator state);
+- the tuning (``tuning__step_size``, ``tuning__decay``, ``tuning__inverse_mass``,
+  ``tuning__factor``) and the preconditioner warmup chose;
+- the kept draws in unconstrained space with their stats (``kept__*``) and the work
+  spent per chain before them (``spent``);
+- in its attrs (JSON): the bound kernel's class and settings, the run's settings
+  (backend, data plate, seed, chains, warmup, thinning, the draws wanted and made), the
+  model's module and name, and a SHA-256 of the data.
+
+:func:`resume` rebuilds the backend from the model and data (given, or, for a zoo entry, its
+own), checks that the data and the unconstrained layout are those of the checkpoint, and
+continues the run in the blocks the uninterrupted run takes: the same seed gives the same draws
+(tested on both backends). Set-up and warmup are not repeated; a run interrupted before
+warmup ended has no checkpoint to resume from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+
+import numpy as np
+
+from ppzoo.diagnostics import arviz_compat
+
+__all__ = ["Checkpointer", "resume", "data_fingerprint"]
+
+#: the group of a checkpoint file that holds the sampler state
+STATE_GROUP = "sampler_state"
+#: version of the file's layout
+FORMAT = 1
+
+
+def data_fingerprint(args, kwargs) -> str:
+    """SHA-256 over every array-like argument's dtype, shape and bytes (in order)."""
+    digest = hashlib.sha256()
+    for key, value in [(str(i), a) for i, a in enumerate(args)] + sorted(kwargs.items()):
+        if hasattr(value, "shape"):
+            arr = np.ascontiguousarray(value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value))
+            digest.update(f"{key}:{arr.dtype}:{arr.shape}".encode())
+            digest.update(arr.tobytes())
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            digest.update(f"{key}={value!r}".encode())
+    return digest.hexdigest()
+
+
+def _encode_setting(value, arrays: dict, name: str):
+    """A kernel setting as JSON; arrays (a preconditioner) go to ``arrays``."""
+    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Preconditioner):
+        arrays[f"kernel__{name}"] = np.asarray(value.inverse_mass)
+        return {"preconditioner": f"kernel__{name}"}
+    if dataclasses.is_dataclass(value):  # a step-size schedule
+        return {"class": f"{type(value).__module__}:{type(value).__qualname__}",
+                "fields": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
+    raise TypeError(f"cannot write the kernel setting {name}={value!r} to a checkpoint")
+
+
+def _decode_setting(value, arrays):
+    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
+
+    if isinstance(value, dict) and "preconditioner" in value:
+        return Preconditioner(np.asarray(arrays[value["preconditioner"]]))
+    if isinstance(value, dict) and "class" in value:
+        return _ppzoo_class(value["class"])(**value["fields"])
+    return value
+
+
+def _ppzoo_class(reference: str):
+    """The class ``module:qualname`` of ppzoo's inference package (nothing else is imported)."""
+    module, _, name = reference.partition(":")
+    if not (module.startswith("ppzoo.") or module.startswith("inference.")):
+        raise ValueError(f"the checkpoint names a class outside ppzoo: {reference}")
+    return getattr(importlib.import_module(module), name)
+
+
+class Checkpointer:
+    """``on_block`` of :func:`~ppzoo.inference.sgmcmc.driver.run_chains` that writes ``path``
+    at the end of warmup, every ``every`` draws and after the last."""
+
+    def __init__(self, path, every: int, backend, settings: dict):
+        self.path, self.every, self.backend, self.settings = str(path), int(every), backend, settings
+        self.written = -1
+
+    def __call__(self, chains, kept, done, num_samples, thinning):
+        if done and done < num_samples and done - max(self.written, 0) < self.every:
+            return
+        self.write(chains, kept, done, num_samples, thinning)
+
+    def write(self, chains, kept, done, num_samples, thinning):
+        from ppzoo.diagnostics import sampler_run_to_inference_data
+        from ppzoo.files import write_netcdf
+        from ppzoo.inference.sgmcmc.driver import _collect
+
+        run = _collect(chains, kept, self.settings["num_warmup"], thinning, False)
+        idata = sampler_run_to_inference_data(run, self.backend, log_likelihood=False)
+        arviz_compat.add_group(idata, STATE_GROUP, self._state(chains, kept, done, num_samples, thinning))
+        write_netcdf(idata, self.path)
+        self.written = done
+
+    def _state(self, chains, kept, done, num_samples, thinning):
+        import xarray as xr
+
+        arrays = {}
+        state = chains.state
+        fields = {}
+        for field in state._fields:
+            value = getattr(state, field)
+            fields[field] = "python" if isinstance(value, (int, float)) else "array"
+            arrays[f"state__{field}"] = np.asarray(value) if fields[field] == "python" else self.backend.to_numpy(value)
+        arrays["rng"] = self.backend.rng_state(chains.rng)
+        tuning = chains.tuning
+        for name in ("inverse_mass", "factor"):
+            if getattr(tuning, name) is not None:
+                arrays[f"tuning__{name}"] = self.backend.to_numpy(getattr(tuning, name))
+        if chains.preconditioner is not None:
+            arrays["preconditioner"] = np.asarray(chains.preconditioner.inverse_mass)
+        arrays["spent"] = np.asarray(chains.spent)
+        if kept:
+            arrays["kept__positions"] = np.concatenate([p for p, _ in kept], axis=0)
+            for key in kept[0][1]:
+                arrays[f"kept__{key}"] = np.concatenate([i[key] for _, i in kept], axis=0)
+        kernel = chains.kernel
+        settings = {f.name: _encode_setting(getattr(kernel, f.name), arrays, f.name) for f in dataclasses.fields(kernel)}
+        attrs = {
+            "format": FORMAT,
+            "state_class": f"{type(state).__module__}:{type(state).__qualname__}",
+            "state_fields": json.dumps(fields),
+            "kernel_class": f"{type(kernel).__module__}:{type(kernel).__qualname__}",
+            "kernel_settings": json.dumps(settings),
+            "tuning": json.dumps({"step_size": float(tuning.step_size),
+                                  "decay": None if tuning.decay is None else list(tuning.decay)}),
+            "chains": json.dumps({"adapting": chains.adapting, "dense": chains.dense, "adapt_mass": chains.adapt_mass,
+                                  "autocorrelation": chains.autocorrelation,
+                                  "warmup_r_hat": [float(r) for r in chains.warmup_r_hat],
+                                  "remedies": list(chains.remedies), "extra_warmup": int(chains.extra_warmup),
+                                  "steps": int(chains.steps)}),
+            "run": json.dumps({**self.settings, "done": int(done), "num_samples": int(num_samples),
+                               "thinning": int(thinning), "dim": int(self.backend.dim)}),
+        }
+        variables = {k: xr.DataArray(v, dims=[f"{k}_dim_{i}" for i in range(np.ndim(v))]) for k, v in arrays.items()}
+        return xr.Dataset(variables, attrs=attrs)
+
+
+def read_checkpoint(path):
+    """``(result, state Dataset, run settings)`` of a checkpoint file."""
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    idata = arviz_compat.from_netcdf(str(path))
+    if not arviz_compat.has_group(idata, STATE_GROUP):
+        raise ValueError(f"checkpoint {path} has no {STATE_GROUP} group: it is not a ppzoo checkpoint")
+    state = arviz_compat.get_group(idata, STATE_GROUP)
+    if int(state.attrs.get("format", 0)) != FORMAT:
+        raise ValueError(f"checkpoint {path} has layout {state.attrs.get('format')}; this ppzoo reads {FORMAT}")
+    return idata, state, json.loads(state.attrs["run"])
+
+
+def _restore_chains(state, backend):
+    """The driver's chains as the checkpoint left them, on ``backend``."""
+    from ppzoo.inference.sgmcmc.diffusions import Tuning
+    from ppzoo.inference.sgmcmc.driver import _Chains
+    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
+
+    arrays = {k: np.asarray(v.values) for k, v in state.data_vars.items()}
+    attrs = state.attrs
+    to_backend = backend.restore_array
+    fields = json.loads(attrs["state_fields"])
+    values = {}
+    for field, kind in fields.items():
+        value = arrays[f"state__{field}"]
+        values[field] = value.item() if kind == "python" else to_backend(value)
+    kernel_state = _ppzoo_class(attrs["state_class"])(**values)
+    settings = {k: _decode_setting(v, arrays) for k, v in json.loads(attrs["kernel_settings"]).items()}
+    kernel = _ppzoo_class(attrs["kernel_class"])(**settings)
+    tuning = json.loads(attrs["tuning"])
+    decay = None if tuning["decay"] is None else tuple(tuning["decay"])
+    tuning = Tuning(tuning["step_size"], *(to_backend(arrays[f"tuning__{n}"]) if f"tuning__{n}" in arrays else None
+                                           for n in ("inverse_mass", "factor")), decay)
+    rng = backend.restore_rng(arrays["rng"])
+    info = json.loads(attrs["chains"])
+    preconditioner = Preconditioner(arrays["preconditioner"]) if "preconditioner" in arrays else None
+    chains = _Chains(kernel, kernel_state, rng, arrays["spent"].astype(np.int64), preconditioner,
+                     info["adapt_mass"], info["dense"], 1.0 if info["adapting"] else None, tuning,
+                     autocorrelation=info["autocorrelation"], warmup_r_hat=info["warmup_r_hat"],
+                     remedies=info["remedies"], extra_warmup=info["extra_warmup"], steps=info["steps"])
+    kept = []
+    if "kept__positions" in arrays:
+        infos = {k[len("kept__"):]: v for k, v in arrays.items() if k.startswith("kept__") and k != "kept__positions"}
+        kept.append((arrays["kept__positions"], infos))
+    return chains, kept
+
+
+def resume(checkpoint, model=None, *args, num_samples: int | None = None, checkpoint_every: int | None = None,
+           progress_bar: bool = True, device=None, **kwargs):
+    """Continue the run that wrote ``checkpoint`` and return its whole result.
+
+    ``model(*args, **kwargs)`` must be the program and data the run sampled (their
+    fingerprint is checked); for a zoo entry they may be left out. ``num_samples``: the
+    draws per chain wanted in all (default: the run's own); with the run's own, the draws are
+    those of the uninterrupted run. The run goes on writing ``checkpoint``. The result is what
+    ``ppzoo.sample`` returns (its log-likelihood setting is the run's).
+    """
+    from ppzoo.backends import make_backend
+    from ppzoo.checks import check_count, check_flag
+    from ppzoo.inference import run_chains
+    from ppzoo.inference.sgmcmc.driver import Resumed
+    from ppzoo.sampling import finish_result
+
+    check_flag("progress_bar", progress_bar)
+    _, state, settings = read_checkpoint(checkpoint)
+    if model is None:
+        model, args, kwargs = _zoo_program(checkpoint, settings)
+    if data_fingerprint(args, kwargs) != settings["data"]:
+        raise ValueError(
+            f"the data given to resume differ from those checkpoint {checkpoint} was made with "
+            "(pass the same arguments as the run)"
+        )
+    num_samples = settings["num_samples"] if num_samples is None else num_samples
+    check_count("num_samples", num_samples, 1)
+    if num_samples < settings["done"]:
+        raise ValueError(f"num_samples must be at least the {settings['done']} draws already made, got {num_samples}")
+    backend = make_backend(model, args, kwargs, backend=settings["backend"], data_plate=settings["data_plate"],
+                           device=device, batch_args=settings["batch_args"], jit_compile=settings["jit_compile"])
+    if backend.dim != settings["dim"]:
+        raise ValueError(f"the model has {backend.dim} unconstrained dimensions, checkpoint {checkpoint} "
+                         f"{settings['dim']}: it is not the program the run sampled")
+    chains, kept = _restore_chains(state, backend)
+    writer = None
+    if checkpoint_every is not None or settings.get("checkpoint_every"):
+        every = checkpoint_every or settings["checkpoint_every"]
+        check_count("checkpoint_every", every, 1)
+        writer = Checkpointer(checkpoint, every, backend, {**settings, "checkpoint_every": every})
+        writer.written = settings["done"]
+    run = run_chains(
+        chains.kernel, backend, num_samples=num_samples, num_warmup=settings["num_warmup"],
+        num_chains=settings["num_chains"], thinning=settings["thinning"], seed=settings["seed"],
+        progress_bar=progress_bar, on_block=writer,
+        resume=Resumed(chains, kept, settings["done"], settings["thinning"]),
+    )
+    return finish_result(run, backend, settings["num_chains"], settings["log_likelihood"], stacklevel=4)
+
+
+def _zoo_program(checkpoint, settings):
+    from ppzoo import models
+
+    module = settings.get("model_module") or ""
+    entry = module.rsplit(".", 1)[-1]
+    if module.rsplit(".", 1)[0] not in ("models", "ppzoo.models") or entry not in models.list_models():
+        raise ValueError(
+            f"checkpoint {checkpoint} was made from {module}.{settings.get('model_name')}, not a zoo entry: "
+            "pass the model and its data, ppzoo.resume(checkpoint, model, *args, **kwargs)"
+        )
+    spec = models.get(entry)
+    args, kwargs = spec.load_data()
+    return spec.model(settings["backend"]), args, kwargs
