@@ -56,7 +56,12 @@ def _positive_int(text):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors end with one line on stderr and exit status 2."""
+    """Usage errors end with one line on stderr and exit status 2; an option must be spelt out
+    (argparse would read ``--num-sample`` as ``--num-samples`` without a word)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         print(f"{self.prog}: error: {message}", file=sys.stderr)

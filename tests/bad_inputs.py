@@ -436,6 +436,7 @@ _CLI = [
     ("--device", "run --device cpu:7", r"device='cpu:7': JAX has 1 cpu device\(s\), numbered 0 to 0"),
     ("--device", "run --backend pyro --device cpu:7", r"device='cpu:7': torch has 1 cpu device\(s\), numbered 0 to 0"),
     ("--num-sampels", "run --num-sampels 10", "unrecognized arguments: --num-sampels"),
+    ("--num-sample", "run --num-sample 10", "unrecognized arguments: --num-sample$"),
     ("--out", "run --out {tmp}/no/folder/run.nc", "--out .*/no/folder/run.nc: the folder .* does not exist"),
     ("--out", "run --out {tmp}", "--out .*: is a folder; give a file name"),
     ("--resume", "run --resume {tmp}/missing.nc --out {tmp}/r.nc", "--resume .*missing.nc: no such file"),
