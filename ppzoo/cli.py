@@ -236,14 +236,22 @@ def _run(opts) -> int:
     from ppzoo import models
     from ppzoo.diagnostics import arviz_compat
 
-    if opts.resume is not None and not os.path.isfile(opts.resume):
-        raise OSError(f"--resume {opts.resume}: no such file")
+    if opts.resume is not None:
+        if opts.checkpoint is not None:
+            raise ValueError("--checkpoint: a resumed run goes on writing the checkpoint it resumes (--resume)")
+        fixed = {"--method": opts.method, "--num-warmup": opts.num_warmup, "--thinning": opts.thinning,
+                 "--step-size": opts.step_size, "--batch-size": opts.batch_size, "--inner-loop": opts.inner_loop,
+                 "--no-adapt": opts.no_adapt or None}
+        given = [name for name, value in fixed.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: a resumed run keeps the settings it was started with "
+                             "(--resume takes --num-samples, --checkpoint-every, --device and --out)")
+        if not os.path.isfile(opts.resume):
+            raise OSError(f"--resume {opts.resume}: no such file")
     check_writable(opts.out)
     if opts.resume is not None:
         from ppzoo.checkpoint import read_checkpoint
 
-        if opts.checkpoint is not None:
-            raise ValueError("--checkpoint: a resumed run goes on writing the checkpoint it resumes (--resume)")
         run_settings = read_checkpoint(opts.resume)[2]
         idata = ppzoo.resume(opts.resume, num_samples=opts.num_samples, checkpoint_every=opts.checkpoint_every,
                              progress_bar=not opts.no_progress, device=opts.device)

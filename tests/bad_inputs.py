@@ -440,6 +440,8 @@ _CLI = [
     ("--out", "run --out {tmp}/no/folder/run.nc", "--out .*/no/folder/run.nc: the folder .* does not exist"),
     ("--out", "run --out {tmp}", "--out .*: is a folder; give a file name"),
     ("--resume", "run --resume {tmp}/missing.nc --out {tmp}/r.nc", "--resume .*missing.nc: no such file"),
+    ("--method", "run --resume {tmp}/ck.nc --method sgld --out {tmp}/r.nc",
+     "--method: a resumed run keeps the settings it was started with"),
     ("--checkpoint-every", "run --checkpoint-every 0", "argument --checkpoint-every: expected a positive integer, got '0'"),
     ("file", "summary", "the following arguments are required: file"),
     ("file", "summary {tmp}/missing.nc", "missing.nc: no such file"),
