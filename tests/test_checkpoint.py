@@ -116,8 +116,11 @@ def test_ppzoo_run_resume_after_a_real_sigint(tmp_path, monkeypatch):
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
-        if (tmp_path / "ck.nc").exists() and read_checkpoint(tmp_path / "ck.nc")[2]["done"] > 0:
-            break
+        try:
+            if (tmp_path / "ck.nc").exists() and read_checkpoint(tmp_path / "ck.nc")[2]["done"] > 0:
+                break
+        except (KeyError, OSError):  # ArviZ 0.23 opens the file once per group: it was replaced in between
+            pass
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
