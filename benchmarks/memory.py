@@ -102,11 +102,12 @@ def markdown(rows, startup, meta):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 10^3 and 10^4, few draws")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="the N to run (default: by --quick)")
     parser.add_argument("--dims", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS / "memory")
     opts = parser.parse_args(argv)
-    sizes = [10**3, 10**4] if opts.quick else [10**4, 10**5, 10**6]
+    sizes = opts.sizes or ([10**3, 10**4] if opts.quick else [10**4, 10**5, 10**6])
     samples, warmup = (50, 200) if opts.quick else (1000, 2000)
     rows = []
     for n in sizes:

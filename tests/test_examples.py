@@ -37,7 +37,7 @@ SCRIPTS = {
     ],
     "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
     "benchmarks/fit_convergence.py": ["--quick", "--out", "{tmp}/fit_convergence"],
-    "benchmarks/memory.py": ["--quick", "--repeats", "1", "--out", "{tmp}/memory"],
+    "benchmarks/memory.py": ["--quick", "--sizes", "1000", "--repeats", "1", "--out", "{tmp}/memory"],
     "benchmarks/nuts_agreement.py": [
         "--quick", "--programs", "flat_prior_regression", "discrete_latent", "--methods", "default",
         "--nuts-warmup", "100", "--nuts-samples", "100", "--out", "{tmp}/nuts_agreement",
