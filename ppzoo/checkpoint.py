@@ -107,7 +107,7 @@ class Checkpointer:
         from ppzoo.files import write_netcdf
         from ppzoo.inference.sgmcmc.driver import _collect
 
-        run = _collect(chains, kept, self.settings["num_warmup"], thinning, False)
+        run = _collect(chains, self.backend, kept, self.settings["num_warmup"], thinning, False)
         idata = sampler_run_to_inference_data(run, self.backend, log_likelihood=False)
         arviz_compat.add_group(idata, STATE_GROUP, self._state(chains, kept, done, num_samples, thinning))
         write_netcdf(idata, self.path)

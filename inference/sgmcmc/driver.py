@@ -518,7 +518,7 @@ def run_chains(
                           1 if thinning == "auto" else thinning, True, {"adapted": 0}, stopped_in=stage,
                           last_position=backend.to_numpy(position))
     thinning = resolve_thinning(thinning, chains.autocorrelation)
-    return _collect(chains, kept, num_warmup, thinning, interrupted, stopped_in=stopped_in)
+    return _collect(chains, backend, kept, num_warmup, thinning, interrupted, stopped_in=stopped_in)
 
 
 def _no_stats(num_chains: int) -> dict:
@@ -527,10 +527,10 @@ def _no_stats(num_chains: int) -> dict:
     return {k: np.zeros((num_chains, 0), dtype=t) for k, t in empty.items()}
 
 
-def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interrupted: bool,
+def _collect(chains: _Chains, backend, kept: list, num_warmup: int, thinning: int, interrupted: bool,
              stopped_in: str = "") -> SamplerRun:
     num_chains = chains.spent.shape[0]
-    last = backend_position(chains)
+    last = backend.to_numpy(chains.state.position)
     if not kept:
         stats = _no_stats(num_chains)
         return SamplerRun(np.zeros((num_chains, 0, last.shape[-1])), stats, chains.kernel, num_warmup, thinning,
@@ -540,12 +540,6 @@ def _collect(chains: _Chains, kept: list, num_warmup: int, thinning: int, interr
     stats["grad_evals"] = chains.spent[:, None] + np.cumsum(stats["grad_evals"].astype(np.int64), axis=1)
     return SamplerRun(positions, stats, chains.kernel, num_warmup, thinning, interrupted, _run_attrs(chains),
                       stopped_in=stopped_in, last_position=last)
-
-
-def backend_position(chains: _Chains) -> np.ndarray:
-    """The chains' current positions ``(C, D)`` as NumPy."""
-    position = chains.state.position
-    return position.detach().cpu().numpy() if hasattr(position, "detach") else np.asarray(position)
 
 
 def _run_attrs(chains: _Chains) -> dict:
