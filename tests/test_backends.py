@@ -203,3 +203,45 @@ def test_pyro_compiled_gradient_equals_eager(entry, expected):
     want_value, want_grad = eager._value_and_grad(eager._potential_single, theta, idx)
     np.testing.assert_allclose(value.numpy(), want_value.numpy(), rtol=1e-5)
     np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=1e-4, atol=1e-4 * float(want_grad.abs().max()))
+
+
+def _grouped_model(x, g, levels, y=None):
+    import numpyro
+    import numpyro.distributions as dist
+
+    num_groups = len(np.unique(np.asarray(levels)))  # reads an argument's values in Python (NumPy)
+    a = numpyro.sample("a", dist.Normal(0.0, 1.0).expand([num_groups]).to_event(1))
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a[g] + x, 1.0), obs=y)
+
+
+def test_numpyro_data_are_compiled_as_arguments_unless_the_program_reads_them():
+    """Closed-over arrays would be compile-time constants (compile time and a copy of the data per
+    executable, both growing with N); a program that reads its data's values keeps them so, and
+    both ways give the same potential and gradient."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(300), dtype=jnp.float32)
+    g = jnp.asarray(rng.integers(0, 3, 300))
+    y = jnp.asarray(rng.standard_normal(300), dtype=jnp.float32)
+    levels = jnp.asarray([0, 1, 2, 2])
+    reading = make_backend(_grouped_model, (x, g, levels), {"y": y})
+    assert not reading._data_as_arguments
+
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(x, g, levels, y=None):
+        a = numpyro.sample("a", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample("y", dist.Normal(a[g] + x, 1.0), obs=y)
+
+    plain = make_backend(model, (x, g, levels), {"y": y})
+    assert plain._data_as_arguments and len(plain._data_leaves()) == 4
+    theta = jnp.asarray(rng.standard_normal((2, 3)), dtype=jnp.float32)
+    idx = jnp.asarray(rng.integers(0, 300, (2, 40)))
+    for method, operands in (("potential", (theta, idx)), ("grad", (theta, idx)), ("full_grad", (theta,)),
+                             ("full_potential", (theta,))):
+        np.testing.assert_allclose(getattr(plain, method)(*operands), getattr(reading, method)(*operands),
+                                   rtol=1e-5, atol=1e-4, err_msg=method)

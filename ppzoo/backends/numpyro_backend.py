@@ -48,6 +48,14 @@ __all__ = ["NumPyroBackend", "trace_numpyro"]
 
 #: data per chunk when the full-data gradient or likelihood is summed
 FULL_DATA_CHUNK = 4096
+#: what tracing a program raises when it reads the value of an array it was handed as a traced
+#: argument (it then keeps its arrays as compile-time constants, as NumPyro's MCMC does by default)
+_TRACER_READS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                 jax.errors.TracerIntegerConversionError, jax.errors.TracerBoolConversionError)
+
+
+def _is_data(leaf) -> bool:
+    return isinstance(leaf, jax.Array) and leaf.ndim > 0
 
 
 def _to_jax(tree, device=None):
@@ -171,16 +179,61 @@ class NumPyroBackend(Backend):
         }
         self._block_cache = {}  # compiled blocks and optimisers, by settings
 
-        self._potential = jax.jit(jax.vmap(self._potential_single))
-        self._grad = jax.jit(jax.vmap(jax.grad(self._potential_single)))
-        self._full_potential = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[0]))
-        self._full_grad = jax.jit(jax.vmap(lambda th: self._full_value_and_grad(th)[1]))
-        self._full_hvp = jax.jit(jax.vmap(
+        self._data_as_arguments = True
+        self._potential = self._jit(jax.vmap(self._potential_single))
+        self._grad = self._jit(jax.vmap(jax.grad(self._potential_single)))
+        self._full_potential = self._jit(jax.vmap(lambda th: self._full_value_and_grad(th)[0]))
+        self._full_grad = self._jit(jax.vmap(lambda th: self._full_value_and_grad(th)[1]))
+        self._full_hvp = self._jit(jax.vmap(
             lambda th, v: jax.jvp(lambda t: self._full_value_and_grad(t)[1], (th,), (v,))[1]
         ))
-        self._pointwise = jax.jit(jax.vmap(self._pointwise_single))
-        self._constrain = jax.jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
-        self._deterministic = jax.jit(jax.vmap(self._deterministic_single))
+        self._pointwise = self._jit(jax.vmap(self._pointwise_single))
+        self._constrain = self._jit(jax.vmap(lambda th: self._constrain_single(th)[0]))
+        self._deterministic = self._jit(jax.vmap(self._deterministic_single))
+        self._check_data_as_arguments()
+
+    # -- the program's arrays as arguments of the compiled functions ------------------------
+    def _jit(self, fn):
+        """``jax.jit(fn)``, the program's array arguments (``self.args``, ``self.kwargs``) handed to
+        it as arguments rather than closed over: a closed-over array is a compile-time constant, and
+        XLA then spends time proportional to the data on every compilation (1 s per function at
+        N = 10^6, d = 20) and keeps a copy of the data in every executable. Called inside another
+        such function, it is handed that one's traced arrays, so nothing becomes a constant."""
+
+        def with_data(data, *operands):
+            saved = self.args, self.kwargs
+            self.args, self.kwargs = self._with_data_leaves(data)
+            try:
+                return fn(*operands)
+            finally:
+                self.args, self.kwargs = saved
+
+        compiled = jax.jit(with_data)
+        return lambda *operands: compiled(self._data_leaves(), *operands)
+
+    def _data_leaves(self) -> tuple:
+        if not self._data_as_arguments:
+            return ()
+        return tuple(leaf for leaf in jax.tree_util.tree_leaves((self.args, self.kwargs)) if _is_data(leaf))
+
+    def _with_data_leaves(self, data):
+        if not data:
+            return self.args, self.kwargs
+        leaves, tree = jax.tree_util.tree_flatten((self.args, self.kwargs))
+        given = iter(data)
+        return jax.tree_util.tree_unflatten(tree, [next(given) if _is_data(leaf) else leaf for leaf in leaves])
+
+    def _check_data_as_arguments(self):
+        """A program that reads its data's values in Python (``len(np.unique(np.asarray(g)))``)
+        cannot take them as traced arguments: it keeps them as constants, as before."""
+        if not self._data_leaves():
+            return
+        theta = jax.ShapeDtypeStruct((1, self.dim), jnp.result_type(float))
+        idx = jax.ShapeDtypeStruct((1, min(2, max(1, self.layout.num_data or 1))), jnp.int32)
+        try:
+            jax.eval_shape(self._potential, theta, idx)
+        except _TRACER_READS:
+            self._data_as_arguments = False
 
     # -- single-chain maths (the per-site logic is ppzoo.backends.sites') ------------------
     def _constrain_single(self, theta):
@@ -316,7 +369,7 @@ class NumPyroBackend(Backend):
     def minimize(self, theta, rng, num_steps, learning_rate, batch_size):
         key = ("minimize", num_steps, learning_rate, batch_size)
         if key not in self._block_cache:
-            self._block_cache[key] = jax.jit(partial(self._minimize, num_steps, learning_rate, batch_size))
+            self._block_cache[key] = self._jit(partial(self._minimize, num_steps, learning_rate, batch_size))
         return self._block_cache[key](jnp.asarray(theta), rng)
 
     def _minimize(self, num_steps, learning_rate, batch_size, theta, rng):
@@ -361,7 +414,7 @@ class NumPyroBackend(Backend):
         if key not in self._block_cache:
             step_fn = partial(getattr(kernel, method), self)
             block = partial(self._block, step_fn, kernel.batch_size, num_draws, thinning)
-            self._block_cache[key] = jax.jit(block)
+            self._block_cache[key] = self._jit(block)
         state, rng, positions, infos = self._block_cache[key](state, rng, tuning)
         return state, rng, np.asarray(positions), {k: np.asarray(v) for k, v in infos.items()}
 
