@@ -42,6 +42,11 @@ SCRIPTS = {
         "--quick", "--programs", "flat_prior_regression", "discrete_latent", "--methods", "default",
         "--nuts-warmup", "100", "--nuts-samples", "100", "--out", "{tmp}/nuts_agreement",
     ],
+    "benchmarks/vs_alternatives.py": [
+        "--quick", "--methods", "ppzoo sgld-cv (numpyro)", "ppzoo svrg-ld (pyro)", "NUTS", "BlackJAX sgld",
+        "--out", "{tmp}/vs",
+    ],
+    "benchmarks/full_gradient_bandwidth.py": ["--sizes", "3000", "--dim", "3", "--repeats", "1", "--out", "{tmp}/fgb"],
     "benchmarks/iwae_throughput.py": [
         "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",
         "--chunk-sizes", "10", "--backends", "pyro", "--out", "{tmp}/iwae",

@@ -58,7 +58,7 @@ def interrupt_run(tmp_path, backend, marker, extra_wait=0.0, settings=LONG):
 )
 def test_sigint_stops_the_run_and_keeps_what_it_has(tmp_path, backend, marker, stage):
     # a short warmup before the sampling case, so that it reaches its draws soon on a busy machine
-    settings = LONG if stage != "sampling" else ["--num-warmup", "500", *LONG[2:]]
+    settings = LONG if stage != "sampling" else ["--num-warmup", "200", *LONG[2:]]
     code, stderr, stopped = interrupt_run(tmp_path, backend, marker, extra_wait=3.0 if stage == "sampling" else 0.5,
                                           settings=settings)
     assert code == 130, stderr[-2000:]
