@@ -478,7 +478,7 @@ def markdown(result):
              "Command and machine at the end.", ""]
     for case in result["cases"]:
         ref = case["reference"]
-        lines += [f"## d = {case['d']}, N = {case['n']:,}", "",
+        lines += [f"## d = {case['d']}, N = {case['n']:,}", "", f"Code: commit {case.get('commit', 'unknown')}", "",
                   f"Reference: {ref['kind']}" + (f"; Laplace vs NUTS gap: mean {ref['gap'][0]:.3f} sd, "
                                                  f"sd {ref['gap'][1]:.1%}" if ref.get("gap") else ""), "",
                   "| method | to target, s | without compile, s | grad evals to target | ESS/s (bulk) | "
@@ -556,6 +556,20 @@ def plot(result, path):
     fig.savefig(path, dpi=110)
 
 
+def _commit():
+    """The checked-out commit (``+`` when the tree has changes), so each case says what code it ran."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[20, 100])
@@ -604,7 +618,7 @@ def main(argv=None):
                 print(f"d = {d}, N = {n:,}: reference {ref['kind']}"
                       + (f", Laplace gap {ref['gap'][0]:.3f} sd / {ref['gap'][1]:.1%}" if "gap" in ref else ""),
                       flush=True)
-                case = {"d": d, "n": n, "reference": {"kind": ref["kind"], "gap": ref.get("gap"),
+                case = {"d": d, "n": n, "commit": _commit(), "reference": {"kind": ref["kind"], "gap": ref.get("gap"),
                                                       "lambda_max": ref["lambda_max"]}, "methods": []}
                 for name in opts.methods:
                     try:
