@@ -495,6 +495,8 @@ def markdown(result):
                 f"{row['wall_s']:.1f} | {row['compile_s']:.1f} |")
         for key, text in case.get("ratios", {}).items():
             lines.append(f"\n{key}: {text}")
+        if case.get("note"):
+            lines.append(f"\nNote: {case['note']}")
         lines.append("")
     lines += ["## Crossover", "", result.get("crossover", "(not computed)"), "",
               f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", ""]
@@ -537,21 +539,28 @@ def crossover(cases):
 
 def plot(result, path):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cases = result["cases"]
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 4), squeeze=False)
-    for ax, case in zip(axes[0], cases):
+    dims, sizes = sorted({c["d"] for c in cases}), sorted({c["n"] for c in cases})
+    fig, axes = plt.subplots(len(dims), len(sizes), figsize=(4.5 * len(sizes), 3.6 * len(dims)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for case in cases:
+        ax = axes[dims.index(case["d"])][sizes.index(case["n"])]
+        ax.set_visible(True)
         for row in case["methods"]:
             if "curve" in row and row["curve"]:
                 ax.plot([c["t"] for c in row["curve"]], [c["worst"] for c in row["curve"]], label=row["method"],
                         lw=1.2, ls="-" if row["method"].startswith("ppzoo") else "--")
         ax.axhline(TARGET[0], color="k", lw=0.8, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="wall time, s", ylabel="worst error",
-               title=f"d = {case['d']}, N = {case['n']:,}", ylim=(1e-2, 1e2))
-    axes[0][-1].legend(fontsize=6)
+               title=f"d = {case['d']}, N = {case['n']:,}", ylim=(1e-2, 1e1))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -586,6 +595,8 @@ def main(argv=None):
                         help="largest N at which a long NUTS run is the reference (and checks the Laplace one)")
     parser.add_argument("--reference-draws", type=int, default=2500)
     parser.add_argument("--quick", action="store_true", help="a smoke run: d = 5, N = 2000, short runs")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the Markdown and the plot from the --out JSON (after editing its notes)")
     parser.add_argument("--out", default=str(RESULTS / "vs_alternatives"))
     opts = parser.parse_args(argv)
     if opts.quick:
@@ -594,6 +605,11 @@ def main(argv=None):
         opts.dims, opts.sizes, opts.draws, opts.budget = [5], [2000], 100, 3.0
         opts.reference_draws, opts.hmcecs_subsample = 300, 200
     warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
+    if opts.report:
+        result = json.loads(pathlib.Path(opts.out).with_suffix(".json").read_text())
+        pathlib.Path(opts.out).with_suffix(".md").write_text(markdown(result))
+        plot(result, pathlib.Path(opts.out).with_suffix(".png"))
+        return result
 
     clock = CompileClock()
     result = {"command": " ".join(["python", "benchmarks/vs_alternatives.py", *(argv or sys.argv[1:])]),
