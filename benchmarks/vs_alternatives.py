@@ -448,6 +448,9 @@ def score(run, ref, clock):
         "final_mean_err": final["mean_err"], "final_sd_err": final["sd_err"],
         "min_bulk_ess": ess, "bulk_ess_per_s": ess / max(wall - compile_s, 1e-9),
         "curve": [{k: c[k] for k in ("t", "t_no_compile", "grad_evals", "worst")} for c in curve],
+        # what the sampler said while it ran (ppzoo's ConvergenceWarning and others): a run that may be
+        # wrong is reported as such next to its numbers
+        "warnings": run.get("notes", []), "thinning": run.get("thinning"),
     }
 
 
@@ -493,6 +496,9 @@ def markdown(result):
                 f"{_fmt(row['to_target_no_compile_s'], '{:.1f}')} | {_fmt(row['to_target_grad_evals'], '{:.2e}')} | "
                 f"{row['bulk_ess_per_s']:.3g} | {row['final_mean_err']:.3f} | {row['final_sd_err']:.3f} | "
                 f"{row['wall_s']:.1f} | {row['compile_s']:.1f} |")
+        for row in case["methods"]:
+            for text in row.get("warnings", []):
+                lines.append(f"\n{row['method']} warned: {text}")
         for key, text in case.get("ratios", {}).items():
             lines.append(f"\n{key}: {text}")
         if case.get("note"):
