@@ -205,6 +205,44 @@ def test_pyro_compiled_gradient_equals_eager(entry, expected):
     np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=1e-4, atol=1e-4 * float(want_grad.abs().max()))
 
 
+def _hand_hessian(theta, x, y):
+    """The Hessian of ``_hand_potential`` on all the data at ``theta = [b, log sigma, w]``, worked
+    out by hand: with ``z_i = (1, x_i)``, ``beta = (b, w)`` and ``r_i = y_i - z_i . beta``,
+    ``d2U/dbeta2 = I + sum z z' / sigma^2``, ``d2U/dbeta ds = 2 sum z r / sigma^2`` and
+    ``d2U/ds2 = 2 sum r^2 / sigma^2 + 2 sigma^2`` (the half-normal prior's ``sigma^2 / 2``)."""
+    b, s, w = theta[0], theta[1], theta[2:]
+    sigma2 = np.exp(2 * s)
+    z = np.concatenate([np.ones((len(y), 1)), x], axis=1)
+    r = y - x @ w - b
+    h_beta = np.eye(z.shape[1]) + z.T @ z / sigma2
+    h_cross = 2 * z.T @ r / sigma2
+    h_s = 2 * np.sum(r**2) / sigma2 + 2 * sigma2
+    order = [0, *range(2, len(theta))]  # theta's positions of (b, w)
+    h = np.empty((len(theta), len(theta)))
+    h[np.ix_(order, order)] = h_beta
+    h[order, 1] = h[1, order] = h_cross
+    h[1, 1] = h_s
+    return h
+
+
+@pytest.mark.parametrize("name, jit_compile", [("numpyro", True), ("pyro", True), ("pyro", False)])
+def test_full_hessian_vector_products_equal_the_hand_computed_hessian(name, jit_compile):
+    """``full_hvp`` over more data than one chunk (4,096), compiled and eager, against the Hessian
+    worked out by hand, at three points with three directions."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5000, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -0.5, 0.25]) + 0.3 + 0.5 * rng.standard_normal(5000)).astype(np.float32)
+    backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y}, jit_compile=jit_compile)
+    theta = rng.uniform(-1, 1, (3, 5)) * [0.5, 0.3, 1, 1, 1] + [0.3, np.log(0.5), 1, -0.5, 0.25]
+    v = rng.standard_normal((3, 5))
+    for _ in range(2):  # the first call compiles and checks the graphs, the second runs them
+        got = np.asarray(backend.to_numpy(backend.full_hvp(backend.asarray(theta), backend.asarray(v))))
+    want = np.stack([_hand_hessian(theta[c], x.astype(np.float64), y.astype(np.float64)) @ v[c] for c in range(3)])
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
+    if name == "pyro":
+        assert set(backend.compiled_as.values()) == ({"vmap"} if jit_compile else set())
+
+
 def _grouped_model(x, g, levels, y=None):
     import numpyro
     import numpyro.distributions as dist

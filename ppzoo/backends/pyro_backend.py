@@ -50,7 +50,7 @@ from ppzoo.backends.layout import (
     model_name,
     plan_layout,
 )
-from ppzoo.backends.pyro_guard import CheckedGraph, eager_warning, parameter_reads
+from ppzoo.backends.pyro_guard import RTOL, CheckedGraph, eager_warning, parameter_reads
 from ppzoo.backends.sites import (
     Site,
     constrain,
@@ -254,6 +254,38 @@ def _vmapped_graph(fn, theta, idx):
     return batched
 
 
+def _eager_hvp(fn, theta, v, idx):
+    """``H v`` ``(C, D)`` of ``fn(theta (D,), idx (B,))`` by double backward, one chain at a time."""
+    out = []
+    with pyro.validation_enabled(False), torch.enable_grad():
+        for th, vec, ix in zip(theta.unbind(0), v.unbind(0), idx.unbind(0)):
+            point = th.detach().requires_grad_(True)
+            value = fn(point, ix)
+            hv = None
+            if value.requires_grad:  # else a term constant in theta (a flat prior)
+                (grad,) = torch.autograd.grad(value, point, create_graph=True)
+                if grad.requires_grad:  # else a term linear in theta: no curvature
+                    (hv,) = torch.autograd.grad(grad, point, grad_outputs=vec, allow_unused=True)
+            out.append(torch.zeros_like(th) if hv is None else hv.detach())
+    return torch.stack(out)
+
+
+def _hvp_graph(fn, theta, v, idx):
+    """``vmap`` over chains of ``grad (grad fn . v)``, recorded by ``make_fx`` and compiled:
+    ``(theta (C, D), v (C, D), idx (C, B)) -> (C, D)``; ``None`` where it cannot be recorded."""
+
+    def single(th, vec, ix):
+        return torch.func.grad(lambda t: torch.dot(torch.func.grad(lambda u: fn(u, ix))(t), vec))(th)
+
+    batched = torch.func.vmap(single)
+    with warnings.catch_warnings(), pyro.validation_enabled(False):
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        try:
+            return compile_graph(lambda theta, v, idx: batched(theta, v, idx), (theta.detach(), v.detach(), idx))
+        except Exception:  # noqa: BLE001 - whatever stops vmap, jvp or make_fx, the eager product is the answer
+            return None
+
+
 class PyroBackend(Backend):
     """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
 
@@ -430,29 +462,41 @@ class PyroBackend(Backend):
         return self._full_value_and_grad(theta)[1]
 
     def full_hvp(self, theta, v):
-        """Double backward, eagerly, one chain and chunk of the data at a time (the products
-        serve adaptation, not the steps): ``H v = grad (grad U . v)``."""
+        """``H v`` ``(C, D)`` of the full-data potential at ``theta`` ``(C, D)``, summed over the
+        prior and chunks of the data, by double backward: ``H v = grad (grad U . v)``.
+
+        With ``jit_compile`` each term's chain-batched product is compiled once per shape like the
+        gradients (``vmap`` of the product, recorded by ``make_fx``); its first call is compared
+        with the eager product, and a model the gradients' guard ran eagerly runs its products
+        eagerly too. Without a compiled graph: one chain at a time, eagerly."""
         theta = torch.as_tensor(theta, dtype=torch.get_default_dtype(), device=self.device)
         v = torch.as_tensor(v, dtype=theta.dtype, device=self.device)
-        zero = self._zero_idx(1)[0]
-        terms = [partial(self._prior_single, idx=zero)] + [partial(self._lik_single, idx=i[0]) for i in self._chunks(1)]
-        out = []
-        with pyro.validation_enabled(False), torch.enable_grad():
-            for th, vec in zip(theta.unbind(0), v.unbind(0)):
-                total = torch.zeros_like(th)
-                for term in terms:
-                    point = th.detach().requires_grad_(True)
-                    value = term(point)
-                    if not value.requires_grad:  # a term constant in theta (a flat prior)
-                        continue
-                    (grad,) = torch.autograd.grad(value, point, create_graph=True)
-                    if not grad.requires_grad:  # a term linear in theta has no curvature
-                        continue
-                    (hv,) = torch.autograd.grad(grad, point, grad_outputs=vec, allow_unused=True)
-                    if hv is not None:
-                        total = total + hv.detach()
-                out.append(total)
-        return torch.stack(out)
+        total = self._hvp(self._prior_single, theta, v, self._zero_idx(theta.shape[0]))
+        for idx in self._chunks(theta.shape[0]):
+            total = total + self._hvp(self._lik_single, theta, v, idx)
+        return total
+
+    def _hvp(self, fn, theta, v, idx):
+        """``H v`` ``(C, D)`` of one term ``fn(theta (D,), idx (B,))``, per chain."""
+        if not self.jit_compile or self.eager_reason is not None:
+            return _eager_hvp(fn, theta, v, idx)
+        key = ("hvp", fn.__name__, tuple(theta.shape), tuple(idx.shape), theta.dtype)
+        if key not in self._compiled:
+            with pyro.validation_enabled(False):
+                found = parameter_reads(fn, theta[0], idx[0]) if self.probe_control_flow else None
+            if found:
+                self._run_eagerly(eager_warning(found=found))
+                return _eager_hvp(fn, theta, v, idx)
+            graph = _hvp_graph(fn, theta, v, idx)
+            if graph is not None:  # its first call against eager, on the first chain
+                compiled, eager = graph(theta, v, idx)[:1], _eager_hvp(fn, theta[:1], v[:1], idx[:1])
+                scale = max(float(eager.abs().max()), 1.0)
+                if not float((compiled - eager).abs().max()) <= RTOL * scale:
+                    graph = None
+            self._compiled[key] = graph
+            self.compiled_as[key] = "vmap" if graph is not None else "eager"
+        graph = self._compiled[key]
+        return _eager_hvp(fn, theta, v, idx) if graph is None else graph(theta, v, idx)
 
     # -- conversions ----------------------------------------------------------
     def pointwise(self, theta):
