@@ -1,0 +1,128 @@
+"""The linear VAE's high-dimensional theory (``ppzoo.theory``) against what it describes: online
+SGD on the exact loss, a direct minimisation of the loss on a data set, and the closed forms."""
+
+import numpy as np
+import pytest
+from scipy import optimize
+
+from ppzoo.theory.linear_vae_hd import (
+    OrderParameters,
+    Setting,
+    collapse_alpha,
+    collapses,
+    dataset_minimiser,
+    fixed_point,
+    generalisation_error,
+    integrate,
+    limit_minimiser,
+    small_step_fixed_point,
+    spike_limit,
+)
+from ppzoo.theory.linear_vae_sgd import simulate, teacher
+
+
+def _start(latent_dim=1):
+    """A generic state away from every fixed point."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(latent_dim, latent_dim)) * 0.3
+    return OrderParameters(
+        m=np.full((latent_dim, 1), 0.1), d=np.full((latent_dim, 1), 0.05), Q=np.eye(latent_dim) + a @ a.T,
+        E=np.eye(latent_dim) * 0.9, R=np.zeros((latent_dim, latent_dim)), v=np.ones(latent_dim),
+    )
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 1.5, 2.5])
+def test_small_step_fixed_point_of_the_odes_is_the_closed_form(beta):
+    """tau = 1e-3, lambda = 0: Q* = rho + eta - beta (collapse, Q* = 0, beyond beta = 2); the tau^2
+    terms move the fixed point by O(tau), hence the tolerance 0.01."""
+    point = fixed_point(_start(), Setting(rho=1.0, eta=1.0, beta=beta, lam=0.0, tau=1e-3), t_max=2e5)
+    want = small_step_fixed_point(1.0, 1.0, beta)
+    assert abs(point.Q[0, 0] - want["Q"]) < 0.01
+    assert abs(abs(point.m[0, 0]) - want["m"]) < 0.01
+    assert abs(point.v[0] - want["v"]) < 0.01
+    assert abs(generalisation_error(point, 1.0) - want["eps_g"]) < 0.02
+
+
+def test_online_sgd_settles_where_the_odes_do():
+    """N = 250, tau = 0.3, beta = 0.5, 4 seeds: each seed's Q, |m|, v averaged over t in [75, 100]
+    (past the escape from the initial plateau) within 5% of the ODE's, the ODE started from that
+    seed's own initial order parameters; 5% covers the O(N^-1/2) fluctuations at N = 250 (the
+    tau^2 terms alone move Q* by 28% here, from 1.5 to 1.92)."""
+    setting = Setting(rho=1.0, eta=1.0, beta=0.5, lam=0.0, tau=0.3)
+    times, states = simulate(setting, 250, 1, 1, t_max=100, record_every=5, seeds=range(4))
+    late = times >= 75
+    for runs in states:
+        ode = integrate(runs[0], setting, times)
+        for name, pick in [("Q", lambda p: p.Q[0, 0]), ("|m|", lambda p: abs(p.m[0, 0])), ("v", lambda p: p.v[0])]:
+            sim = np.mean([pick(p) for p, keep in zip(runs, late) if keep])
+            want = np.mean([pick(p) for p, keep in zip(ode, late) if keep])
+            assert abs(sim - want) < 0.05 * abs(want), (name, sim, want)
+
+
+def test_simulation_starts_from_the_stated_initial_state():
+    times, states = simulate(Setting(tau=0.1), 400, 2, 1, t_max=1, record_every=0.5, seeds=[0, 1])
+    assert np.allclose(times, [0, 0.5, 1.0])
+    first = states[0][0]
+    assert first.m.shape == (2, 1) and first.Q.shape == (2, 2) and np.allclose(first.v, 1)
+    assert np.allclose(np.diag(first.Q), 1, atol=0.25) and np.abs(first.m).max() < 0.25  # N(0, 1) weights
+    assert not np.allclose(states[0][0].Q, states[1][0].Q)  # each seed its own initial weights
+
+
+def _loss(params, x, beta, lam):
+    """The summed loss on ``x`` (P, N), ridge added once, in ``w = W / sqrt(N)``, ``w~`` and ``log v``."""
+    n = x.shape[1]
+    w, wt, log_v = params[:n], params[n:2 * n], params[-1]
+    v = np.exp(log_v)
+    s, mu, q = x @ w, x @ wt, w @ w
+    per = -s * mu + 0.5 * q * mu**2 + 0.5 * q * v + 0.5 * beta * (mu**2 + v - log_v)
+    return per.sum() + 0.5 * lam * n * (w @ w + wt @ wt)  # |W|^2 = N |w|^2
+
+
+@pytest.mark.parametrize("alpha, beta", [(3.0, 1.0), (2.0, 1.5), (0.5, 1.0), (1.0, 1.9)])
+def test_dataset_minimiser_is_the_loss_minimum(alpha, beta):
+    """Against L-BFGS on the summed loss itself (N = 40), from several starts: the same loss value
+    and the same Q (to 1e-4 relative), collapsed or not."""
+    n, lam = 40, 1.0
+    rng = np.random.default_rng(3)
+    p = int(alpha * n)
+    w_star = teacher(n, 1)
+    x = np.sqrt(1.0 / n) * rng.standard_normal((p, 1)) @ w_star.T + rng.standard_normal((p, n))
+    got = dataset_minimiser(x, w_star, beta=beta, lam=lam)
+    best = None
+    for start in range(4):
+        init = np.random.default_rng(start).standard_normal(2 * n + 1) * 0.5
+        res = optimize.minimize(_loss, init, args=(x, beta, lam), method="L-BFGS-B", options={"maxiter": 20000, "gtol": 1e-10})
+        best = res if best is None or res.fun < best.fun else best
+    q = best.x[:n] @ best.x[:n]
+    assert abs(q - got["Q"]) <= 1e-4 * max(got["Q"], 1e-2)
+    assert got["collapsed"] == (q < 1e-6)
+
+
+def test_spike_limit_describes_a_large_sample():
+    """N = 1500, alpha = 4: the sample covariance's top eigenvalue and the squared overlap within
+    the O(N^-1/2) finite-size error (0.05 relative, 0.04 absolute) of the N -> infinity limit."""
+    n, alpha = 1500, 4.0
+    rng = np.random.default_rng(5)
+    w_star = teacher(n, 1)
+    x = np.sqrt(1.0 / n) * rng.standard_normal((int(alpha * n), 1)) @ w_star.T + rng.standard_normal((int(alpha * n), n))
+    values, vectors = np.linalg.eigh(x.T @ x / len(x))
+    c1, overlap2 = spike_limit(alpha)
+    assert abs(values[-1] - c1) < 0.05 * c1
+    assert abs((vectors[:, -1] @ w_star[:, 0]) ** 2 / n - overlap2) < 0.04
+
+
+@pytest.mark.parametrize("beta", [1.8, 1.9, 1.95])
+def test_collapse_alpha_is_the_closed_form_at_unit_constants(beta):
+    assert collapse_alpha(beta) == pytest.approx((2 * beta - 3) / (2 * (2 - beta)), rel=1e-8)
+    alpha_c = collapse_alpha(beta)
+    assert collapses(0.99 * alpha_c, beta, 1.0) and not collapses(1.01 * alpha_c, beta, 1.0)
+    assert limit_minimiser(1.01 * alpha_c, beta, 1.0)["Q"] > 0 and limit_minimiser(0.99 * alpha_c, beta, 1.0)["Q"] == 0
+
+
+def test_bad_settings_name_the_argument():
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        Setting(tau=0.0)
+    with pytest.raises(ValueError, match="beta must be"):
+        Setting(beta=-1.0)
+    with pytest.raises(ValueError, match="times: expected"):
+        integrate(_start(), Setting(), [2.0, 1.0])
