@@ -35,6 +35,7 @@ SCRIPTS = {
         "--n", "200", "--spectrum", "3", "0.5", "--betas", "0.5", "1", "2", "--steps", "20", "--anneal-steps", "20",
         "--warmups", "5", "--out", "{tmp}/lv",
     ],
+    "benchmarks/linear_vae_highdim.py": ["--quick", "--seeds", "2", "--n", "40", "--t-scale", "0.1", "--out", "{tmp}/lvhd"],
     "benchmarks/zoo_accuracy.py": ["--quick", "--out", "{tmp}/zoo_accuracy"],
     "benchmarks/fit_convergence.py": ["--quick", "--out", "{tmp}/fit_convergence"],
     "benchmarks/memory.py": ["--quick", "--sizes", "1000", "--repeats", "1", "--out", "{tmp}/memory"],

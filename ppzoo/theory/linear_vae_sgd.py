@@ -15,6 +15,8 @@ teacher is ``W* = 1`` (all ones) for ``M* = 1``, else ``sqrt(N)`` times orthonor
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ppzoo.theory.linear_vae_hd import OrderParameters, Setting
@@ -31,69 +33,88 @@ def teacher(num_dims: int, teacher_dim: int, seed: int = 0) -> np.ndarray:
 
 
 def simulate(setting: Setting, num_dims: int, latent_dim: int, teacher_dim: int, t_max: float, record_every: float,
-             seeds, beta_schedule=None):
+             seeds, anneal=None):
     """Online SGD from ``t = 0`` to ``t_max`` (``t = step / N``), one run per seed (``vmap``).
 
     Args:
         setting: ``rho``, ``eta``, ``lam``, ``tau`` and a constant ``beta`` (ignored where
-            ``beta_schedule`` is given).
-        beta_schedule: ``beta(t)`` written with ``jax.numpy`` (traced), or ``None``.
+            ``anneal`` is given).
+        anneal: ``(beta_f, gamma)`` for the KL-annealing schedule ``beta(t) = beta_f tanh(gamma t)``,
+            or ``None`` for the constant ``setting.beta``. Every run of one shape shares one
+            compiled function, whatever its constants and schedule.
         record_every: time between recorded states (a whole number of steps, at least one).
 
     Returns:
         ``(times (T,), states)``: ``states[i][j]`` the :class:`OrderParameters` of seed ``i`` at
         ``times[j]``, ``times[0] = 0`` the initial state.
     """
-    import jax
     import jax.numpy as jnp
 
-    if callable(setting.beta) and beta_schedule is None:
-        raise ValueError("beta: pass a schedule as beta_schedule= (written with jax.numpy), not in setting")
+    if callable(setting.beta):
+        raise ValueError("beta: pass a schedule as anneal=(beta_f, gamma), not as a function in setting")
     n, M, K = int(num_dims), int(latent_dim), int(teacher_dim)
     steps_per_record = max(int(round(record_every * n)), 1)
     num_records = int(round(t_max * n)) // steps_per_record
     if num_records < 1:
         raise ValueError(f"t_max: expected at least one record_every ({record_every}), got {t_max}")
-    rho, eta, lam, tau = setting.rho, setting.eta, setting.lam, setting.tau
+    run = _compiled_run(n, M, K, steps_per_record, num_records)
+    beta, gamma = (setting.beta, 0.0) if anneal is None else (float(anneal[0]), float(anneal[1]))
+    if anneal is not None and not (beta > 0 and gamma > 0):
+        raise ValueError(f"anneal: expected (beta_f > 0, gamma > 0), got {anneal!r}")
+    constants = jnp.asarray([setting.rho, setting.eta, setting.lam, setting.tau, beta, gamma], dtype=jnp.float32)
+    keys = jnp.stack([_key(int(s)) for s in seeds])
+    out = [np.asarray(a, dtype=np.float64) for a in run(keys, constants)]
+    times = np.arange(num_records + 1) * steps_per_record / n
+    states = [[OrderParameters(*(a[i, j] for a in out)) for j in range(len(times))] for i in range(len(keys))]
+    return times, states
+
+
+def _key(seed):
+    import jax
+
+    return jax.random.PRNGKey(seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_run(n, M, K, steps_per_record, num_records):
+    """``run(keys (S, 2), constants (6,) = [rho, eta, lambda, tau, beta, gamma])``, compiled once
+    per shape (the constants are traced, so a sweep over them reuses it); ``gamma > 0`` anneals
+    ``beta(t) = beta tanh(gamma t)``."""
+    import jax
+    import jax.numpy as jnp
+
     w_star = jnp.asarray(teacher(n, K), dtype=jnp.float32)
     sqrt_n = np.sqrt(n)
 
-    def beta_at(step):
-        t = step / n
-        return beta_schedule(t) if beta_schedule is not None else setting.beta
-
-    def step(state, key):
-        W, Wt, v, count = state
+    def step(carry, key):
+        (W, Wt, v, count), (rho, eta, lam, tau, beta_f, gamma) = carry
         kc, kn = jax.random.split(key)
         c = jax.random.normal(kc, (K,))
-        x = np.sqrt(rho / n) * (w_star @ c) + np.sqrt(eta) * jax.random.normal(kn, (n,))
+        x = jnp.sqrt(rho / n) * (w_star @ c) + jnp.sqrt(eta) * jax.random.normal(kn, (n,))
         s, mu, Q = W.T @ x / sqrt_n, Wt @ x / sqrt_n, W.T @ W / n
-        beta = beta_at(count)
+        beta = jnp.where(gamma > 0, beta_f * jnp.tanh(gamma * count / n), beta_f)
         g = (Q + beta * jnp.eye(M)) @ mu - s
         grad_W = -jnp.outer(x, mu) / sqrt_n + W @ (jnp.outer(mu, mu) + jnp.diag(v) + lam * jnp.eye(M)) / n
         grad_Wt = jnp.outer(g, x) / sqrt_n + lam * Wt / n
         grad_v = 0.5 * (jnp.diag(Q) + beta * (1 - 1 / v))
-        return (W - tau * grad_W, Wt - tau * grad_Wt, v - (tau / n) * grad_v, count + 1), None
+        state = (W - tau * grad_W, Wt - tau * grad_Wt, v - (tau / n) * grad_v, count + 1)
+        return (state, carry[1]), None
 
     def observe(W, Wt, v):
         return (W.T @ w_star / n, Wt @ w_star / n, W.T @ W / n, Wt @ Wt.T / n, W.T @ Wt.T / n, v)
 
-    def record(state, key):
-        state, _ = jax.lax.scan(step, state, jax.random.split(key, steps_per_record))
-        return state, observe(*state[:3])
+    def record(carry, key):
+        carry, _ = jax.lax.scan(step, carry, jax.random.split(key, steps_per_record))
+        return carry, observe(*carry[0][:3])
 
-    @jax.jit
-    def run(key):
+    def one(key, constants):
         k_init, k_init_t, k_run = jax.random.split(key, 3)
         W = jax.random.normal(k_init, (n, M))
         Wt = jax.random.normal(k_init_t, (M, n))
         v = jnp.ones(M)
         first = observe(W, Wt, v)
-        _, recorded = jax.lax.scan(record, (W, Wt, v, jnp.zeros((), jnp.int32)), jax.random.split(k_run, num_records))
+        carry = ((W, Wt, v, jnp.zeros((), jnp.int32)), tuple(constants))
+        _, recorded = jax.lax.scan(record, carry, jax.random.split(k_run, num_records))
         return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, recorded)
 
-    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-    out = [np.asarray(a, dtype=np.float64) for a in jax.vmap(run)(keys)]
-    times = np.arange(num_records + 1) * steps_per_record / n
-    states = [[OrderParameters(*(a[i, j] for a in out)) for j in range(len(times))] for i in range(len(keys))]
-    return times, states
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
