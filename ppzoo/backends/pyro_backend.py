@@ -282,7 +282,7 @@ def _hvp_graph(fn, theta, v, idx):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         try:
             return compile_graph(lambda theta, v, idx: batched(theta, v, idx), (theta.detach(), v.detach(), idx))
-        except Exception:  # noqa: BLE001 - whatever stops vmap, jvp or make_fx, the eager product is the answer
+        except Exception:  # noqa: BLE001 - whatever stops vmap, grad or make_fx, the eager product is the answer
             return None
 
 
@@ -489,14 +489,15 @@ class PyroBackend(Backend):
                 return _eager_hvp(fn, theta, v, idx)
             graph = _hvp_graph(fn, theta, v, idx)
             if graph is not None:  # its first call against eager, on the first chain
-                compiled, eager = graph(theta, v, idx)[:1], _eager_hvp(fn, theta[:1], v[:1], idx[:1])
+                compiled, eager = graph(theta, v, idx)[:1].to(theta.dtype), _eager_hvp(fn, theta[:1], v[:1], idx[:1])
                 scale = max(float(eager.abs().max()), 1.0)
                 if not float((compiled - eager).abs().max()) <= RTOL * scale:
                     graph = None
             self._compiled[key] = graph
             self.compiled_as[key] = "vmap" if graph is not None else "eager"
         graph = self._compiled[key]
-        return _eager_hvp(fn, theta, v, idx) if graph is None else graph(theta, v, idx)
+        # a graph may hold a float64 constant of the model's and promote to it: products are returned in theta's dtype
+        return _eager_hvp(fn, theta, v, idx) if graph is None else graph(theta, v, idx).to(theta.dtype)
 
     # -- conversions ----------------------------------------------------------
     def pointwise(self, theta):

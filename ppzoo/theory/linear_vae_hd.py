@@ -182,8 +182,8 @@ def rhs(t: float, y: np.ndarray, setting: Setting, latent_dim: int, teacher_dim:
 
 def integrate(initial: OrderParameters, setting: Setting, times, rtol: float = 1e-8, atol: float = 1e-10):
     """The ODEs from ``initial`` at ``t = 0`` to the sorted ``times`` ``(T,)``: a list of
-    :class:`OrderParameters`, one per time (``scipy.integrate.solve_ivp``, LSODA: the system is
-    stiff near collapse, where ``v`` relaxes on a time ``1 / tau`` and ``m`` on ``1 / tau^2``)."""
+    :class:`OrderParameters`, one per time (``scipy.integrate.solve_ivp`` with LSODA, which switches
+    to a stiff method where the flow needs one, as near collapse)."""
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or len(times) == 0 or np.any(np.diff(times) < 0) or times[0] < 0:
         raise ValueError("times: expected a non-empty increasing 1-d array of times >= 0")
