@@ -114,12 +114,18 @@ def e1(args):
 
 
 # -- E2 ----------------------------------------------------------------------------------------------
-def _q_star(beta):
-    from ppzoo.theory.linear_vae_hd import OrderParameters, Setting, fixed_point
+def _aligned_start():
+    """An M = 1 state past the initial plateau, from which the flow reaches the learning fixed point."""
+    from ppzoo.theory.linear_vae_hd import OrderParameters
 
-    start = OrderParameters(np.full((1, 1), 0.3), np.full((1, 1), 0.2), np.ones((1, 1)), np.ones((1, 1)),
-                            np.full((1, 1), 0.2), np.ones(1))
-    return float(fixed_point(start, Setting(rho=RHO, eta=ETA, beta=beta, lam=0.0, tau=TAU), t_max=5e4).Q[0, 0])
+    return OrderParameters(np.full((1, 1), 0.3), np.full((1, 1), 0.2), np.ones((1, 1)), np.ones((1, 1)),
+                           np.full((1, 1), 0.2), np.ones(1))
+
+
+def _q_star(beta):
+    from ppzoo.theory.linear_vae_hd import Setting, fixed_point
+
+    return float(fixed_point(_aligned_start(), Setting(rho=RHO, eta=ETA, beta=beta, lam=0.0, tau=TAU), t_max=5e4).Q[0, 0])
 
 
 def e2(args):
@@ -215,18 +221,11 @@ def _t_conv(times, eps, goal, tol=0.02):
 
 
 def e4(args):
-    from ppzoo.theory.linear_vae_hd import (
-        OrderParameters,
-        Setting,
-        fixed_point,
-        generalisation_error,
-    )
+    from ppzoo.theory.linear_vae_hd import Setting, fixed_point, generalisation_error
 
     beta_f = args.e4_beta
     setting = Setting(rho=RHO, eta=ETA, beta=beta_f, lam=0.0, tau=TAU)
-    start = OrderParameters(np.full((1, 1), 0.3), np.full((1, 1), 0.2), np.ones((1, 1)), np.ones((1, 1)),
-                            np.full((1, 1), 0.2), np.ones(1))
-    goal = generalisation_error(fixed_point(start, setting, t_max=5e4), RHO)
+    goal = generalisation_error(fixed_point(_aligned_start(), setting, t_max=5e4), RHO)
     rows, curves = [], {}
     schedules = [("constant", None)] + [(f"tanh, gamma = {g:g}", g) for g in args.e4_gammas]
     for label, gamma in schedules:

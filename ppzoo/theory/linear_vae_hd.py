@@ -76,7 +76,6 @@ __all__ = [
     "fixed_point",
     "small_step_fixed_point",
     "generalisation_error",
-    "order_parameters",
     "dataset_minimiser",
     "spike_limit",
     "limit_minimiser",
@@ -226,15 +225,6 @@ def generalisation_error(p: OrderParameters, rho: float) -> float:
     m = p.m[:, 0]
     s = np.where(m >= 0, 1.0, -1.0)
     return float(rho - 2 * np.sqrt(rho) * np.abs(m).sum() + s @ p.Q @ s)
-
-
-def order_parameters(W, W_tilde, v, W_star) -> OrderParameters:
-    """The order parameters of weights ``W`` ``(N, M)``, ``W_tilde`` ``(M, N)``, ``v`` ``(M,)``
-    against the teacher ``W_star`` ``(N, M*)``."""
-    W, Wt, Ws = (np.asarray(a, dtype=np.float64) for a in (W, W_tilde, W_star))
-    n = W.shape[0]
-    return OrderParameters(W.T @ Ws / n, Wt @ Ws / n, W.T @ W / n, Wt @ Wt.T / n, W.T @ Wt.T / n,
-                           np.asarray(v, dtype=np.float64).copy())
 
 
 # -- a data set of P = alpha N samples -------------------------------------------------------------

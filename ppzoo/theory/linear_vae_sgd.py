@@ -48,6 +48,7 @@ def simulate(setting: Setting, num_dims: int, latent_dim: int, teacher_dim: int,
         ``(times (T,), states)``: ``states[i][j]`` the :class:`OrderParameters` of seed ``i`` at
         ``times[j]``, ``times[0] = 0`` the initial state.
     """
+    import jax
     import jax.numpy as jnp
 
     if callable(setting.beta):
@@ -62,17 +63,11 @@ def simulate(setting: Setting, num_dims: int, latent_dim: int, teacher_dim: int,
     if anneal is not None and not (beta > 0 and gamma > 0):
         raise ValueError(f"anneal: expected (beta_f > 0, gamma > 0), got {anneal!r}")
     constants = jnp.asarray([setting.rho, setting.eta, setting.lam, setting.tau, beta, gamma], dtype=jnp.float32)
-    keys = jnp.stack([_key(int(s)) for s in seeds])
+    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
     out = [np.asarray(a, dtype=np.float64) for a in run(keys, constants)]
     times = np.arange(num_records + 1) * steps_per_record / n
     states = [[OrderParameters(*(a[i, j] for a in out)) for j in range(len(times))] for i in range(len(keys))]
     return times, states
-
-
-def _key(seed):
-    import jax
-
-    return jax.random.PRNGKey(seed)
 
 
 @functools.lru_cache(maxsize=32)
