@@ -88,6 +88,7 @@ NUM_WARMUP = 1000
 RHO = 0.5
 #: a mean within TARGET[0] reference sds, an sd within TARGET[1] of the reference's
 TARGET = (0.1, 0.1)
+CURVE_POINTS = 200  # checkpoints stored per method and case (the JSON holds every case's curves)
 PPZOO_METHODS = ("sgld-cv", "svrg-ld", "sarah-ld")
 METHODS = tuple(f"ppzoo {m} ({b})" for b in ("numpyro", "pyro") for m in PPZOO_METHODS) + (
     "NUTS", "HMCECS", "BlackJAX sgld", "BlackJAX sghmc")
@@ -420,6 +421,16 @@ def errors(w, ref):
             float(np.max(np.abs(flat.std(0, ddof=1) / ref["sd"] - 1))))
 
 
+def thin(curve, at_most=CURVE_POINTS):
+    """At most ``at_most`` checkpoints of ``curve``, log-spaced in their index, first and last
+    kept: the stored curve feeds the log-time plot, and the time to target is measured on the
+    whole curve before it is thinned."""
+    if len(curve) <= at_most:
+        return curve
+    keep = np.unique(np.round(np.geomspace(1, len(curve), at_most)).astype(int) - 1)
+    return [curve[i] for i in keep]
+
+
 def score(run, ref, clock):
     from ppzoo.diagnostics import arviz_compat
 
@@ -447,7 +458,7 @@ def score(run, ref, clock):
         "to_target_grad_evals": None if hit is None else curve[hit]["grad_evals"],
         "final_mean_err": final["mean_err"], "final_sd_err": final["sd_err"],
         "min_bulk_ess": ess, "bulk_ess_per_s": ess / max(wall - compile_s, 1e-9),
-        "curve": [{k: c[k] for k in ("t", "t_no_compile", "grad_evals", "worst")} for c in curve],
+        "curve": thin([{k: c[k] for k in ("t", "t_no_compile", "grad_evals", "worst")} for c in curve]),
         # what the sampler said while it ran (ppzoo's ConvergenceWarning and others): a run that may be
         # wrong is reported as such next to its numbers
         "warnings": run.get("notes", []), "thinning": run.get("thinning"),
@@ -659,6 +670,10 @@ def main(argv=None):
                         print(f"  {name:26s} {row['error']}", flush=True)
                 case["ratios"] = ratios(case)
                 result["cases"].append(case)
+                for old in result["cases"]:  # cases kept by --append from before the curves were thinned
+                    for row in old["methods"]:
+                        if "curve" in row:
+                            row["curve"] = thin(row["curve"])
                 result["cases"].sort(key=lambda c: (c["d"], c["n"]))
                 del x, y
                 out.parent.mkdir(parents=True, exist_ok=True)

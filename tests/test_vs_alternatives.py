@@ -40,3 +40,13 @@ def test_time_to_target_is_the_first_checkpoint_from_which_every_later_one_is_wi
     assert scored["to_target_grad_evals"] == pytest.approx(400.0)
     run["points"].append((17.0, 600.0, bad))
     assert bench.score(run, ref, NoCompiling())["to_target_s"] is None
+
+
+def test_stored_curves_are_thinned_log_evenly_keeping_both_ends():
+    curve = [{"t": float(k)} for k in range(1000)]
+    thinned = bench.thin(curve, at_most=200)
+    times = [c["t"] for c in thinned]
+    assert len(thinned) <= 200 and times[0] == 0.0 and times[-1] == 999.0
+    assert times == sorted(set(times))
+    assert sum(t < 100 for t in times) > sum(t >= 900 for t in times)  # denser early, where the plot's log axis is
+    assert bench.thin(curve[:150], at_most=200) == curve[:150]
