@@ -23,6 +23,12 @@ measured initial order parameters.
   the sample covariance's top eigenvector and against the ``N -> infinity`` limit; the peak of
   eps_g in alpha at beta = 1; the collapse threshold alpha_c(beta) from a straight-line fit of
   Q(alpha) against ``(2 beta - 3) / (2 (2 - beta))``.
+* E5-RD, rate against distortion (alpha in {0.5, 2, 8}, a sweep over beta): the minimiser's mean
+  KL and distortion excess on its training set and on fresh data against the ``N -> infinity``
+  curves; below the BBP threshold (alpha < 1) the training set flatters the model.
+* SVI (reported only): ``ppzoo.fit`` on the linear VAE written as NumPyro and Pyro programs (one
+  sampled z, SGD, one datum a step, ``AnnealedELBO`` with constant and annealed beta) against
+  the ODEs from each run's own initial state.
 
 Each target is a starting tolerance; the tables print the measured numbers next to it and say
 which are met. Nothing is tuned to pass.
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import platform
 import time
@@ -69,6 +76,12 @@ def _paired(setting, n, latent_dim, t_max, record_every, seeds, anneal=None):
         ode_setting = replace(setting, beta=lambda t: beta_f * np.tanh(gamma * t))
     odes = [integrate(runs[0], ode_setting, times) for runs in sims]
     return times, sims, odes
+
+
+def _spiked_data(rng, w_star, count):
+    """``count`` samples ``x = sqrt(rho/N) W* c + sqrt(eta) n`` ``(count, N)``, ``M* = 1``."""
+    n = w_star.shape[0]
+    return np.sqrt(RHO / n) * rng.standard_normal((count, 1)) @ w_star.T + np.sqrt(ETA) * rng.standard_normal((count, n))
 
 
 def target(name, value, goal, met):
@@ -258,29 +271,37 @@ def e4(args):
 
 
 # -- E5 ----------------------------------------------------------------------------------------------
-def _loss_and_grad(params, x, beta, lam):
-    """The summed loss on ``x`` ``(P, N)`` (ridge ``lambda`` added once) in ``w = W / sqrt(N)``,
-    ``w~ = W~' / sqrt(N)`` and ``log v``, and its gradient."""
-    p, n = x.shape
+def _loss_and_grad(params, gram, p, beta, lam):
+    """The summed loss on a data set ``x`` ``(P, N)`` (ridge ``lambda`` added once) in
+    ``w = W / sqrt(N)``, ``w~ = W~' / sqrt(N)`` and ``log v``, and its gradient. The data enter
+    only through ``gram(u) = x' x u`` (``s . mu = w' x'x w~``, ``|mu|^2 = w~' x'x w~``)."""
+    n = len(params) // 2
     w, wt, log_v = params[:n], params[n:2 * n], params[-1]
     v = np.exp(log_v)
-    s, mu, q = x @ w, x @ wt, w @ w
-    mu2 = mu @ mu
-    loss = -s @ mu + 0.5 * q * mu2 + 0.5 * p * q * v + 0.5 * beta * (mu2 + p * (v - log_v)) + 0.5 * lam * n * (q + wt @ wt)
-    g_w = -x.T @ mu + w * mu2 + p * v * w + lam * n * w
-    g_wt = -x.T @ s + (q + beta) * (x.T @ mu) + lam * n * wt
+    g_wt_data, g_w_data = gram(wt), gram(w)  # x'mu, x's
+    s_mu, mu2, q = w @ g_wt_data, wt @ g_wt_data, w @ w
+    loss = -s_mu + 0.5 * q * mu2 + 0.5 * p * q * v + 0.5 * beta * (mu2 + p * (v - log_v)) + 0.5 * lam * n * (q + wt @ wt)
+    g_w = -g_wt_data + w * mu2 + p * v * w + lam * n * w
+    g_wt = -g_w_data + (q + beta) * g_wt_data + lam * n * wt
     g_lv = 0.5 * p * (q * v + beta * v - beta)
     return loss, np.concatenate([g_w, g_wt, [g_lv]])
 
 
 def _minimise(x, beta, lam, starts, seed):
+    """L-BFGS on the loss from ``starts`` random points; the best one's ``(Q, |m|)``."""
     from scipy import optimize
 
-    n = x.shape[1]
+    p, n = x.shape
+    if p > n:  # x'x u through the (N, N) Gram matrix, N^2 a product rather than 2 P N
+        gram_matrix = x.T @ x
+        gram = gram_matrix.__matmul__
+    else:
+        def gram(u):
+            return x.T @ (x @ u)
     best = None
     for k in range(starts):
         init = np.random.default_rng([seed, k]).standard_normal(2 * n + 1) * 0.5
-        res = optimize.minimize(_loss_and_grad, init, args=(x, beta, lam), jac=True, method="L-BFGS-B",
+        res = optimize.minimize(_loss_and_grad, init, args=(gram, p, beta, lam), jac=True, method="L-BFGS-B",
                                 options={"maxiter": 50000, "gtol": 1e-9, "ftol": 1e-15})
         best = res if best is None or res.fun < best.fun else best
     w = best.x[:n]
@@ -299,7 +320,7 @@ def e5(args):
             for seed in range(args.seeds):
                 rng = np.random.default_rng([seed, int(alpha * 1000), int(beta * 1000)])
                 p = max(int(round(alpha * n)), 1)
-                x = np.sqrt(RHO / n) * rng.standard_normal((p, 1)) @ w_star.T + np.sqrt(ETA) * rng.standard_normal((p, n))
+                x = _spiked_data(rng, w_star, p)
                 eig = dataset_minimiser(x, w_star, beta=beta, lam=lam, rho=RHO)
                 q_fit, m_fit = _minimise(x, beta, lam, args.e5_starts, seed)
                 limit = limit_minimiser(alpha, beta, lam, RHO, ETA)
@@ -338,6 +359,166 @@ def e5(args):
     return {"rows": rows, "means": mean_rows, "alpha_c": fits, "targets": targets}
 
 
+def e5_rate_distortion(args):
+    """The data-set minimiser's mean KL (rate) and distortion excess over a beta sweep, on its
+    training set and on fresh data, against the N -> infinity curves."""
+    from ppzoo.theory.linear_vae_hd import dataset_minimiser, limit_rate_distortion, rate_distortion
+    from ppzoo.theory.linear_vae_sgd import teacher
+
+    lam, n = 1.0, args.e5_n
+    w_star = teacher(n, 1)
+    curves, targets = [], []
+    for alpha in args.rd_alphas:
+        points = []
+        for beta in args.rd_betas:
+            measured = []
+            for seed in range(args.seeds):
+                rng = np.random.default_rng([seed, int(alpha * 1000), int(beta * 1000), 7])
+                x = _spiked_data(rng, w_star, max(int(round(alpha * n)), 1))
+                fit = dataset_minimiser(x, w_star, beta=beta, lam=lam, rho=RHO)
+                measured.append([*rate_distortion(x, fit["w"], fit["w_tilde"], fit["v"]),
+                                 *rate_distortion(_spiked_data(rng, w_star, args.rd_test), fit["w"], fit["w_tilde"], fit["v"])])
+            mean = np.mean(measured, axis=0)
+            limit = limit_rate_distortion(alpha, beta, lam, RHO, ETA)
+            points.append({"beta": beta, "rate_train": mean[0], "distortion_train": mean[1], "rate_test": mean[2],
+                           "distortion_test": mean[3], "limit_train": list(limit["train"]), "limit_test": list(limit["test"])})
+        curves.append({"alpha": alpha, "points": points})
+        for split in ("train", "test"):
+            for k, name in enumerate(("rate", "distortion")):
+                theory = np.array([pt[f"limit_{split}"][k] for pt in points])
+                got = np.array([pt[f"{name}_{split}"] for pt in points])
+                extent = np.abs(theory).max()  # the curve's reach: collapsed points have 0 for both
+                worst = float(np.abs(got - theory).max() / extent)
+                targets.append(target(f"RD at alpha = {alpha}, {split}: max |{name} - N->inf| / its largest |value| over beta",
+                                      worst, "<= 0.05", worst <= 0.05))
+        print(f"E5 RD alpha={alpha}: done ({len(args.rd_betas)} betas x {args.seeds} seeds)", flush=True)
+    return {"curves": curves, "targets": targets}
+
+
+# -- SVI rows ----------------------------------------------------------------------------------------
+class TanhSchedule:
+    """``beta(step) = final tanh(gamma (step + offset) / N)``, in arithmetic that works on Python
+    numbers, torch tensors and traced JAX integers alike."""
+
+    def __init__(self, final, gamma, num_dims, offset=0):
+        self.final, self.gamma, self.num_dims, self.offset = final, gamma, num_dims, offset
+
+    def __call__(self, step):
+        x = self.gamma * (step + self.offset) / self.num_dims
+        return self.final * (2.0 / (1.0 + math.e ** (-2.0 * x)) - 1.0)
+
+
+def _numpyro_programs():
+    """The linear VAE as a user writes it in NumPyro: decoder ``N(W z / sqrt(N), I)``, encoder
+    ``N(W~ x / sqrt(N), v)`` with ``v = u / sqrt(N)`` the same for every ``x`` (so that SGD's step
+    on ``u`` is ``tau / N`` on ``v`` when ``W`` takes ``tau``)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(x, W0, Wt0, u0):
+        W = numpyro.param("W", W0)
+        with numpyro.plate("data", x.shape[0]) as idx:
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([W0.shape[1]]).to_event(1))
+            numpyro.sample("x", dist.Normal(z @ W.T / math.sqrt(x.shape[1]), 1.0).to_event(1), obs=x[idx])
+
+    def guide(x, W0, Wt0, u0):
+        Wt = numpyro.param("Wt", Wt0)
+        u = numpyro.param("u", u0)
+        with numpyro.plate("data", x.shape[0]) as idx:
+            numpyro.sample("z", dist.Normal(x[idx] @ Wt.T / math.sqrt(x.shape[1]),
+                                            jnp.sqrt(u / math.sqrt(x.shape[1]))).to_event(1))
+
+    return model, guide
+
+
+def _pyro_programs():
+    """The same programs in Pyro."""
+    import pyro
+    import pyro.distributions as dist
+    import torch
+
+    def model(x, W0, Wt0, u0):
+        W = pyro.param("W", W0)
+        with pyro.plate("data", x.shape[0]) as idx:
+            z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([W0.shape[1]]).to_event(1))
+            pyro.sample("x", dist.Normal(z @ W.T / math.sqrt(x.shape[1]), 1.0).to_event(1), obs=x[idx])
+
+    def guide(x, W0, Wt0, u0):
+        Wt = pyro.param("Wt", Wt0)
+        u = pyro.param("u", u0)
+        with pyro.plate("data", x.shape[0]) as idx:
+            pyro.sample("z", dist.Normal(x[idx] @ Wt.T / math.sqrt(x.shape[1]),
+                                         torch.sqrt(u / math.sqrt(x.shape[1]))).to_event(1))
+
+    return model, guide
+
+
+def _order_parameters(W, Wt, v):
+    from ppzoo.theory.linear_vae_hd import OrderParameters
+
+    n = W.shape[0]
+    W, Wt = np.asarray(W, dtype=np.float64), np.asarray(Wt, dtype=np.float64)
+    w_star = np.ones((n, 1))
+    return OrderParameters(W.T @ w_star / n, Wt @ w_star / n, W.T @ W / n, Wt @ Wt.T / n, W.T @ Wt.T / n,
+                           np.asarray(v, dtype=np.float64).reshape(-1))
+
+
+def svi_rows(args):
+    """``ppzoo.fit`` on the NumPyro and Pyro programs (one sampled z, SGD, one datum a step,
+    ``AnnealedELBO``) in the online regime, against the ODEs from each run's initial state.
+
+    A block of ``t_block`` runs on ``t_block N`` fresh data, so each datum is drawn about once
+    (uniformly with replacement); the SGD learning rate ``tau / P`` undoes ``ppzoo.fit``'s
+    ``P / 1`` scaling of a one-datum step. Plain SGD has no state, so the blocks chain exactly,
+    the schedule carrying on through ``offset``."""
+    import numpyro
+    import pyro
+    import torch
+    from ppzoo.inference import AnnealedELBO
+
+    from ppzoo import fit as ppzoo_fit
+    from ppzoo.theory.linear_vae_hd import Setting, integrate
+
+    n, t_max, blocks = args.svi_n, args.svi_t, args.svi_blocks
+    t_block = t_max / blocks
+    steps = int(round(t_block * n))
+    schedules = {"constant beta = 1": (1.0, None), f"beta = 1.8 tanh({args.svi_gamma} t)": (1.8, args.svi_gamma)}
+    rows, curves = [], {}
+    for backend, programs, as_array in (("numpyro", _numpyro_programs, np.asarray), ("pyro", _pyro_programs, torch.tensor)):
+        model, guide = programs()
+        for label, (beta_f, gamma) in schedules.items():
+            rng = np.random.default_rng([args.svi_seed, int(beta_f * 10)])
+            W = rng.standard_normal((n, 1)).astype(np.float32)
+            Wt = rng.standard_normal((1, n)).astype(np.float32)
+            u = np.full(1, np.sqrt(n), np.float32)  # v = 1
+            states, start = [_order_parameters(W, Wt, u / np.sqrt(n))], time.perf_counter()
+            for block in range(blocks):
+                x = _spiked_data(rng, np.ones((n, 1)), steps).astype(np.float32)
+                beta = beta_f if gamma is None else TanhSchedule(beta_f, gamma, n, offset=block * steps)
+                optimizer = numpyro.optim.SGD(TAU / steps) if backend == "numpyro" else pyro.optim.SGD({"lr": TAU / steps})
+                fitted = ppzoo_fit(model, guide, *(as_array(a) for a in (x, W, Wt, u)), objective=AnnealedELBO(beta),
+                                   optimizer=optimizer, num_steps=steps, batch_size=1, seed=args.svi_seed * 1000 + block,
+                                   progress_bar=False)
+                W, Wt, u = (np.array(fitted.params[k], dtype=np.float32) for k in ("W", "Wt", "u"))
+                states.append(_order_parameters(W, Wt, u / np.sqrt(n)))
+            seconds = time.perf_counter() - start
+            times = np.linspace(0.0, t_max, blocks + 1)
+            setting = Setting(rho=RHO, eta=ETA, lam=0.0, tau=TAU,
+                              beta=beta_f if gamma is None else (lambda t, b=beta_f, g=gamma: b * np.tanh(g * t)))
+            ode = integrate(states[0], setting, times)
+            eps_svi, eps_ode = _eps(states), _eps(ode)
+            curves[f"{backend}: {label}"] = {"t": times.tolist(), "svi": eps_svi.tolist(), "ode": eps_ode.tolist()}
+            rows.append({"backend": backend, "schedule": label, "N": n, "t": t_max, "steps": steps * blocks,
+                         "seconds": seconds, "eps_svi": float(eps_svi[-1]), "eps_ode": float(eps_ode[-1]),
+                         "Q_svi": float(states[-1].Q[0, 0]), "Q_ode": float(ode[-1].Q[0, 0]),
+                         "m_svi": float(abs(states[-1].m[0, 0])), "m_ode": float(abs(ode[-1].m[0, 0])),
+                         "v_svi": float(states[-1].v[0]), "v_ode": float(ode[-1].v[0]), "compiled_as": fitted.compiled_as})
+            print(f"SVI {backend}, {label}: eps_g(t={t_max:g}) {eps_svi[-1]:.4f}, ODE {eps_ode[-1]:.4f} "
+                  f"({steps * blocks} steps, {seconds:.0f} s)", flush=True)
+    return {"rows": rows, "curves": curves, "targets": []}
+
+
 # -- output ------------------------------------------------------------------------------------------
 def plot(result, path):
     import matplotlib
@@ -345,7 +526,7 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8))
     ax = axes[0, 0]
     for n, c in result["E1"]["curves"].items():
         line = ax.plot(c["t"], c["sim"], label=f"SGD N={n}")[0]
@@ -372,6 +553,22 @@ def plot(result, path):
         ax.plot([r["alpha"] for r in mine], [r["eps_limit"] for r in mine], "-", color=line.get_color())
     ax.set(title="E5: eps_g of the minimiser (line: N -> infinity)", xlabel="alpha = P / N", ylabel="eps_g", xscale="log")
     ax.legend(fontsize=7)
+    ax = axes[0, 2]
+    for curve in result["E5-RD"]["curves"]:
+        pts = curve["points"]
+        line = ax.plot([p["distortion_train"] for p in pts], [p["rate_train"] for p in pts], "o", label=f"alpha={curve['alpha']} train")[0]
+        ax.plot([p["limit_train"][1] for p in pts], [p["limit_train"][0] for p in pts], "-", color=line.get_color())
+        ax.plot([p["distortion_test"] for p in pts], [p["rate_test"] for p in pts], "s", mfc="none", color=line.get_color(),
+                label=f"alpha={curve['alpha']} test")
+        ax.plot([p["limit_test"][1] for p in pts], [p["limit_test"][0] for p in pts], ":", color=line.get_color())
+    ax.set(title="E5: rate against distortion over beta (lines: N -> infinity)", xlabel="distortion excess", ylabel="rate (mean KL)")
+    ax.legend(fontsize=7)
+    ax = axes[1, 2]
+    for label, c in result["SVI"]["curves"].items():
+        line = ax.plot(c["t"], c["svi"], "o-", label=label)[0]
+        ax.plot(c["t"], c["ode"], "--", color=line.get_color())
+    ax.set(title="SVI (ppzoo.fit, sampled z): eps_g(t) (dashed: ODE)", xlabel="t", ylabel="eps_g")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -390,7 +587,7 @@ def markdown(result):
         "| experiment | target | measured | goal | met |",
         "|---|---|---|---|---|",
     ]
-    for name in ("E1", "E2", "E3", "E4", "E5"):
+    for name in EXPERIMENTS:
         for t in result[name]["targets"]:
             value = t["measured"]
             shown = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -403,8 +600,27 @@ def markdown(result):
                      f"{_fmt(r['speedup_sim'], 'n/a')} | {_fmt(r['speedup_ode'], 'n/a')} |")
     lines += ["", "E5 alpha_c: " + "; ".join(f"beta = {f['beta']}: fit {f['alpha_c_fit']:.3g}, theory {f['alpha_c_theory']:.3g}"
                                              for f in result["E5"]["alpha_c"]) if result["E5"]["alpha_c"] else "",
-              "", "Not measured here yet: the paper's own annealing configuration (its figure could not be read), "
-              "the rate-distortion curve and train/test comparison of E5, and the NumPyro/Pyro SVI rows."]
+              ]
+    if result["E5-RD"]["curves"]:
+        lines += ["", f"E5 rate (mean KL) and distortion excess of the data-set minimiser (N = {s['e5_n']}, mean over "
+                  f"{s['seeds']} data sets; test: {s['rd_test']} fresh samples), N -> infinity in brackets:", "",
+                  "| alpha | beta | rate train | distortion train | rate test | distortion test |", "|---|---|---|---|---|---|"]
+        for curve in result["E5-RD"]["curves"]:
+            for pt in curve["points"]:
+                lt, ls = pt["limit_train"], pt["limit_test"]
+                lines.append(f"| {curve['alpha']} | {pt['beta']} | {pt['rate_train']:.4f} ({lt[0]:.4f}) | "
+                             f"{pt['distortion_train']:.4f} ({lt[1]:.4f}) | {pt['rate_test']:.4f} ({ls[0]:.4f}) | "
+                             f"{pt['distortion_test']:.4f} ({ls[1]:.4f}) |")
+    if result["SVI"]["rows"]:
+        lines += ["", "SVI rows (reported only): `ppzoo.fit` on the NumPyro and Pyro programs, one sampled z, SGD, one "
+                  "datum a step, `AnnealedELBO`, against the ODEs from each run's own initial state:", "",
+                  "| backend | schedule | N | t | steps | eps_g SVI | eps_g ODE | Q SVI / ODE | abs(m) SVI / ODE | v SVI / ODE | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in result["SVI"]["rows"]:
+            lines.append(f"| {r['backend']} | {r['schedule']} | {r['N']} | {r['t']:g} | {r['steps']} | {r['eps_svi']:.4f} | "
+                         f"{r['eps_ode']:.4f} | {r['Q_svi']:.3f} / {r['Q_ode']:.3f} | {r['m_svi']:.3f} / {r['m_ode']:.3f} | "
+                         f"{r['v_svi']:.3f} / {r['v_ode']:.3f} | {r['seconds']:.0f} |")
+    lines += ["", "Not measured here: the paper's own annealing configuration (its figure could not be read)."]
     return "\n".join(lines) + "\n"
 
 
@@ -414,7 +630,7 @@ def main(argv=None):
     size.add_argument("--quick", action="store_true", help="smaller N and fewer seeds (under 5 minutes on 2 cores)")
     size.add_argument("--full", action="store_true", help="the issue's sizes (the default)")
     p.add_argument("--seeds", type=int, default=None)
-    p.add_argument("--only", nargs="+", choices=["E1", "E2", "E3", "E4", "E5"], default=None)
+    p.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), default=None)
     p.add_argument("--n", type=int, default=None, help="one N for every experiment (a smoke run), instead of the settings'")
     p.add_argument("--t-scale", type=float, default=1.0, help="multiply every run's length (a smoke run)")
     p.add_argument("--out", type=pathlib.Path, default=RESULTS)
@@ -427,23 +643,27 @@ def main(argv=None):
         e3_betas=[0.5, 1.2], e3_n=250 if quick else 500, e3_t=200.0 if quick else 400.0,
         e4_beta=1.8, e4_gammas=[0.005, 0.02, 0.5] if quick else [0.005, 0.01, 0.02, 0.05, 0.5],
         e4_n=500, e4_t=1000.0, e4_seeds=4,
-        e5_betas=[1.0, 1.8, 1.9], e5_n=100 if quick else 1000, e5_starts=2 if quick else 3,
+        e5_betas=[1.0, 1.8, 1.9], e5_n=100 if quick else 1000, e5_starts=2,
         e5_alphas=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0] if not quick else [0.25, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0],
+        rd_alphas=[0.5, 2.0, 8.0],
+        rd_betas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9] if not quick else [0.25, 0.75, 1.25, 1.75], rd_test=4000 if not quick else 1000,
+        svi_n=200 if not quick else 100, svi_t=200.0 if not quick else 50.0, svi_blocks=4 if not quick else 2, svi_gamma=0.02, svi_seed=0,
         quick=quick,
     )
     if args.n is not None:
-        settings.update(e1_sizes=[args.n], e2_n=args.n, e3_n=args.n, e4_n=args.n, e5_n=args.n, e4_seeds=settings["seeds"])
-    for key in ("e1_t", "e2_t", "e3_t", "e4_t"):
+        settings.update(e1_sizes=[args.n], e2_n=args.n, e3_n=args.n, e4_n=args.n, e5_n=args.n, e4_seeds=settings["seeds"],
+                        svi_n=args.n, rd_test=args.n)
+    for key in ("e1_t", "e2_t", "e3_t", "e4_t", "svi_t"):
         settings[key] *= args.t_scale
     ns = argparse.Namespace(**settings)
     start = time.perf_counter()
     result = {"settings": settings, "machine": platform.platform()}
-    runners = {"E1": e1, "E2": e2, "E3": e3, "E4": e4, "E5": e5}
-    for name, run in runners.items():
+    for name, run in EXPERIMENTS.items():
         if args.only is None or name in args.only:
             result[name] = run(ns)
         else:
-            result[name] = {"targets": [], "rows": [], "curves": {}, "means": [], "alpha_c": [], "beta_f": ns.e4_beta, "eps_goal": float("nan")}
+            result[name] = {"targets": [], "rows": [], "curves": {} if name != "E5-RD" else [], "means": [], "alpha_c": [],
+                            "beta_f": ns.e4_beta, "eps_goal": float("nan")}
     result["seconds"] = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "linear_vae_highdim.json").write_text(json.dumps(result, indent=1))
@@ -451,6 +671,8 @@ def main(argv=None):
     plot(result, args.out / "linear_vae_highdim.png")
     print(markdown(result))
 
+
+EXPERIMENTS = {"E1": e1, "E2": e2, "E3": e3, "E4": e4, "E5": e5, "E5-RD": e5_rate_distortion, "SVI": svi_rows}
 
 if __name__ == "__main__":
     main()

@@ -54,6 +54,12 @@ overlap of ``u`` with ``W* / sqrt(N)`` is ``(1 - eta^2/(alpha rho^2)) / (1 + eta
 (:func:`spike_limit`, :func:`limit_minimiser`); at ``rho = eta = lambda = 1`` collapse holds up
 to ``alpha_c = (2 beta - 3) / (2 (2 - beta))`` where that is at least 1 (:func:`collapse_alpha`).
 
+Rate and distortion of that minimiser on data whose second moment along ``u`` is
+``c = E[(u . x)^2]`` (``c_1`` on the training set; ``rho o^2 + eta`` on fresh data, ``o`` the
+overlap): the mean KL ``R = 1/2 (b^2 c + v - log v - 1)`` and the distortion excess
+``D = E_q 1/2 |x - W z / sqrt(N)|^2 - 1/2 |x|^2 = -a b c + 1/2 a^2 (b^2 c + v)``, which is
+``0`` for the collapsed model (:func:`rate_distortion`, :func:`limit_rate_distortion`).
+
 The generalisation error is ``eps_g = (1/N) |sqrt(rho) W* - W|^2`` up to the sign of each
 latent: ``rho M* - 2 sqrt(rho) sum_k |m_k| + sum_kl s_k s_l Q_kl`` with ``s_k = sign(m_k)``
 for ``M* = 1`` (:func:`generalisation_error`; ``rho - 2 sqrt(rho) |m| + Q`` at ``M = 1``).
@@ -81,6 +87,8 @@ __all__ = [
     "limit_minimiser",
     "collapse_alpha",
     "collapses",
+    "rate_distortion",
+    "limit_rate_distortion",
 ]
 
 
@@ -248,7 +256,8 @@ def _minimiser_q(c1: float, beta: float, ridge: float) -> float:
 def dataset_minimiser(x, W_star, beta: float, lam: float, rho: float = 1.0) -> dict:
     """The minimiser of the summed loss on the data set ``x`` ``(P, N)`` (ridge ``lambda`` added
     once, ``M = M* = 1``) and its order parameters: ``{"Q", "m", "E", "d", "R", "v", "eps_g",
-    "c1", "alpha", "collapsed"}``. ``W_star`` ``(N, 1)`` with ``W*' W* / N = 1``."""
+    "c1", "alpha", "collapsed", "w", "w_tilde"}``, the last two the minimiser's ``w = W / sqrt(N)``
+    and ``w~ = W~' / sqrt(N)`` ``(N,)``. ``W_star`` ``(N, 1)`` with ``W*' W* / N = 1``."""
     x = np.asarray(x, dtype=np.float64)
     P, N = x.shape
     alpha, ridge = P / N, lam / (P / N)
@@ -263,7 +272,41 @@ def dataset_minimiser(x, W_star, beta: float, lam: float, rho: float = 1.0) -> d
     return {
         "Q": q, "m": m, "E": b**2, "d": b * abs(overlap), "R": a * b, "v": beta / (q + beta),
         "eps_g": rho - 2 * np.sqrt(rho) * m + q, "c1": c1, "alpha": alpha, "collapsed": q == 0.0,
+        "w": a * u, "w_tilde": b * u,
     }
+
+
+def rate_distortion(x, w, w_tilde, v: float) -> tuple[float, float]:
+    """``(R, D)`` of the linear VAE ``(w, w~, v)`` (``M = 1``, ``w = W / sqrt(N)``,
+    ``w~ = W~' / sqrt(N)``, each ``(N,)``) on the data ``x`` ``(P, N)``: the mean over the data of
+    the KL ``1/2 (mu^2 + v - log v - 1)`` and of the distortion excess
+    ``E_q 1/2 |x - W z / sqrt(N)|^2 - 1/2 |x|^2 = -s mu + 1/2 Q (mu^2 + v)``, with ``s = w . x``,
+    ``mu = w~ . x``, ``Q = |w|^2``."""
+    x = np.asarray(x, dtype=np.float64)
+    w, w_tilde = np.asarray(w, dtype=np.float64), np.asarray(w_tilde, dtype=np.float64)
+    if not v > 0:
+        raise ValueError(f"v: expected the encoder variance > 0, got {v!r}")
+    s, mu, q = x @ w, x @ w_tilde, float(w @ w)
+    rate = 0.5 * (np.mean(mu**2) + v - np.log(v) - 1)
+    distortion = np.mean(-s * mu + 0.5 * q * (mu**2 + v))
+    return float(rate), float(distortion)
+
+
+def limit_rate_distortion(alpha: float, beta: float, lam: float, rho: float = 1.0, eta: float = 1.0) -> dict:
+    """:func:`rate_distortion` of the data-set minimiser as ``N -> infinity`` at ``P = alpha N``, on
+    its training set (``c = c_1``) and on fresh data (``c = rho o^2 + eta``):
+    ``{"train": (R, D), "test": (R, D)}``."""
+    c1, overlap2 = spike_limit(alpha, rho, eta)
+    ridge = lam / alpha
+    q = _minimiser_q(c1, beta, ridge)
+    a = np.sqrt(q)
+    b = a * c1 / ((q + beta) * c1 + ridge)
+    v = beta / (q + beta)
+
+    def at(c):
+        return (float(0.5 * (b**2 * c + v - np.log(v) - 1)), float(-a * b * c + 0.5 * q * (b**2 * c + v)))
+
+    return {"train": at(c1), "test": at(rho * overlap2 + eta)}
 
 
 def spike_limit(alpha: float, rho: float = 1.0, eta: float = 1.0) -> tuple[float, float]:
