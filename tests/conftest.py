@@ -1,8 +1,6 @@
 """Small models written in both PPLs, shared by the tests."""
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import numpyro
@@ -11,24 +9,8 @@ import pyro
 import pyro.distributions as pdist
 import pytest
 
-_CACHE_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
-
 
 def pytest_configure(config):
-    # One JAX compilation cache for the whole run, shared by the xdist workers and the ppzoo
-    # subprocesses they start (they inherit the environment): many tests build the same graphs
-    # from fresh closures, which jit's in-memory cache cannot match. The cache lives in a fresh
-    # directory, so each run compiles from nothing, and it is removed at the end of the run.
-    if _CACHE_VARIABLE not in os.environ:
-        os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="ppzoo-tests-jax-cache-")
-        config._ppzoo_jax_cache = os.environ[_CACHE_VARIABLE]
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VARIABLE])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
     # pytest-xdist runs one worker per core: each worker keeps to one thread, so that XLA's and
     # torch's thread pools do not fight over the cores (XLA reads its flags when JAX first computes)
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -36,12 +18,6 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
-
-
-def pytest_unconfigure(config):
-    cache = getattr(config, "_ppzoo_jax_cache", None)
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
 
 
 def numpyro_linear_regression(x, y=None):
