@@ -568,6 +568,7 @@ def plot(result, path):
         line = ax.plot([r["alpha"] for r in mine], [r["eps"] for r in mine], "o", label=f"beta={beta}")[0]
         ax.plot([r["alpha"] for r in mine], [r["eps_limit"] for r in mine], "-", color=line.get_color())
     ax.set(title="E5: eps_g of the minimiser (line: N -> infinity)", xlabel="alpha = P / N", ylabel="eps_g", xscale="log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the minor labels of a log axis overlap
     ax.legend(fontsize=7)
     ax = axes[0, 2]
     for curve in result["E5-RD"]["curves"]:
