@@ -243,6 +243,26 @@ def test_full_hessian_vector_products_equal_the_hand_computed_hessian(name, jit_
         assert set(backend.compiled_as.values()) == ({"vmap"} if jit_compile else set())
 
 
+def test_full_gradient_over_several_chunks_agrees_across_backends_and_with_eager():
+    """The full-data gradient summed over chunks (5,000 data, chunks of 4,096 shared by the chains)
+    is the same compiled and eager on Pyro and on NumPyro, at chains in different places."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5000, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -0.5, 0.25]) + 0.3 + 0.5 * rng.standard_normal(5000)).astype(np.float32)
+    theta = rng.uniform(-1, 1, (4, 5))
+    grads = {}
+    for name, jit_compile in (("numpyro", True), ("pyro", True), ("pyro", False)):
+        backend = make_backend(LINEAR_REGRESSION[name], (x,), {"y": y}, jit_compile=jit_compile)
+        for _ in range(2):  # the first call compiles and checks the graphs, the second runs them
+            grads[name, jit_compile] = np.asarray(backend.to_numpy(backend.full_grad(backend.asarray(theta))))
+        if name == "pyro" and jit_compile:
+            assert set(backend.compiled_as.values()) == {"vmap"}
+    scale = np.abs(grads["numpyro", True]).max()
+    assert not np.allclose(grads["numpyro", True][0], grads["numpyro", True][1], atol=1e-3 * scale)  # chains differ
+    for key in (("pyro", True), ("pyro", False)):
+        np.testing.assert_allclose(grads[key], grads["numpyro", True], rtol=1e-4, atol=1e-5 * scale)
+
+
 def _grouped_model(x, g, levels, y=None):
     import numpyro
     import numpyro.distributions as dist

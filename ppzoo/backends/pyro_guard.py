@@ -149,6 +149,12 @@ def relative_gap(compiled, eager):
     return float(gaps.max())
 
 
+def chain_rows(idx, rows):
+    """The indices of the chains ``rows``: ``idx[rows]`` for per-chain indices ``(C, B)``; a shared
+    ``(B,)`` (the full-data pass's chunks, the same for every chain) is every chain's."""
+    return idx if idx.dim() == 1 else idx[rows]
+
+
 class CheckedGraph:
     """A compiled ``(theta, idx) -> (values, grads)`` with its call count; :meth:`__call__` runs it
     and, at :func:`scheduled` calls, ``eager`` too: ``(result, disagreed)``, the eager result (all
@@ -170,7 +176,7 @@ class CheckedGraph:
         first = self.checks * CHECK_CHAINS
         rows = (torch.arange(min(CHECK_CHAINS, num_chains), device=theta.device) + first) % num_chains
         self.checks += 1
-        self.gap = relative_gap((out[0][rows], out[1][rows]), self.eager(theta[rows], idx[rows]))
+        self.gap = relative_gap((out[0][rows], out[1][rows]), self.eager(theta[rows], chain_rows(idx, rows)))
         if self.gap <= RTOL:
             return out, False
         return self.eager(theta, idx), True
