@@ -50,6 +50,12 @@ def pyro_gaussian_location(x):
         pyro.sample("x", pdist.Normal(theta, 1.0), obs=x[idx])
 
 
+def slow_for(cases, is_slow):
+    """``cases`` as parameters, those for which ``is_slow(case)`` marked ``slow`` (run by ``pytest -m slow``):
+    a check whose variants cost very different times keeps its quick ones in the default run."""
+    return [pytest.param(*(c if isinstance(c, tuple) else (c,)), marks=pytest.mark.slow) if is_slow(c) else c for c in cases]
+
+
 LINEAR_REGRESSION = {"numpyro": numpyro_linear_regression, "pyro": pyro_linear_regression}
 GAUSSIAN_LOCATION = {"numpyro": numpyro_gaussian_location, "pyro": pyro_gaussian_location}
 

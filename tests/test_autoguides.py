@@ -22,6 +22,7 @@ import pyro.distributions as pdist
 import pyro.optim
 import pytest
 import torch
+from conftest import slow_for
 from numpyro.infer import autoguide as nag
 from pyro.infer import autoguide as pag
 
@@ -88,7 +89,8 @@ GAUSSIAN_GUIDES = [
 ]
 
 
-@pytest.mark.parametrize(("backend", "name"), GAUSSIAN_GUIDES)
+@pytest.mark.parametrize(("backend", "name"), slow_for(GAUSSIAN_GUIDES, lambda case: case[0] == "numpyro"
+                                                       and case[1] in ("AutoMultivariateNormal", "AutoLowRankMultivariateNormal")))
 def test_gaussian_autoguides_find_the_exact_posterior(backend, name, data):
     """STL fit; the posterior in the model's site names (no auxiliary site), means within 4 Monte
     Carlo standard errors plus 0.02 sd, sds within 5% (the sd of 4,000 draws has a relative
@@ -128,7 +130,7 @@ def test_an_autoguide_under_iwae_dreg_and_the_annealed_elbo(backend, data):
 FLOWS = [("numpyro", "AutoIAFNormal"), ("numpyro", "AutoBNAFNormal"), ("pyro", "AutoIAFNormal")]
 
 
-@pytest.mark.parametrize(("backend", "name"), FLOWS)
+@pytest.mark.parametrize(("backend", "name"), slow_for(FLOWS, lambda case: case[0] == "numpyro"))
 def test_flow_autoguides_fit_the_posterior(backend, name, data):
     """A normalising flow is not exactly Gaussian at any setting, and its reparameterised gradient
     is noisy at the optimum: means within 0.25 sd, sds within 15%."""
@@ -345,7 +347,7 @@ def test_a_fit_whose_objective_changes_with_the_step_needs_num_steps(data):
                   objective=AnnealedELBO(LinearWarmup(100)), progress_bar=False)
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_the_laplace_approximation_is_the_posterior_of_an_autolaplace_fit(backend, data):
     """``AutoLaplaceApproximation`` fits the MAP; its posterior (draws, PSIS, ``log p(x)``) is the
     Gaussian with the inverse Hessian at the MAP, exact for this model: means within 0.02 sd plus

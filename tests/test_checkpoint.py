@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import slow_for
 
 import ppzoo
 from ppzoo import checkpoint, models
@@ -41,7 +42,8 @@ def groups(idata):
 
 
 # the adapted tuning (preconditioner, step size) on one backend, a recursive kernel's state on the other
-@pytest.mark.parametrize("backend, method, adapt", [("numpyro", "sgld-cv", True), ("pyro", "sarah-ld", False)])
+@pytest.mark.parametrize("backend, method, adapt",
+                         slow_for([("numpyro", "sgld-cv", True), ("pyro", "sarah-ld", False)], lambda c: c[0] == "numpyro"))
 def test_a_resumed_run_gives_the_uninterrupted_draws(tmp_path, monkeypatch, backend, method, adapt):
     spec = models.get("linear_regression")
     args, kwargs = spec.load_data()
@@ -66,6 +68,7 @@ def test_a_resumed_run_gives_the_uninterrupted_draws(tmp_path, monkeypatch, back
     assert read_checkpoint(path)[2]["done"] == SETTINGS["num_samples"]
 
 
+@pytest.mark.slow
 def test_resume_checks_the_data_and_the_file(tmp_path):
     spec = models.get("linear_regression")
     args, kwargs = spec.load_data()
@@ -105,6 +108,7 @@ def test_a_program_outside_the_zoo_needs_its_data_to_resume(tmp_path):
         ppzoo.resume(path)
 
 
+@pytest.mark.slow
 def test_ppzoo_run_resume_after_a_real_sigint(tmp_path, monkeypatch):
     from ppzoo import cli
 

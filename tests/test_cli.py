@@ -10,6 +10,7 @@ import time
 import arviz as az
 import numpy as np
 import pytest
+from conftest import slow_for
 
 PPZOO = shutil.which("ppzoo")
 
@@ -30,7 +31,7 @@ def test_run_help_lists_the_options(tmp_path):
         assert option in out.stdout
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
 def test_run_writes_inference_data(tmp_path, backend):
     out = run(
         "run", "--backend", backend, "--num-samples", "50", "--num-warmup", "100", "--thinning", "2",

@@ -5,6 +5,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import slow_for
 from ppzoo.models.vae import numpyro_vae, pyro_vae
 
 import ppzoo
@@ -96,7 +97,7 @@ def _fit(backend, decoder, x, **options):
     )
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_inverse_lipschitz_decoder_keeps_every_latent_active_where_the_plain_one_collapses(backend, digits):
     plain = _fit(backend, "mlp", digits).collapse()
     il = _fit(backend, "inverse_lipschitz", digits, constant=1.0).collapse()

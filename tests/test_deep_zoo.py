@@ -11,6 +11,7 @@ estimates, so Adam ends in a noise floor around the optimum; the tolerance
 
 import numpy as np
 import pytest
+from conftest import slow_for
 from ppzoo.models.vae import VARIANTS, get_variant
 
 import ppzoo
@@ -59,7 +60,7 @@ def test_linear_vae_reaches_the_closed_form_optimum(backend):
 IMAGE_VARIANTS = [(n, "pyro") for n in VARIANTS if n != "linear_vae"] + [("vae", "numpyro"), ("il_vae", "numpyro")]
 
 
-@pytest.mark.parametrize("name, backend", IMAGE_VARIANTS)
+@pytest.mark.parametrize("name, backend", slow_for(IMAGE_VARIANTS, lambda case: case[1] == "numpyro"))
 def test_image_variants_train(name, backend):
     variant = get_variant(name)
     x = load_digits("test")[:60]

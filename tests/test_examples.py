@@ -60,6 +60,7 @@ def test_every_script_is_listed():
     assert found == set(SCRIPTS), f"list these scripts in tests/test_examples.py: {found ^ set(SCRIPTS)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_script_runs(script, tmp_path, monkeypatch, capsys):
     args = [a.format(tmp=tmp_path) for a in SCRIPTS[script]]

@@ -16,7 +16,7 @@ import pyro
 import pyro.distributions as pdist
 import pytest
 import torch
-from conftest import GAUSSIAN_LOCATION, PPCA, ppca_exact_posterior, ppca_log_evidence
+from conftest import GAUSSIAN_LOCATION, PPCA, ppca_exact_posterior, ppca_log_evidence, slow_for
 from ppzoo.inference import IWAE, AnnealedELBO, LinearWarmup
 
 import ppzoo
@@ -245,7 +245,7 @@ def test_log_marginal_likelihood_checks_its_counts(ppca_data):
         ppzoo.log_marginal_likelihood(*PPCA["numpyro"], None, ppca_data, chunk_size=1.5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", slow_for(BACKENDS, lambda b: b == "numpyro"))
 def test_to_arviz_names_per_datum_latents_and_round_trips(backend, ppca_data, tmp_path):
     fit = ppzoo.fit(*PPCA[backend], ppca_data, objective="iwae", num_particles=3, num_steps=3, progress_bar=False)
     idata = fit.to_arviz(num_samples=40)

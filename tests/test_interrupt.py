@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from conftest import slow_for
 
 from ppzoo.diagnostics import arviz_compat
 
@@ -54,7 +55,8 @@ def interrupt_run(tmp_path, backend, marker, extra_wait=0.0, settings=LONG):
 
 @pytest.mark.parametrize(
     "backend, marker, stage",
-    [("pyro", "set-up", "set-up"), ("numpyro", "warmup", "warmup"), ("pyro", "sample", "sampling")],
+    slow_for([("pyro", "set-up", "set-up"), ("numpyro", "warmup", "warmup"), ("pyro", "sample", "sampling")],
+             lambda case: case[2] != "set-up"),
 )
 def test_sigint_stops_the_run_and_keeps_what_it_has(tmp_path, backend, marker, stage):
     # a short warmup before the sampling case, so that it reaches its draws soon on a busy machine

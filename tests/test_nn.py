@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from conftest import slow_for
 
 from ppzoo.nn import jax as njax
 from ppzoo.nn import torch as ntorch
@@ -39,7 +40,7 @@ def _ratios(framework, f, dim, **kw):
     return lib.lipschitz_ratios(f, dim, **{**SEARCH, **kw})
 
 
-@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("framework", slow_for(["torch", "jax"], lambda f: f == "jax"))
 @pytest.mark.parametrize("constant", [0.25, 4.0])
 def test_inverse_lipschitz_decoder_never_beats_its_lower_bound(framework, constant):
     dec = _build(framework, "InverseLipschitz", latent_dim=2, output_dim=6, constant=constant, hidden=(16, 16))
@@ -58,7 +59,7 @@ def test_spectral_mlp_keeps_its_upper_bound_and_has_no_lower_one(framework):
     assert r["search_min"] < 0.1, r
 
 
-@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("framework", slow_for(["torch", "jax"], lambda f: f == "jax"))
 def test_bi_lipschitz_map_stays_between_its_bounds(framework):
     bl = _build(framework, "BiLipschitz", dim=3, alpha=0.5, beta=2.0, hidden=(16, 16))
     lo, hi = bl.bounds
@@ -68,7 +69,7 @@ def test_bi_lipschitz_map_stays_between_its_bounds(framework):
     assert max(r["random_max"], r["search_max"]) <= hi * (1 + MARGIN), r
 
 
-@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("framework", slow_for(["torch", "jax"], lambda f: f == "jax"))
 def test_bi_lipschitz_decoder_bounds_multiply(framework):
     dec = _build(framework, "BiLipschitzDecoder", latent_dim=2, output_dim=4, alpha=1.0, beta=0.5, hidden=(8,))
     lo, hi = dec.bounds

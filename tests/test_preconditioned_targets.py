@@ -40,6 +40,7 @@ import numpyro.distributions as ndist
 import pyro
 import pyro.distributions as pdist
 import pytest
+from conftest import slow_for
 from test_sgld import DATA, LAM, POST_MEAN, sgld_variance
 
 import ppzoo
@@ -88,7 +89,7 @@ GAUSSIAN_SIZES = {
 GAUSSIAN_MIN_ESS = {"numpyro": 5000, "pyro": 400}
 
 @pytest.mark.parametrize("backend", ["numpyro", "pyro"])
-@pytest.mark.parametrize("method", ["svrg-ld", "sarah-ld", "sgld-cv"])
+@pytest.mark.parametrize("method", slow_for(["svrg-ld", "sarah-ld", "sgld-cv"], lambda m: m != "sgld-cv"))
 def test_condition_number_1e4_gaussian_with_the_defaults(backend, method):
     """Every coordinate's mean within 0.1 sd and variance within 10% of the closed form.
 
@@ -129,6 +130,7 @@ RAW_SIZES = {
 RAW_MIN_ESS = {"svrg-ld": 700, "sarah-ld": 700, "sgld-cv": 700, "sgld": 90, "psgld": 90}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["svrg-ld", "sarah-ld", "sgld-cv", "sgld", "psgld"])
 def test_raw_breast_cancer_logistic_regression_with_the_defaults(method):
     """Against NUTS, 31 parameters.

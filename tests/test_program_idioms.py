@@ -25,6 +25,7 @@ import pyro
 import pyro.distributions as pdist
 import pytest
 import torch
+from conftest import slow_for
 from numpyro.infer import init_to_median, init_to_value
 from scipy import stats
 
@@ -61,7 +62,7 @@ def pyro_flat(x, y=None):
 FLAT = {"numpyro": (numpyro_flat, np.asarray), "pyro": (pyro_flat, torch.as_tensor)}
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
 def test_flat_prior_matches_the_closed_form_with_the_defaults(backend):
     x, y, mean, sd = _flat_problem()
     model, convert = FLAT[backend]
@@ -281,6 +282,7 @@ def pyro_schools(sigma, y=None):
         pyro.sample("y", pdist.Normal(mu + tau * theta_tilde, sigma), obs=y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpyro", "pyro"])
 def test_latents_in_the_data_plate_run_full_batch_and_match_nuts(backend):
     """Against the zoo's NUTS reference for the same posterior (40,000 draws): means within 4

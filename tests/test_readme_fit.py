@@ -12,6 +12,7 @@ import pyro
 import pyro.distributions as pdist
 import pytest
 import torch
+from conftest import slow_for
 from ppzoo.models.vae import numpyro_vae, pyro_vae
 
 import ppzoo
@@ -29,7 +30,7 @@ def digits():
     return load_digits("train")[:200]
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_the_one_call_iwae_example(backend, digits):
     model, guide = VAE[backend](64, latent_dim=8, **SMALL)
     fit = ppzoo.fit(model, guide, digits, objective="iwae", num_particles=5, estimator="dreg", num_steps=30,
@@ -54,7 +55,7 @@ def pyro_logistic(x, y=None):
         pyro.sample("y", pdist.Bernoulli(logits=x @ w), obs=y)
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_the_autoguide_example(backend):
     x, y = load_breast_cancer()
     if backend == "numpyro":
@@ -72,7 +73,7 @@ def test_the_autoguide_example(backend):
     assert w.shape == (1, 40, 30) and np.all(np.isfinite(w.values))
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_the_collapse_example(backend, digits):
     model, guide = VAE[backend](64, latent_dim=8, decoder="inverse_lipschitz", constant=1.0, **SMALL)
     fit = ppzoo.fit(model, guide, digits, num_steps=20, batch_size=50, step_kwargs=lambda t: {"binarize_step": t},

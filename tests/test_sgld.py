@@ -19,7 +19,7 @@ import arviz as az
 import numpy as np
 import ppzoo.models
 import pytest
-from conftest import GAUSSIAN_LOCATION
+from conftest import GAUSSIAN_LOCATION, slow_for
 
 import ppzoo
 
@@ -34,7 +34,7 @@ def sgld_variance(h):
     return (2 + h * N**2 * S2 / B) / (LAM * (2 - h * LAM))
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
 def test_conjugate_gaussian_mean_and_variance_at_a_small_step(backend):
     h = 0.02 / LAM
     idata = ppzoo.sample(
@@ -163,6 +163,7 @@ def test_adaptation_records_the_preconditioner(regression_data):
 REFERENCE = pathlib.Path(ppzoo.models.__file__).parent / "references" / "logistic_regression.json"
 
 
+@pytest.mark.slow
 def test_breast_cancer_logistic_regression_matches_nuts():
     """SGLD with the defaults (adapted step size and preconditioner); 8 chains x 152,000 steps, so
     the Monte Carlo error is about 0.017 sd (SGLD's minibatch bias is most of the error: the worst

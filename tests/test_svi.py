@@ -13,7 +13,7 @@ import numpyro
 import pyro
 import pytest
 import torch
-from conftest import PPCA, ppca_exact_posterior, ppca_log_evidence
+from conftest import PPCA, ppca_exact_posterior, ppca_log_evidence, slow_for
 from ppzoo.inference import IWAE, AnnealedELBO
 from pyro import poutine
 
@@ -45,7 +45,8 @@ def value_and_grads(backend, objective, params, x, seed):
     if backend == "numpyro":
         key = jax.random.PRNGKey(seed)
         p = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in params.items()}
-        loss, grads = jax.value_and_grad(lambda q: objective.loss(key, q, model, guide, jnp.asarray(x)))(p)
+        # compiled: op-by-op JAX compiles every primitive it meets, seconds per call on a small machine
+        loss, grads = jax.jit(jax.value_and_grad(lambda q: objective.loss(key, q, model, guide, jnp.asarray(x))))(p)
         return -float(loss), {k: -np.asarray(g, dtype=np.float64) for k, g in grads.items()}
     leaves = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True) for k, v in params.items()}
     pyro.set_rng_seed(seed)
@@ -62,7 +63,7 @@ def elbo_value_and_grads(backend, params, x, seed):
         key = jax.random.PRNGKey(seed)
         p = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in params.items()}
         elbo = numpyro.infer.Trace_ELBO()
-        loss, grads = jax.value_and_grad(lambda q: elbo.loss(key, q, model, guide, jnp.asarray(x)))(p)
+        loss, grads = jax.jit(jax.value_and_grad(lambda q: elbo.loss(key, q, model, guide, jnp.asarray(x))))(p)
         return -float(loss), {k: -np.asarray(g, dtype=np.float64) for k, g in grads.items()}
     leaves = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True) for k, v in params.items()}
     pyro.set_rng_seed(seed)
@@ -98,7 +99,7 @@ def test_stl_and_dreg_with_one_particle(backend, estimator, ppca_data):
         np.testing.assert_allclose(grads[name], stl[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", slow_for(BACKENDS, lambda b: b == "numpyro"))
 def test_exact_guide_gives_log_evidence_and_zero_stl_dreg_guide_gradients(backend, ppca_data):
     log_px = ppca_log_evidence(ppca_data)
     for k in (1, 5, 50):
@@ -176,6 +177,7 @@ def _snr(grads):
     return np.abs(grads.mean(axis=0)) / grads.std(axis=0, ddof=1)
 
 
+@pytest.mark.slow
 def test_dreg_guide_snr_does_not_decay_with_k_as_reparam_does(ppca_data):
     """Rainforth et al. (2018): the reparameterised IWAE guide gradient's SNR falls like 1/sqrt(K); DReG's does not."""
     model, guide = PPCA["numpyro"]

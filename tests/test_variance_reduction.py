@@ -154,6 +154,7 @@ def _logistic(x, y=None):
         numpyro.sample("y", dist.Bernoulli(logits=x[idx] @ w), obs=y[idx])
 
 
+@pytest.mark.slow
 def test_variance_reduction_beats_sgld_at_an_equal_budget():
     """Logistic regression, N = 2,000, d = 5, h = 0.2 / lambda_max at the posterior mean,
     400 epochs of per-datum gradients for every method, against NUTS.

@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import slow_for
 from ppzoo.models import bnn_regression, probabilistic_pca
 
 import ppzoo
@@ -160,8 +161,12 @@ def test_quantities_reject_bad_posteriors():
         broken.quantities({"sigma": np.ones((2, 3))})
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
-@pytest.mark.parametrize("name", ENTRIES)
+# one entry per backend in the default run, every one under `pytest -m slow`
+@pytest.mark.parametrize(
+    "name, backend",
+    slow_for([(n, b) for n in ENTRIES for b in ("numpyro", "pyro")],
+             lambda case: case not in {("logistic_regression", "numpyro"), ("eight_schools", "pyro")}),
+)
 def test_entry_matches_its_reference(name, backend):
     spec = models.get(name)
     reference = spec.reference.params  # an entry without a reference fails here, before sampling
