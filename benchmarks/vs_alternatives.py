@@ -288,13 +288,52 @@ def _mcmc_points(start, t_warm, t_end, steps_warm, steps, per_step, w, extra_gra
     return [(float(times[k]), float(grads[k]), w[:, :k + 1]) for k in range(w.shape[1])]
 
 
-def run_nuts(x, y, draws):
+def _stepped(start, states, step, draws, budget, steps_of, grads_per_step, extra_grads=0.0):
+    """Kernel states stepped one iteration at a time (``step(state) -> state``), warmup then
+    ``draws`` draws, until done or ``budget`` seconds after ``start``: each list entry of
+    ``states`` is stepped in turn (one vectorised state, or one per sequential chain, interleaved
+    so that every chain has the same number of draws at any time). Checkpoints are real times,
+    one per draw; a run stopped by the budget keeps what it drew, and one stopped in warmup has
+    none (its time to target is then more than the budget)."""
+    import jax
+
+    num_chains = sum(int(np.size(steps_of(s))) for s in states)
+    w_all, points, grads, done = None, [], float(extra_grads), 0
+    for i in range(NUM_WARMUP + draws):
+        states = [step(s) for s in states]
+        jax.block_until_ready(states)
+        now = time.perf_counter()
+        grads += sum(float(np.sum(grads_per_step(steps_of(s)))) for s in states)
+        if i >= NUM_WARMUP:
+            w = np.concatenate([np.asarray(s.z["w"], dtype=np.float64).reshape(-1, np.shape(s.z["w"])[-1])
+                                for s in states])
+            if w_all is None:
+                w_all = np.empty((num_chains, draws, w.shape[-1]))
+            w_all[:, done] = w
+            done += 1
+            points.append((now, grads, w_all[:, :done]))
+        if now - start > budget:
+            break
+    d = np.shape(states[0].z["w"])[-1]
+    return points, (w_all[:, :done] if w_all is not None else np.empty((num_chains, 0, d))), done < draws
+
+
+def run_nuts(x, y, draws, budget=None):
     import jax
     import jax.numpy as jnp
     from numpyro.infer import MCMC, NUTS
 
     xj, yj = jnp.asarray(x), jnp.asarray(y)
+    n = x.shape[0]
     start = time.perf_counter()
+    if budget is not None:  # NumPyro's NUTS kernel, its chains vectorised as MCMC does, stepped under a budget
+        kernel = NUTS(numpyro_model)
+        state = kernel.init(jax.random.split(jax.random.PRNGKey(0), NUM_CHAINS), NUM_WARMUP,
+                            model_args=(xj,), model_kwargs={"y": yj})
+        sample = jax.jit(lambda s, a, yv: kernel.sample(s, a, {"y": yv}))
+        points, w, stopped = _stepped(start, [state], lambda s: sample(s, (xj,), yj), draws, budget,
+                             lambda s: s.num_steps, lambda steps: n * steps)
+        return {"start": start, "end": time.perf_counter(), "draws": w, "points": points, "stopped_by_budget": stopped}
     mcmc = MCMC(NUTS(numpyro_model), num_warmup=NUM_WARMUP, num_samples=draws, num_chains=NUM_CHAINS,
                 chain_method="vectorized", progress_bar=False)
     mcmc.warmup(jax.random.PRNGKey(0), xj, y=yj, extra_fields=("num_steps",), collect_warmup=True)
@@ -305,13 +344,12 @@ def run_nuts(x, y, draws):
     w = np.asarray(mcmc.get_samples(group_by_chain=True)["w"], dtype=np.float64)
     end = time.perf_counter()
     steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"], dtype=np.float64)
-    n = x.shape[0]
     return {"start": start, "end": end, "draws": w,
             "points": _mcmc_points(start, t_warm, end, steps_warm, steps, n, w),
             "mean_leapfrog_steps": float(steps.mean())}
 
 
-def run_hmcecs(x, y, draws, subsample):
+def run_hmcecs(x, y, draws, subsample, budget=None):
     import jax
     import jax.numpy as jnp
     import numpyro
@@ -326,6 +364,18 @@ def run_hmcecs(x, y, draws, subsample):
     fitted = svi.run(jax.random.PRNGKey(1), SVI_STEPS, xj, y=yj, subsample_size=subsample, progress_bar=False)
     reference = {"w": guide.median(fitted.params)["w"]}
     kernel = HMCECS(NUTS(numpyro_subsampled_model), num_blocks=100, proxy=HMCECS.taylor_proxy(reference))
+    # HMCECS.init builds the Taylor proxy (every datum's gradient and Hessian: 1 + d each) and MCMC
+    # calls it once per sequential chain; SVI took one subsample per step
+    fixed = NUM_CHAINS * n * (1 + d) + SVI_STEPS * subsample
+    if budget is not None:  # the chains one step each in turn, stepped under a budget
+        states = [kernel.init(key, NUM_WARMUP, None, (xj,), {"y": yj, "subsample_size": subsample})
+                  for key in jax.random.split(jax.random.PRNGKey(0), NUM_CHAINS)]
+        sample = jax.jit(lambda s, a, yv: kernel.sample(s, a, {"y": yv, "subsample_size": subsample}))
+        # per iteration: the leapfrog steps on the subsample and the new subsample's Taylor terms
+        points, w, stopped = _stepped(start, states, lambda s: sample(s, (xj,), yj), draws, budget,
+                             lambda s: s.hmc_state.num_steps, lambda steps: subsample * (steps + 1 + d),
+                             extra_grads=fixed)
+        return {"start": start, "end": time.perf_counter(), "draws": w, "points": points, "stopped_by_budget": stopped}
     # HMCECS's Gibbs step does not vectorise over chains: NumPyro runs them one after another
     mcmc = MCMC(kernel, num_warmup=NUM_WARMUP, num_samples=draws, num_chains=NUM_CHAINS,
                 chain_method="sequential", progress_bar=False)
@@ -340,9 +390,7 @@ def run_hmcecs(x, y, draws, subsample):
     end = time.perf_counter()
     steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["hmc_state.num_steps"], dtype=np.float64)
     iterations = NUM_CHAINS * (NUM_WARMUP + np.arange(1, draws + 1))
-    # proxy set-up (full-data gradient and Hessian: 1 + d per datum), SVI, and each iteration's
-    # subsample refresh (the new subsample's Taylor terms: m (1 + d))
-    fixed = n * (1 + d) + SVI_STEPS * subsample
+    # and each iteration's subsample refresh (the new subsample's Taylor terms: m (1 + d))
     points = _mcmc_points(start, t_warm, end, steps_warm, steps, subsample, w, extra_grads=fixed, lockstep=False)
     points = [(t, g + subsample * (1 + d) * iterations[k], wk) for k, (t, g, wk) in enumerate(points)]
     return {"start": start, "end": end, "draws": w, "points": points, "mean_leapfrog_steps": float(steps.mean())}
@@ -462,6 +510,8 @@ def score(run, ref, clock):
         # what the sampler said while it ran (ppzoo's ConvergenceWarning and others): a run that may be
         # wrong is reported as such next to its numbers
         "warnings": run.get("notes", []), "thinning": run.get("thinning"),
+        # a NUTS or HMCECS run stopped by --mcmc-budget before its last draw
+        "stopped_by_budget": run.get("stopped_by_budget", False),
     }
 
 
@@ -470,9 +520,9 @@ def run_method(name, x, y, ref, opts, done=()):
         method, backend = name.split()[1], name.split("(")[1].rstrip(")")
         return run_ppzoo(method, backend, x, y, opts.draws, opts.device)
     if name == "NUTS":
-        return run_nuts(x, y, opts.draws)
+        return run_nuts(x, y, opts.draws, opts.mcmc_budget)
     if name == "HMCECS":
-        return run_hmcecs(x, y, opts.draws, min(opts.hmcecs_subsample, x.shape[0]))
+        return run_hmcecs(x, y, opts.draws, min(opts.hmcecs_subsample, x.shape[0]), opts.mcmc_budget)
     # a hand-written loop has no end of its own: it runs for three times ppzoo's best time to
     # target (at least 30 s, at most --budget), long enough to say which is faster
     ours = [r["to_target_s"] for r in done if r["method"].startswith("ppzoo") and r.get("to_target_s")]
@@ -501,6 +551,12 @@ def markdown(result):
         for row in case["methods"]:
             if "error" in row:
                 lines.append(f"| {row['method']} | error: {row['error']} | | | | | | | |")
+                continue
+            if row["to_target_s"] is None and row.get("stopped_by_budget"):
+                lines.append(f"| {row['method']} | > {row['wall_s']:.0f} (stopped by --mcmc-budget"
+                             f"{'' if row['min_bulk_ess'] else ', in warmup'}) | | | {row['bulk_ess_per_s']:.3g} | "
+                             f"{row['final_mean_err']:.3f} | {row['final_sd_err']:.3f} | "
+                             f"{row['wall_s']:.1f} | {row['compile_s']:.1f} |")
                 continue
             lines.append(
                 f"| {row['method']} | {_fmt(row['to_target_s'], '{:.1f}')} | "
@@ -533,7 +589,9 @@ def ratios(case):
             t = rows[other]["to_target_s"]
             out[f"{other} / best ppzoo"] = (f"{t / best['to_target_s']:.2f}x" if t is not None else
                                             f"> {rows[other]['wall_s'] / best['to_target_s']:.2f}x (not reached in "
-                                            f"{rows[other]['wall_s']:.0f} s)")
+                                            f"{rows[other]['wall_s']:.0f} s"
+                                            + (", stopped by --mcmc-budget)" if rows[other].get("stopped_by_budget")
+                                               else ")"))
     return out
 
 
@@ -608,6 +666,9 @@ def main(argv=None):
                         help="keep the cases already in the --out JSON (replacing those run again)")
     parser.add_argument("--device", default=None, help="torch device of the Pyro rows (JAX uses its default)")
     parser.add_argument("--hmcecs-subsample", type=int, default=1000)
+    parser.add_argument("--mcmc-budget", type=float, default=None,
+                        help="most seconds for NUTS and for HMCECS: their NumPyro kernels stepped one draw at a "
+                             "time and stopped there (default: NumPyro's MCMC, run to the end)")
     parser.add_argument("--nuts-reference-max", type=int, default=10_000,
                         help="largest N at which a long NUTS run is the reference (and checks the Laplace one)")
     parser.add_argument("--reference-draws", type=int, default=2500)
