@@ -57,7 +57,7 @@ def test_nuts_stepped_under_a_budget_keeps_its_draws_or_says_it_stopped(monkeypa
     x, y = bench.make_data(500, 3)
     full = bench.run_nuts(x, y, draws=20, budget=1e6)
     assert full["draws"].shape == (bench.NUM_CHAINS, 20, 3) and np.isfinite(full["draws"]).all()
-    assert not full["stopped_by_budget"]
+    assert not full["stopped_by_budget"] and full["iterations"] == 30 + 20
     assert [p[2].shape[1] for p in full["points"]] == list(range(1, 21))  # one checkpoint per draw
     grads = np.array([p[1] for p in full["points"]])
     # each draw costs N per leapfrog step of each chain: at least one step per chain
@@ -66,7 +66,7 @@ def test_nuts_stepped_under_a_budget_keeps_its_draws_or_says_it_stopped(monkeypa
     assert (full["draws"].std(axis=1) > 0).all()
 
     stopped = bench.run_nuts(x, y, draws=20, budget=0.0)  # stops after its first warmup iteration
-    assert stopped["stopped_by_budget"] and stopped["points"] == []
+    assert stopped["stopped_by_budget"] and stopped["points"] == [] and stopped["iterations"] == 1
     assert stopped["draws"].shape == (bench.NUM_CHAINS, 0, 3)
     scored = bench.score(stopped, {"mean": np.zeros(3), "sd": np.ones(3)}, NoCompiling())
     assert scored["to_target_s"] is None and scored["stopped_by_budget"]
