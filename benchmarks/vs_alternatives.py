@@ -560,17 +560,14 @@ def markdown(result):
             if "error" in row:
                 lines.append(f"| {row['method']} | error: {row['error']} | | | | | | | |")
                 continue
+            cells = [_fmt(row["to_target_s"], "{:.1f}"), _fmt(row["to_target_no_compile_s"], "{:.1f}"),
+                     _fmt(row["to_target_grad_evals"], "{:.2e}")]
             if row["to_target_s"] is None and row.get("stopped_by_budget"):
                 where = (f" after {row['iterations']:,} iterations, the first {NUM_WARMUP:,} warmup"
                          if row.get("iterations") else "")
-                lines.append(f"| {row['method']} | > {row['wall_s']:.0f} (stopped by --mcmc-budget{where}) "
-                             f"| | | {row['bulk_ess_per_s']:.3g} | "
-                             f"{row['final_mean_err']:.3f} | {row['final_sd_err']:.3f} | "
-                             f"{row['wall_s']:.1f} | {row['compile_s']:.1f} |")
-                continue
+                cells = [f"> {row['wall_s']:.0f} (stopped by --mcmc-budget{where})", "", ""]
             lines.append(
-                f"| {row['method']} | {_fmt(row['to_target_s'], '{:.1f}')} | "
-                f"{_fmt(row['to_target_no_compile_s'], '{:.1f}')} | {_fmt(row['to_target_grad_evals'], '{:.2e}')} | "
+                f"| {row['method']} | {' | '.join(cells)} | "
                 f"{row['bulk_ess_per_s']:.3g} | {row['final_mean_err']:.3f} | {row['final_sd_err']:.3f} | "
                 f"{row['wall_s']:.1f} | {row['compile_s']:.1f} |")
         for row in case["methods"]:
