@@ -140,14 +140,17 @@ def test_gradients_through_the_conjugate_solver_are_the_implicit_ones():
 
 def test_inverse_lipschitz_constant_can_be_annealed():
     dec = _build("torch", "InverseLipschitz", latent_dim=2, output_dim=4, constant=0.0, hidden=(8,))
-    z = torch.randn(3, 2)
+    z = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(dec(z), dec(z, constant=2.0))
     dec.constant = 2.0
     torch.testing.assert_close(dec(z), dec(z, constant=2.0))
     jdec = _build("jax", "InverseLipschitz", latent_dim=2, output_dim=4, constant=0.0, hidden=(8,))
     zj = jnp.asarray(z.numpy())
     traced = jax.jit(lambda c: jdec(zj, constant=c))(jnp.float32(2.0))
-    np.testing.assert_allclose(np.asarray(traced), np.asarray(jdec(zj, constant=2.0)), rtol=1e-6)
+    # jit fuses the float32 arithmetic differently from eager mode: agreement to a few ulps of the
+    # output's O(1) scale, far inside the O(1) change a constant of 0 instead of 2 makes
+    np.testing.assert_allclose(np.asarray(traced), np.asarray(jdec(zj, constant=2.0)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(traced), np.asarray(jdec(zj, constant=0.0)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
