@@ -17,6 +17,7 @@ from ppzoo.theory.linear_vae_hd import (
     limit_minimiser,
     limit_rate_distortion,
     rate_distortion,
+    rhs,
     small_step_fixed_point,
     spike_limit,
 )
@@ -43,6 +44,27 @@ def test_small_step_fixed_point_of_the_odes_is_the_closed_form(beta):
     assert abs(abs(point.m[0, 0]) - want["m"]) < 0.01
     assert abs(point.v[0] - want["v"]) < 0.01
     assert abs(generalisation_error(point, 1.0) - want["eps_g"]) < 0.02
+
+
+def test_a_superfluous_latent_settles_and_leaves_the_learner_at_the_one_latent_fixed_point():
+    """M = 2, M* = 1, beta = 0.5, tau = 0.1, integrated to t = 2e4 (the slowest relaxation, along the
+    rotation of the latents, takes about 240 in t): the flow stays on symmetric Q and E (to rounding)
+    and ends at a fixed point whose learner is the M = 1 fixed point (the latents decouple once
+    Q_12 = m_2 = 0) and whose extra latent fits noise (Q_22 > 0.1 with m_2 = 0)."""
+    setting = Setting(rho=1.0, eta=1.0, beta=0.5, lam=0.0, tau=0.1)
+    end = fixed_point(_start(2), setting, t_max=2e4)
+    assert np.abs(end.Q - end.Q.T).max() < 1e-12 and np.abs(end.E - end.E.T).max() < 1e-12
+    assert np.abs(rhs(0.0, end.pack(), setting, 2, 1)).max() < 1e-8
+    learner = int(np.argmax(np.abs(end.m[:, 0])))
+    extra = 1 - learner
+    one = fixed_point(_start(), setting)
+    for name in ("m", "d"):
+        assert abs(abs(getattr(end, name)[learner, 0]) - abs(getattr(one, name)[0, 0])) < 1e-6, name
+        assert abs(getattr(end, name)[extra, 0]) < 1e-6, name
+    for name in ("Q", "E", "R"):
+        assert abs(getattr(end, name)[learner, learner] - getattr(one, name)[0, 0]) < 1e-6, name
+    assert abs(end.v[learner] - one.v[0]) < 1e-6
+    assert abs(end.Q[0, 1]) < 1e-6 and end.Q[extra, extra] > 0.1
 
 
 def test_online_sgd_settles_where_the_odes_do():
@@ -179,3 +201,10 @@ def test_bad_settings_name_the_argument():
         Setting(beta=-1.0)
     with pytest.raises(ValueError, match="times: expected"):
         integrate(_start(), Setting(), [2.0, 1.0])
+
+
+def test_a_flow_that_runs_away_stops_and_says_so():
+    """tau = 3: SGD's own noise (the tau^2 terms) outgrows the drift and Q blows up within t < 1;
+    the integration stops there with an error naming the time instead of chasing the blow-up."""
+    with pytest.raises(RuntimeError, match=r"ran away: \|y\| reached .* at t = 0\.\d+"):
+        integrate(_start(), Setting(beta=1.0, tau=3.0), [1000.0])
