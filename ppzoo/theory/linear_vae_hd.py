@@ -181,7 +181,7 @@ def rhs(t: float, y: np.ndarray, setting: Setting, latent_dim: int, teacher_dim:
 
     ``Q`` and ``E`` are Gram matrices: the flow reads their symmetric parts and its ``dQ``, ``dE``
     are exactly symmetric, so an antisymmetric part stays where it started. Without this, rounding
-    in ``<g g'>`` seeds one that grows (by about ``e^{0.03 t}`` at ``M = 2``, ``beta = 0.5``, ``tau = 0.1``)
+    in ``<g g'>`` seeds one that grows (as ``e^{0.027 t}`` at ``M = 2``, ``beta = 0.5``, ``tau = 0.1``)
     until the flow leaves its fixed point near ``t = 1500``.
     """
     p = _on_symmetric_matrices(OrderParameters.unpack(y, latent_dim, teacher_dim))
