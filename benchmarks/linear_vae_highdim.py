@@ -315,12 +315,20 @@ def _t_conv(times, eps, goal, tol=0.02):
     return settled if settled is not None and settled <= 0.9 * times[-1] else None
 
 
+def _halfway(times, states, m_star):
+    """The first time ``|m|`` reaches half the fixed point's ``|m*|`` (the escape from the plateau
+    where the model first shrinks towards collapse); ``None`` if it never gets there."""
+    reached = np.flatnonzero([np.linalg.norm(p.m) >= 0.5 * m_star for p in states])
+    return float(times[reached[0]]) if len(reached) else None
+
+
 def e4(args):
     from ppzoo.theory.linear_vae_hd import Setting, fixed_point, generalisation_error
 
     beta_f = args.e4_beta
     setting = Setting(rho=RHO, eta=ETA, beta=beta_f, lam=0.0, tau=TAU)
-    goal = generalisation_error(fixed_point(_aligned_start(), setting, t_max=5e4), RHO)
+    settled = fixed_point(_aligned_start(), setting, t_max=5e4)
+    goal, m_star = generalisation_error(settled, RHO), float(np.linalg.norm(settled.m))
     rows, curves = [], {}
     schedules = [("constant", None)] + [(f"tanh, gamma = {g:g}", g) for g in args.e4_gammas]
     for label, gamma in schedules:
@@ -328,9 +336,14 @@ def e4(args):
             times, sims, odes = _paired(setting, args.e4_n, 1, args.e4_t, 2.0, range(args.e4_seeds))
         else:
             times, sims, odes = _paired(setting, args.e4_n, 1, args.e4_t, 2.0, range(args.e4_seeds), anneal=(beta_f, gamma))
-        eps_sim, eps_ode = np.stack([_eps(r) for r in sims]).mean(0), np.stack([_eps(r) for r in odes]).mean(0)
+        runs_sim, runs_ode = np.stack([_eps(r) for r in sims]), np.stack([_eps(r) for r in odes])
+        eps_sim, eps_ode = runs_sim.mean(0), runs_ode.mean(0)
+        # how far apart each run and its own ODE are on the way down: the scatter the t_conv comparison carries
+        halfway = [(_halfway(times, a, m_star), _halfway(times, b, m_star)) for a, b in zip(sims, odes)]
+        shifts = [a - b for a, b in halfway if a is not None and b is not None]
         row = {"schedule": label, "gamma": gamma, "t_conv_sim": _t_conv(times, eps_sim, goal),
-               "t_conv_ode": _t_conv(times, eps_ode, goal)}
+               "t_conv_ode": _t_conv(times, eps_ode, goal),
+               "halfway_shift": {"mean": float(np.mean(shifts)), "sd": float(np.std(shifts)), "runs": len(shifts)} if shifts else None}
         rows.append(row)
         curves[label] = {"t": times.tolist(), "sim": eps_sim.tolist(), "ode": eps_ode.tolist()}
         print(f"E4 {label}: t_conv SGD {row['t_conv_sim']}, ODE {row['t_conv_ode']}", flush=True)
@@ -705,11 +718,14 @@ def markdown(result):
             lines.append(f"| {n} | {value:.4f} | {e1['rms_from_escape'][n]:.4f} ({shift['escaped']} of {shift['runs']} runs) | "
                          f"{shift['mean']:.1f} +- {shift['sd']:.1f} |")
     lines += ["", f"E4 times to convergence (N = {s['e4_n']}, {s['e4_seeds']} seeds; mean eps_g within 0.02 of the "
-              f"constant-beta fixed point {result['E4']['eps_goal']:.4f}):", "", "| schedule | t_conv SGD | t_conv ODE | speed-up SGD | speed-up ODE |",
-              "|---|---|---|---|---|"]
+              f"constant-beta fixed point {result['E4']['eps_goal']:.4f}):", "", "| schedule | t_conv SGD | t_conv ODE | speed-up SGD | speed-up ODE | "
+              "time to half of |m*|, SGD - ODE (mean +- sd over runs) |",
+              "|---|---|---|---|---|---|"]
     for r in result["E4"]["rows"]:
+        shift = r.get("halfway_shift")
+        shown = "n/a" if shift is None else f"{shift['mean']:.0f} +- {shift['sd']:.0f}"
         lines.append(f"| {r['schedule']} | {_fmt(r['t_conv_sim'], 'never')} | {_fmt(r['t_conv_ode'], 'never')} | "
-                     f"{_fmt(r['speedup_sim'], 'n/a')} | {_fmt(r['speedup_ode'], 'n/a')} |")
+                     f"{_fmt(r['speedup_sim'], 'n/a')} | {_fmt(r['speedup_ode'], 'n/a')} | {shown} |")
     lines += ["", "E5 alpha_c: " + "; ".join(f"beta = {f['beta']}: fit {_fmt(f.get('alpha_c_fit'), 'none')}, "
                                              f"fit to the N -> inf Q {_fmt(f.get('alpha_c_fit_limit'), 'none')}, "
                                              f"theory {f['alpha_c_theory']:.3g}"
