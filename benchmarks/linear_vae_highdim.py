@@ -25,6 +25,8 @@ measured initial order parameters.
   the sample covariance's top eigenvector and against the ``N -> infinity`` limit; the peak of
   eps_g in alpha at beta = 1; the collapse threshold alpha_c(beta) from a straight-line fit of
   Q(alpha) against ``(2 beta - 3) / (2 (2 - beta))``.
+* E5-FS, E5's gaps against N (reported only): the minimiser's mean eps_g minus its limit at
+  N = 250 to 4000 where the limit is singular (alpha_c(beta) and the BBP point) and away from it.
 * E5-RD, rate against distortion (alpha in {0.5, 2, 8}, a sweep over beta): the minimiser's mean
   KL and distortion excess on its training set and on fresh data against the ``N -> infinity``
   curves; below the BBP threshold (alpha < 1) the training set flatters the model.
@@ -468,6 +470,46 @@ def e5(args):
     return {"rows": rows, "means": mean_rows, "alpha_c": fits, "targets": targets}
 
 
+def e5_finite_size(args):
+    """E5's misses against N: the data-set minimiser's mean eps_g minus its N -> infinity limit, with
+    its standard error over data sets, at N = ``fs_sizes``, at the two collapse boundaries alpha_c(beta)
+    and the BBP point alpha = eta^2 / rho^2 at beta = 1 (where the limit has a singularity), and one
+    cell away from both. Reported only: the exponents the singularities suggest are printed beside
+    the fitted ones, not used as targets."""
+    from ppzoo.theory.linear_vae_hd import collapse_alpha, dataset_minimiser, limit_minimiser
+    from ppzoo.theory.linear_vae_sgd import teacher
+
+    lam = 1.0
+    cells = [
+        (1.0, ETA**2 / RHO**2, "BBP point: overlap^2 ~ N^-1/3, so |m| ~ N^-1/6", -1 / 6),
+        (1.8, collapse_alpha(1.8, lam, RHO, ETA), "collapse boundary: Q ~ N^-1/2, so |m| ~ N^-1/4", -1 / 4),
+        (1.9, collapse_alpha(1.9, lam, RHO, ETA), "collapse boundary: Q ~ N^-1/2, so |m| ~ N^-1/4", -1 / 4),
+        (1.0, 4.0, "away from both", None),
+    ]
+    out = []
+    for beta, alpha, where, exponent in cells:
+        limit = limit_minimiser(alpha, beta, lam, RHO, ETA)
+        by_n = []
+        for n in args.fs_sizes:
+            w_star = teacher(n, 1)
+            eps, qs = [], []
+            for seed in range(args.fs_sets):
+                rng = np.random.default_rng([seed, n, int(alpha * 1000), int(beta * 1000), 7])
+                found = dataset_minimiser(_spiked_data(rng, w_star, int(round(alpha * n))), w_star, beta=beta, lam=lam, rho=RHO)
+                eps.append(found["eps_g"])
+                qs.append(found["Q"])
+            gap = float(np.mean(eps) - limit["eps_g"])
+            se = float(np.std(eps, ddof=1) / np.sqrt(len(eps)))
+            by_n.append({"n": n, "gap": gap, "se": se, "Q": float(np.mean(qs))})
+            print(f"E5-FS beta={beta} alpha={alpha:g} N={n}: mean eps_g - limit {gap:+.4f} +- {se:.4f}", flush=True)
+        gaps = np.array([b["gap"] for b in by_n])
+        same_sign = bool(np.all(gaps < 0) or np.all(gaps > 0))
+        slope = float(np.polyfit(np.log(args.fs_sizes), np.log(np.abs(gaps)), 1)[0]) if same_sign and len(gaps) > 1 else None
+        out.append({"beta": beta, "alpha": float(alpha), "where": where, "expected_exponent": exponent, "limit": limit["eps_g"],
+                    "by_n": by_n, "fitted_exponent": slope})
+    return {"cells": out, "targets": []}
+
+
 def e5_rate_distortion(args):
     """The data-set minimiser's mean KL (rate) and distortion excess over a beta sweep, on its
     training set and on fresh data, against the N -> infinity curves."""
@@ -731,6 +773,16 @@ def markdown(result):
                                              f"theory {f['alpha_c_theory']:.3g}"
                                              for f in result["E5"]["alpha_c"]) if result["E5"]["alpha_c"] else "",
               ]
+    if result.get("E5-FS", {}).get("cells"):
+        lines += ["", f"E5-FS (reported only): the data-set minimiser's mean eps_g minus its N -> infinity limit, +- its "
+                  f"standard error over {s['fs_sets']} data sets; the exponent of a line through log |gap| against log N "
+                  "beside the one the singularity suggests:", "",
+                  "| beta | alpha | where | " + " | ".join(f"N = {n}" for n in s["fs_sizes"]) + " | fitted exponent | suggested |",
+                  "|---|---|---|" + "---|" * len(s["fs_sizes"]) + "---|---|"]
+        for c in result["E5-FS"]["cells"]:
+            cells = " | ".join(f"{b['gap']:+.3f} +- {b['se']:.3f}" for b in c["by_n"])
+            lines.append(f"| {c['beta']} | {c['alpha']:g} | {c['where']} | {cells} | {_fmt(c['fitted_exponent'], 'n/a (sign changes)')} | "
+                         f"{_fmt(c['expected_exponent'], '-')} |")
     if result["E5-RD"]["curves"]:
         lines += ["", f"E5 rate (mean KL) and distortion excess of the data-set minimiser (N = {s['e5_n']}, mean over "
                   f"{s['seeds']} data sets; test: {s['rd_test']} fresh samples), N -> infinity in brackets:", "",
@@ -775,13 +827,14 @@ def main(argv=None):
         e4_n=500, e4_t=1000.0, e4_seeds=4,
         e5_betas=[1.0, 1.8, 1.9], e5_n=100 if quick else 1000, e5_starts=2,
         e5_alphas=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0] if not quick else [0.25, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0],
+        fs_sizes=[250, 500, 1000] if quick else [250, 500, 1000, 2000, 4000], fs_sets=8 if quick else 20,
         rd_alphas=[0.5, 2.0, 8.0],
         rd_betas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9] if not quick else [0.25, 0.75, 1.25, 1.75], rd_test=4000 if not quick else 1000,
         svi_n=200 if not quick else 100, svi_t=200.0 if not quick else 50.0, svi_blocks=4 if not quick else 2, svi_gamma=0.02, svi_seed=0,
         quick=quick,
     )
     if args.n is not None:
-        settings.update(e1_sizes=[args.n], e2_n=args.n, e3_n=args.n, e4_n=args.n, e5_n=args.n, e4_seeds=settings["seeds"],
+        settings.update(e1_sizes=[args.n], fs_sizes=[args.n, 2 * args.n], e2_n=args.n, e3_n=args.n, e4_n=args.n, e5_n=args.n, e4_seeds=settings["seeds"],
                         svi_n=args.n, rd_test=args.n)
     for key in ("e1_t", "e2_t", "e3_t", "e4_t", "svi_t"):
         settings[key] *= args.t_scale
@@ -803,7 +856,7 @@ def main(argv=None):
             result["machine"] = platform.platform()
         elif name not in result:
             result[name] = {"targets": [], "rows": [], "curves": {} if name != "E5-RD" else [], "means": [], "alpha_c": [],
-                            "beta_f": ns.e4_beta, "eps_goal": float("nan")}
+                            "beta_f": ns.e4_beta, "eps_goal": float("nan"), "cells": []}
     result["seconds"] = sum(result["seconds_by_experiment"].values())  # every run that wrote these results
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "linear_vae_highdim.json").write_text(json.dumps(result, indent=1))
@@ -812,7 +865,8 @@ def main(argv=None):
     print(markdown(result))
 
 
-EXPERIMENTS = {"E1": e1, "E2": e2, "E3": e3, "E4": e4, "E5": e5, "E5-RD": e5_rate_distortion, "SVI": svi_rows}
+EXPERIMENTS = {"E1": e1, "E2": e2, "E3": e3, "E4": e4, "E5": e5, "E5-FS": e5_finite_size, "E5-RD": e5_rate_distortion,
+               "SVI": svi_rows}
 
 if __name__ == "__main__":
     main()

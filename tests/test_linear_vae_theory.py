@@ -8,6 +8,7 @@ from scipy import optimize
 from ppzoo.theory.linear_vae_hd import (
     OrderParameters,
     Setting,
+    _top_eigenpair,
     collapse_alpha,
     collapses,
     dataset_minimiser,
@@ -122,6 +123,21 @@ def test_dataset_minimiser_is_the_loss_minimum(alpha, beta):
     assert got["collapsed"] == (q < 1e-6)
     at_minimiser = _loss(np.concatenate([got["w"], got["w_tilde"], [np.log(got["v"])]]), x, beta, lam)
     assert at_minimiser == pytest.approx(best.fun, rel=1e-7, abs=1e-7)  # the returned vectors are the minimiser
+
+
+def test_the_two_top_eigenpair_methods_agree():
+    """Lanczos on x (used past N = 1000) against diagonalising x'x / P, on a spiked data set above
+    and one below the BBP threshold: the same eigenvalue and eigenvector (up to sign)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    for alpha in (0.5, 3.0):
+        x = np.sqrt(1.0 / n) * rng.standard_normal((int(alpha * n), 1)) @ teacher(n, 1).T + rng.standard_normal((int(alpha * n), n))
+        c_eigh, u_eigh = _top_eigenpair(x, "eigh")
+        c_svds, u_svds = _top_eigenpair(x, "svds")
+        assert c_svds == pytest.approx(c_eigh, rel=1e-12)
+        assert abs(u_svds @ u_eigh) == pytest.approx(1.0, abs=1e-10)
+    with pytest.raises(ValueError, match="method: expected"):
+        _top_eigenpair(x, "lanczos")
 
 
 def test_spike_limit_describes_a_large_sample():

@@ -283,6 +283,26 @@ def _minimiser_q(c1: float, beta: float, ridge: float) -> float:
     return float(optimize.brentq(gap, 0.0, upper, xtol=1e-14, rtol=1e-14))
 
 
+def _top_eigenpair(x: np.ndarray, method: str | None = None) -> tuple[float, np.ndarray]:
+    """The largest eigenvalue ``c_1`` of ``S = x' x / P`` and its unit eigenvector ``(N,)``.
+
+    ``method="eigh"`` diagonalises ``S`` (``P N^2 + N^3`` work); ``"svds"`` finds the top singular
+    pair of ``x / sqrt(P)`` by Lanczos iterations (``P N`` a step), without forming ``S``. The
+    default takes ``eigh`` up to ``N = 1000`` and ``svds`` beyond (at ``N = 4000``, ``P = 16000`` one
+    ``eigh`` took 8.8 s here, ``svds`` 2.0 s, to the same pair within 3e-15)."""
+    P, N = x.shape
+    method = method or ("eigh" if N <= 1000 or min(P, N) < 3 else "svds")
+    if method == "eigh":
+        values, vectors = np.linalg.eigh(x.T @ x / P)
+        return float(values[-1]), vectors[:, -1]
+    if method == "svds":
+        from scipy.sparse.linalg import svds
+
+        _, singular, vt = svds(x / np.sqrt(P), k=1, tol=0, random_state=0)
+        return float(singular[0] ** 2), vt[0]
+    raise ValueError(f"method: expected 'eigh', 'svds' or None, got {method!r}")
+
+
 def dataset_minimiser(x, W_star, beta: float, lam: float, rho: float = 1.0) -> dict:
     """The minimiser of the summed loss on the data set ``x`` ``(P, N)`` (ridge ``lambda`` added
     once, ``M = M* = 1``) and its order parameters: ``{"Q", "m", "E", "d", "R", "v", "eps_g",
@@ -291,9 +311,7 @@ def dataset_minimiser(x, W_star, beta: float, lam: float, rho: float = 1.0) -> d
     x = np.asarray(x, dtype=np.float64)
     P, N = x.shape
     alpha, ridge = P / N, lam / (P / N)
-    S = x.T @ x / P
-    values, vectors = np.linalg.eigh(S)
-    c1, u = float(values[-1]), vectors[:, -1]
+    c1, u = _top_eigenpair(x)
     q = _minimiser_q(c1, beta, ridge)
     a = np.sqrt(q)
     b = a * c1 / ((q + beta) * c1 + ridge)
