@@ -29,7 +29,14 @@ ODEs (:func:`rhs`). With ``D = diag(v)``, ``C = <mu mu'> = rho d d' + eta E``,
     dv_k/dt = -(tau / 2) [Q_kk + beta (1 - 1 / v_k)]
 
 The ``tau^2`` terms come from ``|x|^2 / N -> eta`` in the squared update. Each moment is a
-Gaussian second moment (``g`` is linear in ``x``), so the system is closed. As ``tau -> 0``
+Gaussian second moment (``g`` is linear in ``x``), so the system is closed.
+
+**SVI's estimate** (``Setting(sampled_z=True)``): with one ``z = mu + D^{1/2} eps`` per datum and
+the KL sampled as ``log q(z) - log p(z)`` (its ``mu``-gradient is then ``z``), the gradients are
+``-x z' / sqrt(N) + W z z' / N`` for ``W`` and ``((Q + beta) z - s) x' / sqrt(N)`` for ``W~``: the
+same means, so the ``tau`` terms stand, while the ``tau^2`` terms read ``<z z'> = C + D`` for
+``C`` in ``dQ/dt``, ``<g g'> + (Q + beta) D (Q + beta)`` in ``dE/dt`` and ``<mu g'> + D (Q + beta)``
+for ``<mu g'>`` in ``dR/dt``. ``v``'s own noise vanishes as ``N -> infinity`` (its step is ``tau / N``). As ``tau -> 0``
 with ``lambda = 0`` and ``M = M* = 1`` its stable fixed point is ``Q* = rho + eta - beta``,
 ``m*^2 = Q*``, ``v* = beta / (rho + eta)`` for ``beta < rho + eta`` and the collapsed state
 ``m = d = Q = E = R = 0``, ``v = 1`` beyond (:func:`small_step_fixed_point`).
@@ -131,13 +138,18 @@ class OrderParameters:
 
 @dataclass(frozen=True)
 class Setting:
-    """The data's and the SGD's constants. ``beta`` is a number or a schedule ``beta(t)``."""
+    """The data's and the SGD's constants. ``beta`` is a number or a schedule ``beta(t)``.
+
+    ``sampled_z=True`` describes SGD on the ELBO estimated as SVI does it, with one reparameterised
+    ``z = mu + D^{1/2} eps`` per datum and the KL term sampled too (``log q(z) - log p(z)``), rather
+    than on the exact loss: see :func:`rhs`."""
 
     rho: float = 1.0
     eta: float = 1.0
     beta: object = 1.0
     lam: float = 0.0
     tau: float = 0.1
+    sampled_z: bool = False
 
     def __post_init__(self):
         for name in ("rho", "eta", "tau"):
@@ -194,10 +206,16 @@ def rhs(t: float, y: np.ndarray, setting: Setting, latent_dim: int, teacher_dim:
     dm = tau * ((rho + eta) * p.d - (C + D + lam * eye) @ p.m)
     dd = tau * ((rho + eta) * (p.m - (p.Q + beta * eye) @ p.d) - lam * p.d)
     A = s_mu - p.Q @ (C + D) - lam * p.Q
-    dQ = _symmetric(tau * (A + A.T) + tau**2 * eta * C)
     B = mu_g + lam * p.E
-    dE = _symmetric(-tau * (B + B.T) + tau**2 * eta * mo["g_g"])
-    dR = tau * (C - (C + D) @ p.R - 2 * lam * p.R - mo["s_g"]) - tau**2 * eta * mu_g
+    z_z, g_g, z_g = C, mo["g_g"], mu_g
+    if setting.sampled_z:
+        # z = mu + D^{1/2} eps moves the gradients' second moments only (their means are the exact
+        # loss's): <z z'> = C + D, and g becomes (Q + beta) z - s, adding (Q + beta) D^{1/2} eps
+        qb = p.Q + beta * eye
+        z_z, g_g, z_g = C + D, g_g + qb @ D @ qb, mu_g + D @ qb
+    dQ = _symmetric(tau * (A + A.T) + tau**2 * eta * z_z)
+    dE = _symmetric(-tau * (B + B.T) + tau**2 * eta * g_g)
+    dR = tau * (C - (C + D) @ p.R - 2 * lam * p.R - mo["s_g"]) - tau**2 * eta * z_g
     dv = -(tau / 2) * (np.diag(p.Q) + beta * (1 - 1 / p.v))
     return OrderParameters(dm, dd, dQ, dE, dR, dv).pack()
 

@@ -9,7 +9,10 @@ One step, for a fresh ``x = sqrt(rho / N) W* c + sqrt(eta) n``, with ``s = W' x 
     v  <- v  - (tau / N) [diag(Q) + beta (1 - 1 / v)] / 2
 
 the gradients of the loss in :mod:`~ppzoo.theory.linear_vae_hd` plus the ridge
-``lambda / (2N) (|W|^2 + |W~|^2)``. Initial ``W``, ``W~`` with N(0, 1) entries, ``v = 1``. The
+``lambda / (2N) (|W|^2 + |W~|^2)``. With ``setting.sampled_z`` the step is SVI's instead: one
+``z = mu + sqrt(v) eps`` per datum and the KL sampled, so ``mu mu' + diag(v)`` becomes ``z z'``,
+``g`` becomes ``(Q + beta) z - s`` and ``v``'s gradient is
+``[(Q z - s)_k + beta z_k] eps_k / (2 sqrt(v_k)) - beta / (2 v_k)``. Initial ``W``, ``W~`` with N(0, 1) entries, ``v = 1``. The
 teacher is ``W* = 1`` (all ones) for ``M* = 1``, else ``sqrt(N)`` times orthonormal columns.
 """
 
@@ -58,7 +61,7 @@ def simulate(setting: Setting, num_dims: int, latent_dim: int, teacher_dim: int,
     num_records = int(round(t_max * n)) // steps_per_record
     if num_records < 1:
         raise ValueError(f"t_max: expected at least one record_every ({record_every}), got {t_max}")
-    run = _compiled_run(n, M, K, steps_per_record, num_records)
+    run = _compiled_run(n, M, K, steps_per_record, num_records, bool(setting.sampled_z))
     beta, gamma = (setting.beta, 0.0) if anneal is None else (float(anneal[0]), float(anneal[1]))
     if anneal is not None and not (beta > 0 and gamma > 0):
         raise ValueError(f"anneal: expected (beta_f > 0, gamma > 0), got {anneal!r}")
@@ -71,7 +74,7 @@ def simulate(setting: Setting, num_dims: int, latent_dim: int, teacher_dim: int,
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_run(n, M, K, steps_per_record, num_records):
+def _compiled_run(n, M, K, steps_per_record, num_records, sampled_z=False):
     """``run(keys (S, 2), constants (6,) = [rho, eta, lambda, tau, beta, gamma])``, compiled once
     per shape (the constants are traced, so a sweep over them reuses it); ``gamma > 0`` anneals
     ``beta(t) = beta tanh(gamma t)``."""
@@ -83,15 +86,24 @@ def _compiled_run(n, M, K, steps_per_record, num_records):
 
     def step(carry, key):
         (W, Wt, v, count), (rho, eta, lam, tau, beta_f, gamma) = carry
-        kc, kn = jax.random.split(key)
+        # (the exact loss keeps its two draws per step; fold_in(key, 1) would repeat split(key)[1])
+        kc, kn, kz = jax.random.split(key, 3) if sampled_z else (*jax.random.split(key), None)
         c = jax.random.normal(kc, (K,))
         x = jnp.sqrt(rho / n) * (w_star @ c) + jnp.sqrt(eta) * jax.random.normal(kn, (n,))
         s, mu, Q = W.T @ x / sqrt_n, Wt @ x / sqrt_n, W.T @ W / n
         beta = jnp.where(gamma > 0, beta_f * jnp.tanh(gamma * count / n), beta_f)
-        g = (Q + beta * jnp.eye(M)) @ mu - s
-        grad_W = -jnp.outer(x, mu) / sqrt_n + W @ (jnp.outer(mu, mu) + jnp.diag(v) + lam * jnp.eye(M)) / n
+        qb = Q + beta * jnp.eye(M)
+        if sampled_z:
+            eps = jax.random.normal(kz, (M,))
+            z = mu + jnp.sqrt(v) * eps
+            grad_W = -jnp.outer(x, z) / sqrt_n + W @ (jnp.outer(z, z) + lam * jnp.eye(M)) / n
+            g = qb @ z - s
+            grad_v = g * eps / (2 * jnp.sqrt(v)) - beta / (2 * v)
+        else:
+            grad_W = -jnp.outer(x, mu) / sqrt_n + W @ (jnp.outer(mu, mu) + jnp.diag(v) + lam * jnp.eye(M)) / n
+            g = qb @ mu - s
+            grad_v = 0.5 * (jnp.diag(Q) + beta * (1 - 1 / v))
         grad_Wt = jnp.outer(g, x) / sqrt_n + lam * Wt / n
-        grad_v = 0.5 * (jnp.diag(Q) + beta * (1 - 1 / v))
         state = (W - tau * grad_W, Wt - tau * grad_Wt, v - (tau / n) * grad_v, count + 1)
         return (state, carry[1]), None
 
