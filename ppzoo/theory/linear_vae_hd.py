@@ -31,15 +31,17 @@ ODEs (:func:`rhs`). With ``D = diag(v)``, ``C = <mu mu'> = rho d d' + eta E``,
 The ``tau^2`` terms come from ``|x|^2 / N -> eta`` in the squared update. Each moment is a
 Gaussian second moment (``g`` is linear in ``x``), so the system is closed.
 
+As ``tau -> 0`` with ``lambda = 0`` and ``M = M* = 1`` the stable fixed point is
+``Q* = rho + eta - beta``, ``m*^2 = Q*``, ``v* = beta / (rho + eta)`` for ``beta < rho + eta`` and
+the collapsed state ``m = d = Q = E = R = 0``, ``v = 1`` beyond (:func:`small_step_fixed_point`).
+
 **SVI's estimate** (``Setting(sampled_z=True)``): with one ``z = mu + D^{1/2} eps`` per datum and
 the KL sampled as ``log q(z) - log p(z)`` (its ``mu``-gradient is then ``z``), the gradients are
 ``-x z' / sqrt(N) + W z z' / N`` for ``W`` and ``((Q + beta) z - s) x' / sqrt(N)`` for ``W~``: the
 same means, so the ``tau`` terms stand, while the ``tau^2`` terms read ``<z z'> = C + D`` for
 ``C`` in ``dQ/dt``, ``<g g'> + (Q + beta) D (Q + beta)`` in ``dE/dt`` and ``<mu g'> + D (Q + beta)``
-for ``<mu g'>`` in ``dR/dt``. ``v``'s own noise vanishes as ``N -> infinity`` (its step is ``tau / N``). As ``tau -> 0``
-with ``lambda = 0`` and ``M = M* = 1`` its stable fixed point is ``Q* = rho + eta - beta``,
-``m*^2 = Q*``, ``v* = beta / (rho + eta)`` for ``beta < rho + eta`` and the collapsed state
-``m = d = Q = E = R = 0``, ``v = 1`` beyond (:func:`small_step_fixed_point`).
+for ``<mu g'>`` in ``dR/dt``. ``v``'s own noise vanishes as ``N -> infinity`` (its step is
+``tau / N``).
 
 **A data set of** ``P = alpha N`` **samples** (Ichikawa & Hukushima, J. Stat. Mech. 2025), the
 loss summed over the samples and the ridge ``lambda/2 (|W|^2 + |W~|^2)`` added once, with
