@@ -90,9 +90,9 @@ def _paired(setting, n, latent_dim, t_max, record_every, seeds, anneal=None):
 ESCAPE = 0.5
 
 
-def _escape(states):
-    """Index of the first state whose overlap norm |m| exceeds ``ESCAPE``, or ``None``."""
-    above = [np.linalg.norm(p.m) > ESCAPE for p in states]
+def _escape(states, level=ESCAPE):
+    """Index of the first state whose overlap norm |m| exceeds ``level``, or ``None``."""
+    above = [np.linalg.norm(p.m) > level for p in states]
     return above.index(True) if any(above) else None
 
 
@@ -133,13 +133,14 @@ def e1(args):
         restarted, shifts, escape_gaps = [], [], []
         for eps, sim, ode in zip(eps_sim, sims, odes):
             j, late = _from_escape(setting, times, sim)
-            if j is None or _escape(ode) is None:
+            j_ode = _escape(ode)
+            if j is None or j_ode is None:
                 continue
             gap = np.full(eps.shape, np.nan)
             gap[j:] = eps[j:] - _eps(late)
             escape_gaps.append(gap)
             restarted.append(np.sqrt(np.mean(gap[j:] ** 2)))
-            shifts.append(times[j] - times[_escape(ode)])
+            shifts.append(times[j] - times[j_ode])
         if restarted:
             rms_escape[n] = float(np.mean(restarted))
             escape_shift[n] = {"mean": float(np.mean(shifts)), "sd": float(np.std(shifts)), "escaped": len(shifts),
@@ -318,13 +319,6 @@ def _t_conv(times, eps, goal, tol=0.02):
     return settled if settled is not None and settled <= 0.9 * times[-1] else None
 
 
-def _halfway(times, states, m_star):
-    """The first time ``|m|`` reaches half the fixed point's ``|m*|`` (the escape from the plateau
-    where the model first shrinks towards collapse); ``None`` if it never gets there."""
-    reached = np.flatnonzero([np.linalg.norm(p.m) >= 0.5 * m_star for p in states])
-    return float(times[reached[0]]) if len(reached) else None
-
-
 def e4(args):
     from ppzoo.theory.linear_vae_hd import Setting, fixed_point, generalisation_error
 
@@ -342,8 +336,9 @@ def e4(args):
         runs_sim, runs_ode = np.stack([_eps(r) for r in sims]), np.stack([_eps(r) for r in odes])
         eps_sim, eps_ode = runs_sim.mean(0), runs_ode.mean(0)
         # how far apart each run and its own ODE are on the way down: the scatter the t_conv comparison carries
-        halfway = [(_halfway(times, a, m_star), _halfway(times, b, m_star)) for a, b in zip(sims, odes)]
-        shifts = [a - b for a, b in halfway if a is not None and b is not None]
+        # (|m| reaching half the fixed point's |m*|: the escape where the model first shrinks towards collapse)
+        halfway = [(_escape(a, 0.5 * m_star), _escape(b, 0.5 * m_star)) for a, b in zip(sims, odes)]
+        shifts = [times[a] - times[b] for a, b in halfway if a is not None and b is not None]
         row = {"schedule": label, "gamma": gamma, "t_conv_sim": _t_conv(times, eps_sim, goal),
                "t_conv_ode": _t_conv(times, eps_ode, goal),
                "halfway_shift": {"mean": float(np.mean(shifts)), "sd": float(np.std(shifts)), "runs": len(shifts)} if shifts else None}
@@ -650,6 +645,7 @@ def svi_rows(args):
             setting = Setting(rho=RHO, eta=ETA, lam=0.0, tau=TAU, sampled_z=True,
                               beta=beta_f if gamma is None else (lambda t, b=beta_f, g=gamma: b * np.tanh(g * t)))
             times = np.linspace(0.0, t_max, blocks + 1)
+            size = args.svi_data_factor * steps
             runs, start = [], time.perf_counter()
             for run in range(args.svi_runs):
                 seed = args.svi_seed + run
@@ -659,7 +655,6 @@ def svi_rows(args):
                 u = np.full(1, np.sqrt(n), np.float32)  # v = 1
                 states = [_order_parameters(W, Wt, u / np.sqrt(n))]
                 for block in range(blocks):
-                    size = args.svi_data_factor * steps
                     x = _spiked_data(rng, np.ones((n, 1)), size).astype(np.float32)
                     beta = beta_f if gamma is None else TanhSchedule(beta_f, gamma, n, offset=block * steps)
                     optimizer = numpyro.optim.SGD(TAU / size) if backend == "numpyro" else pyro.optim.SGD({"lr": TAU / size})

@@ -204,16 +204,16 @@ def rhs(t: float, y: np.ndarray, setting: Setting, latent_dim: int, teacher_dim:
     mo = moments(p, setting, beta)
     eye = np.eye(latent_dim)
     D = np.diag(p.v)
+    qb = p.Q + beta * eye
     C, s_mu, mu_g = mo["C"], mo["s_mu"], mo["mu_g"]
     dm = tau * ((rho + eta) * p.d - (C + D + lam * eye) @ p.m)
-    dd = tau * ((rho + eta) * (p.m - (p.Q + beta * eye) @ p.d) - lam * p.d)
+    dd = tau * ((rho + eta) * (p.m - qb @ p.d) - lam * p.d)
     A = s_mu - p.Q @ (C + D) - lam * p.Q
     B = mu_g + lam * p.E
     z_z, g_g, z_g = C, mo["g_g"], mu_g
     if setting.sampled_z:
         # z = mu + D^{1/2} eps moves the gradients' second moments only (their means are the exact
         # loss's): <z z'> = C + D, and g becomes (Q + beta) z - s, adding (Q + beta) D^{1/2} eps
-        qb = p.Q + beta * eye
         z_z, g_g, z_g = C + D, g_g + qb @ D @ qb, mu_g + D @ qb
     dQ = _symmetric(tau * (A + A.T) + tau**2 * eta * z_z)
     dE = _symmetric(-tau * (B + B.T) + tau**2 * eta * g_g)
