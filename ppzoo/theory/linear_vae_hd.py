@@ -254,13 +254,16 @@ def integrate(initial: OrderParameters, setting: Setting, times, rtol: float = 1
 
 def fixed_point(start: OrderParameters, setting: Setting, t_max: float = 2e4) -> OrderParameters:
     """The fixed point the ODEs reach from ``start`` (constant ``beta``): integrated to ``t_max``,
-    then polished by root finding on :func:`rhs`. Raises where the flow has not settled."""
+    then polished by root finding on :func:`rhs`; its ``Q`` and ``E`` are exactly symmetric. Raises
+    where the flow has not settled."""
     if callable(setting.beta):
         raise ValueError("beta: fixed_point needs a constant beta, got a schedule")
     end = integrate(start, setting, [t_max])[-1]
     M, K = start.latent_dim, start.teacher_dim
     found = optimize.root(lambda y: rhs(0.0, y, setting, M, K), end.pack(), method="hybr", tol=1e-12)
-    point = OrderParameters.unpack(found.x if found.success else end.pack(), M, K)
+    # rhs does not see the antisymmetric parts of Q and E, so the root finder may move them freely:
+    # the point is put back on symmetric matrices.
+    point = _on_symmetric_matrices(OrderParameters.unpack(found.x if found.success else end.pack(), M, K))
     residual = np.abs(rhs(0.0, point.pack(), setting, M, K)).max()
     if residual > 1e-8 or np.abs(point.pack() - end.pack()).max() > 1e-3:
         raise RuntimeError(f"the flow has not settled by t = {t_max:g} (residual {residual:.2g}); raise t_max")
