@@ -51,9 +51,9 @@ def test_small_step_fixed_point_of_the_odes_is_the_closed_form(beta):
 
 def test_a_superfluous_latent_settles_and_leaves_the_learner_at_the_one_latent_fixed_point():
     """M = 2, M* = 1, beta = 0.5, tau = 0.1, integrated to t = 2e4 (the slowest relaxation, along the
-    rotation of the latents, takes about 240 in t): the flow stays on symmetric Q and E (its
-    antisymmetric part, seeded by rounding in the stiff solver's linear solves, stays below the
-    integrator's atol of 1e-10, where a right-hand side that moved it grew it as e^{0.027 t}) and
+    rotation of the latents, takes about 240 in t): the flow stays on symmetric Q and E (whatever
+    antisymmetric part rounding seeds stays below the integrator's atol of 1e-10, where a
+    right-hand side that moved it grew it as e^{0.027 t}) and
     ends at a fixed point whose learner is the M = 1 fixed point (the latents decouple once
     Q_12 = m_2 = 0) and whose extra latent fits noise (Q_22 > 0.1 with m_2 = 0)."""
     setting = Setting(rho=1.0, eta=1.0, beta=0.5, lam=0.0, tau=0.1)
