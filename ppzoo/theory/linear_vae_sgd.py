@@ -13,7 +13,8 @@ the gradients of the loss in :mod:`~ppzoo.theory.linear_vae_hd` plus the ridge
 ``z = mu + sqrt(v) eps`` per datum and the KL sampled, so ``mu mu' + diag(v)`` becomes ``z z'``,
 ``g`` becomes ``(Q + beta) z - s`` and ``v``'s gradient is
 ``[(Q z - s)_k + beta z_k] eps_k / (2 sqrt(v_k)) - beta / (2 v_k)``. Initial ``W``, ``W~`` with
-N(0, 1) entries, ``v = 1``. The teacher is ``W* = 1`` (all ones) for ``M* = 1``, else ``sqrt(N)`` times orthonormal columns.
+N(0, 1) entries, ``v = 1``. The teacher is ``W* = 1`` (all ones) for ``M* = 1``, else ``sqrt(N)``
+times orthonormal columns.
 """
 
 from __future__ import annotations
