@@ -59,9 +59,10 @@ class SVIObjective:
         self.num_particles = int(num_particles)
         self.data_plate = data_plate
         self.max_plate_nesting = max_plate_nesting
-        self._nesting_cache = {}
-        #: Pyro (model, guide) pairs whose particles run one at a time (:func:`pyro_svi.looped_terms`)
-        self._looped = []
+        #: Pyro: ``{(model, guide): pyro_svi.Probe}``, one unvectorised trace per pair of programs
+        self._probes = {}
+        #: Pyro: how each (model, guide) pair's particles run (``pyro_svi.ParticleWays``), made when used
+        self._particle_ways = None
 
     # -- the objective proper: (value, surrogate) from the per-particle terms
     def objective(self, terms, **extra):
@@ -79,28 +80,39 @@ class SVIObjective:
 
     # -- Pyro
     def pyro_terms(self, model, guide, *args, **kwargs):
-        """``LogDensityTerms`` (torch) of one vectorised run of ``guide`` and ``model``."""
+        """``LogDensityTerms`` (torch) of one run of ``guide`` and ``model``, particles vectorised.
+
+        The particles are vectorised in a ``pyro.plate``, else with the model
+        under ``torch.func.vmap``, else run one at a time (with one warning);
+        ``pyro_svi.ParticleWays`` remembers which for the pair of programs.
+        """
         from ppzoo.backends import pyro_svi
 
         key = (model, guide)  # the programs themselves (not ids, which can be reused)
+        probe = lambda: self._pyro_probe(key, args, kwargs)  # noqa: E731 - asked only where needed
         nesting = self.max_plate_nesting
         if nesting is None:
-            if key not in self._nesting_cache:
-                if len(self._nesting_cache) >= 16:
-                    self._nesting_cache.pop(next(iter(self._nesting_cache)))
-                self._nesting_cache[key] = pyro_svi.guess_max_plate_nesting(model, guide, args, kwargs)
-            nesting = self._nesting_cache[key]
+            nesting = probe().max_plate_nesting
         options = dict(num_particles=self.num_particles, max_plate_nesting=nesting, estimator=self.estimator,
                        data_plate=self.data_plate)
-        if any(k == key for k in self._looped):
+        if self._particle_ways is None:
+            self._particle_ways = pyro_svi.ParticleWays()
+        run = self._particle_ways.run(
+            model, guide, args, kwargs, batch_ranks=lambda: probe().batch_ranks, **options
+        )
+        if run is None:
             return pyro_svi.looped_terms(model, guide, args, kwargs, **options)
-        try:
-            terms, _, _ = pyro_svi.log_density_terms(model, guide, args, kwargs, **options)
-        except pyro_svi.NotVectorisable as err:
-            pyro_svi.warn_looped(model, err)
-            self._looped.append(key)
-            return pyro_svi.looped_terms(model, guide, args, kwargs, **options)
-        return terms
+        return run.terms
+
+    def _pyro_probe(self, key, args, kwargs):
+        """``pyro_svi.probe`` of the pair ``key = (model, guide)``, traced once (16 pairs kept)."""
+        from ppzoo.backends import pyro_svi
+
+        if key not in self._probes:
+            if len(self._probes) >= 16:
+                self._probes.pop(next(iter(self._probes)))
+            self._probes[key] = pyro_svi.probe(*key, args, kwargs)
+        return self._probes[key]
 
     def __call__(self, model, guide, *args, **kwargs):
         """Pyro: the differentiable loss ``-surrogate`` (value: minus the bound)."""

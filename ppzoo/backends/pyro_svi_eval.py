@@ -14,19 +14,20 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from ppzoo.backends.pyro_svi import (
-    NotVectorisable,
-    accumulate,
+    ParticleWays,
     data_plate_of,
-    guess_max_plate_nesting,
     latent_sites,
-    log_density_terms,
-    sample_sites,
-    warn_looped,
+    probe,
     with_params,
 )
 from ppzoo.backends.svi_common import normal_parameters
 
 __all__ = ["evaluate", "local_normal_sites"]
+
+
+#: how each (model, guide) pair's particles run; the user's programs are the keys (each call wraps
+#: them anew with the fitted parameters)
+_WAYS = ParticleWays()
 
 
 def evaluate(
@@ -39,40 +40,44 @@ def evaluate(
     ``{observed site: (K, N)}`` per datum (``(K, 1)`` without a data plate),
     ``{observed site: value}``, the names of the latents inside the data
     plate; the data plate is seen whole when ``full_data``. ``terms_only``
-    returns ``None`` for all but ``terms``.
+    returns ``None`` for all but ``terms``. The particles are vectorised as in
+    the fit (``pyro_svi.ParticleWays``), else drawn one at a time.
     """
+    programs = (model, guide)
     # torch modules registered with pyro.module keep their own (trained in place) weights
     params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
     model, guide = with_params(model, params), with_params(guide, params)
+    probed = []
+
+    def probe_once():
+        if not probed:
+            probed.append(probe(model, guide, args, kwargs))
+        return probed[0]
+
     if max_plate_nesting is None:
-        max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+        max_plate_nesting = probe_once().max_plate_nesting
     plate, size, sub = data_plate_of(model, guide, args, kwargs, data_plate)
     conditioned = {plate: torch.arange(size)} if (full_data and plate and sub != size) else None
     with torch.no_grad(), pyro.validation_enabled(False):
-        try:
-            terms, guide_trace, model_trace = log_density_terms(
-                model, guide, args, kwargs, num_particles=num_particles, max_plate_nesting=max_plate_nesting,
-                data_plate=plate, conditioned=conditioned,
-            )
-        except NotVectorisable as err:
-            warn_looped(model, err)
+        run = _WAYS.run(
+            model, guide, args, kwargs, key=programs, batch_ranks=lambda: probe_once().batch_ranks,
+            num_particles=num_particles, max_plate_nesting=max_plate_nesting, data_plate=plate,
+            conditioned=conditioned, per_site=not terms_only,
+        )
+        if run is None:
             runs = [
                 evaluate(model, guide, args, kwargs, params=None, num_particles=1, data_plate=data_plate,
                          max_plate_nesting=max_plate_nesting, full_data=full_data, terms_only=terms_only)
                 for _ in range(num_particles)
             ]
             return _stacked(runs, terms_only)
-        if terms_only:
-            return terms, None, None, None, None
-        particle_dim = -(max_plate_nesting + 1)
-        names = [n for n in sample_sites(model_trace) if model_trace.nodes[n]["is_observed"] and n not in (conditioned or {})]
-        data_scale = terms.data_scale
-        parts, _ = accumulate(model_trace, {n: n for n in names}, num_particles, particle_dim, plate, data_scale)
-    loglik = {n: (p[1] if p[1] is not None else p[0][:, None]) for n, p in parts.items()}
+    if terms_only:
+        return run.terms, None, None, None, None
+    guide_trace = run.guide_trace
+    loglik = {n: (p[1] if p[1] is not None else p[0][:, None]) for n, p in run.loglik.items()}
     latents = {n: _particles_first(guide_trace.nodes[n], num_particles, max_plate_nesting) for n in latent_sites(guide_trace)}
-    observed = {n: model_trace.nodes[n]["value"] for n in names}
     local = {n for n in latents if plate in {f.name for f in guide_trace.nodes[n]["cond_indep_stack"]}}
-    return terms, latents, loglik, observed, local
+    return run.terms, latents, loglik, run.observed, local
 
 
 def _stacked(runs, terms_only):

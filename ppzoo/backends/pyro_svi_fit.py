@@ -25,6 +25,7 @@ def _with_indices(fn, plate, current):
     def wrapped(*args, **kwargs):
         return poutine.condition(fn, data={plate: current["idx"]})(*args, **kwargs)
 
+    wrapped.__wrapped__ = fn  # a warning about the program names the user's own (``pyro_svi.warn_looped``)
     return wrapped
 
 
