@@ -10,6 +10,9 @@ settings side by side in one run:
   learning rate 1e-2, lowered tenfold when the loss levels off (twice), and
   stopped when it levels off at 1e-4 (``num_steps=None``, at most 30,000;
   see ``ppzoo.diagnostics.fit_convergence.PlateauSchedule``);
+* ``default, refine=False``: the same stochastic steps without the refinement on
+  fixed draws that ends a default fit (``ppzoo.refinement``): what the plateau
+  schedule alone reaches, and a verdict judged on the loss alone;
 * ``adam 1e-3 x 1000``: the previous default, a constant Adam 1e-3 for 1,000 steps.
 
 Reported per fit, over the entry's compared quantities (``spec.summarize`` of
@@ -107,6 +110,7 @@ def settings():
 
     return {
         "default": lambda backend: {},
+        "default, refine=False": lambda backend: {"refine": False},
         "adam 1e-3 x 1000": lambda backend: {
             "num_steps": 1000,
             "optimizer": numpyro.optim.Adam(1e-3) if backend == "numpyro" else pyro.optim.Adam({"lr": 1e-3}),
@@ -162,7 +166,8 @@ def run_one(backend, model, args, kwargs, guide_name, options, summarize, refere
     return {
         "means": {k: float(table.loc[k, "mean"]) for k in reference if k in table.index},
         "steps": len(fit.losses), "lowered_at": [s for s, _ in fit.learning_rates[1:]],
-        "mean_err": mean_err, "sd_ratio": sd_ratio, "converged": fit.converged, "diverged": fit.diverged,
+        "mean_err": mean_err, "sd_ratio": sd_ratio, "converged": fit.converged, "judged_on": fit.judged_on,
+        "diverged": fit.diverged,
         "warnings": sorted({type(w.message).__name__ for w in caught}), "wall_s": wall,
     }
 
@@ -186,7 +191,7 @@ def markdown(rows, meta) -> str:
         lines.append(
             f"| {r['entry']} | {r['backend']} | {r['guide']} | {r['setting']} | {r['steps']:,}{lowered} | "
             f"{'n/a' if r['optimum_err'] is None else format(r['optimum_err'], '.3f')} | "
-            f"{r['mean_err']:.3f} | {r['sd_ratio']:.2f} | {r['converged']} | {r['wall_s']:.1f} |"
+            f"{r['mean_err']:.3f} | {r['sd_ratio']:.2f} | {r['converged']} ({r.get('judged_on', 'loss')}) | {r['wall_s']:.1f} |"
         )
     ok = [r for r in rows if "error" not in r]
     for setting in sorted({r["setting"] for r in ok}):

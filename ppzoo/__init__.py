@@ -4,16 +4,16 @@
 Langevin chains on an ordinary Pyro or NumPyro program and returns the ArviZ
 result of the installed line (``xarray.DataTree`` under ArviZ 1.x,
 ``arviz.InferenceData`` under 0.23); ``ppzoo.fit(model, guide, *args, objective="iwae", ...)``
-fits a guide by SVI, and ``ppzoo.log_marginal_likelihood`` estimates
-``log p(x)`` by importance sampling. The zoo lives in :mod:`ppzoo.models`, the
-samplers in :mod:`ppzoo.inference`.
+fits a guide by SVI (``Fit.save`` and ``ppzoo.load_fit`` keep it in a file), and
+``ppzoo.log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling. The zoo
+lives in :mod:`ppzoo.models`, the samplers in :mod:`ppzoo.inference`.
 """
 
 import importlib
 
 from ppzoo._version import __version__
 
-__all__ = ["__version__", "sample", "resume", "log_likelihood", "fit", "Fit", "log_marginal_likelihood"]
+__all__ = ["__version__", "sample", "resume", "log_likelihood", "fit", "Fit", "load_fit", "log_marginal_likelihood"]
 
 # ``import ppzoo`` stays light (the CLI's ``ppzoo list`` and ``--version`` import no PPL): the
 # front door's functions and the sub-packages are imported when first used
@@ -22,6 +22,7 @@ _FUNCTIONS = {
     "resume": "ppzoo.checkpoint",
     "fit": "ppzoo.fitting",
     "Fit": "ppzoo.fitting",
+    "load_fit": "ppzoo.fit_io",
     "log_marginal_likelihood": "ppzoo.inference.evaluate",
     "log_likelihood": "ppzoo.pointwise",
 }

@@ -158,6 +158,10 @@ def _summary(opts) -> int:
 
     idata = _load(opts.file)
     _print_summary(idata)
+    attrs = arviz_compat.get_group(idata, "posterior").attrs
+    if "objective" in attrs:  # ppzoo.fit's result: no chains, so chain diagnostics say nothing
+        _print_fit(attrs)
+        return 0
     stats = arviz_compat.get_group(idata, "sample_stats") if arviz_compat.has_group(idata, "sample_stats") else None
     if stats is not None and "grad_evals" in stats:
         total = int(stats["grad_evals"].isel(draw=-1).sum())
@@ -166,6 +170,38 @@ def _summary(opts) -> int:
         print(f"\n{method}: {total:,} per-datum gradient evaluations in all, {divergent} divergent draws")
     _print_convergence(idata)
     return 0
+
+
+def _print_fit(attrs) -> None:
+    """The report of a ``Fit.to_arviz`` result: the fit, what its draws are, and PSIS k-hat (per
+    datum: its distribution over the data)."""
+    import json
+
+    from ppzoo.diagnostics.svi import KHAT_THRESHOLD, describe_khat
+
+    verdict = {1: "converged", 0: "not converged"}.get(attrs.get("converged"), "convergence not judged")
+    print(f"\n{attrs['objective']} ({attrs.get('backend', '?')}): "
+          f"{int(attrs.get('num_steps', 0)):,} steps, "
+          f"final loss {float(attrs.get('final_loss', float('nan'))):.6g}, {verdict}"
+          + (f"; stopped early: {attrs['stop_reason']}" if attrs.get("stop_reason") else ""))
+    if "refinement" in attrs:
+        refinement = json.loads(attrs["refinement"])
+        print(f"judged on the parameters: refined on {refinement['replicates']} fixed samples of "
+              f"{refinement['particles']:,} draws; worst estimated error {refinement['mean_error']:.3f} sd in a "
+              f"mean, {100 * refinement['sd_error']:.1f}% in an sd (tolerances 0.05 sd, 5%)")
+    elif "loss_trend" in attrs:
+        trend = json.loads(attrs["loss_trend"])
+        print(f"judged on the loss alone ({attrs.get('not_refined') or 'not refined'}): it fell by "
+              f"{trend['improvement']:.3g} ± {trend['standard_error']:.2g} nats over its last {trend['window']:,} steps")
+    if "draws" in attrs:
+        print(f"draws ({attrs['draws']}): {attrs.get('draws_note', '')}")
+    if "psis" not in attrs:
+        return
+    summary = json.loads(attrs["psis"])
+    print(describe_khat(summary, attrs.get("pool_size")))
+    if summary["khat_max"] > KHAT_THRESHOLD:
+        print(f"WARNING: PSIS k-hat above {KHAT_THRESHOLD}: importance sampling from the guide is "
+              "not to be trusted" + (" for some data" if summary["groups"] > 1 else ""))
 
 
 def _print_convergence(idata) -> None:

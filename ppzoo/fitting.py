@@ -25,17 +25,27 @@ from ppzoo.diagnostics.fit_convergence import (
     FitConvergenceWarning,
     LossTrend,
     PlateauSchedule,
+    Refinement,
+    loss_rose,
     loss_trend,
 )
-from ppzoo.diagnostics.svi import PSIS_MIN_DRAWS
+from ppzoo.diagnostics.svi import (
+    KHAT_THRESHOLD,
+    PSIS_MIN_DRAWS,
+    ImportanceSamplingWarning,
+    describe_khat,
+    khat_summary,
+    psis_weights,
+)
+from ppzoo.fit_draws import GuideDraws, guide_draws, reweighted_draws
 from ppzoo.inference.evaluate import (
     check_has_density,
     estimate_log_marginal_likelihood,
-    evaluate_in_chunks,
     point_mass_sites,
 )
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 from ppzoo.interrupt import deferred_interrupt
+from ppzoo.refinement import refine_fit, why_not_refined
 
 __all__ = ["fit", "Fit"]
 
@@ -112,9 +122,30 @@ class Fit:
     trend: LossTrend | None = None
     #: ``[(step, learning rate)]``: the default optimiser's learning rate from each step on (empty for the user's optimiser)
     learning_rates: list = field(default_factory=list)
+    #: how the fit was refined on fixed draws and how close that brought it to the optimum
+    #: (:class:`ppzoo.diagnostics.fit_convergence.Refinement`), or ``None``
+    refinement: Refinement | None = None
+    #: why the fit was not refined (``None`` when it was, or was not asked to be)
+    not_refined: str | None = None
+    #: the loss ended higher than it started (:func:`ppzoo.diagnostics.fit_convergence.loss_rose`)
+    loss_rose: bool = False
+
+    @property
+    def judged_on(self) -> str:
+        """What ``converged`` was judged on: ``"parameters"`` (the refinement's error bound on the
+        guide's means and sds) or ``"loss"`` (the loss's trend alone)."""
+        return "parameters" if self.refinement is not None else "loss"
 
     @property
     def converged(self) -> bool | None:
+        """Refined fits: the guide's means within ``MEAN_TOLERANCE`` sds and its sds within
+        ``SD_TOLERANCE`` of the objective's optimum (estimated bound, see :mod:`ppzoo.refinement`).
+        Other fits: the loss levelled off and did not rise (``None``: too few steps to tell).
+        ``False`` for any fit whose loss ended above where it started (an optimiser that ascends)."""
+        if self.loss_rose:
+            return False
+        if self.refinement is not None:
+            return self.refinement.within
         return None if self.trend is None else self.trend.levelled_off
     #: the PPL's state of this fit (Pyro: its parameter-store scope)
     _scope: object = field(default=None, repr=False)
@@ -150,20 +181,10 @@ class Fit:
         check_count("chunk_size", chunk_size)
         check_seed(seed)
 
-    def _draws(self, num_samples, seed, chunk_size):
+    def _draws(self, num_samples, seed, chunk_size, evaluate=None) -> GuideDraws:
+        """``num_samples`` draws of the fitted guide (:class:`ppzoo.fit_draws.GuideDraws`)."""
         self._check_draws(num_samples, seed, chunk_size)
-        chunks = list(evaluate_in_chunks(self._evaluator(), num_samples, chunk_size, seed))
-        cat = lambda key: {n: np.concatenate([c[key][n] for c in chunks]) for n in chunks[0][key]}  # noqa: E731
-        weights = []
-        for terms, *_ in chunks:
-            total = terms.model_global - terms.guide_global
-            if terms.obs_local is not None:
-                total = total + terms.data_scale * (terms.model_local - terms.guide_local).sum(axis=1)
-            weights.append(total)
-        local_weights = None
-        if chunks[0][0].obs_local is not None:
-            local_weights = np.concatenate([t.model_local - t.guide_local for t, *_ in chunks])
-        return cat(1), cat(2), chunks[0][3], np.concatenate(weights), local_weights, chunks[0][4]
+        return guide_draws(evaluate or self._evaluator(), num_samples, seed, chunk_size)
 
     def collapse(self, site: str | None = None, num_samples: int = 10, seed: int = 0, threshold: float = 0.01) -> CollapseReport:
         """Posterior-collapse diagnostics of the guide's per-datum Gaussian latent ``site`` on all the data.
@@ -196,20 +217,54 @@ class Fit:
         reconstruction = sum(np.asarray(v, dtype=np.float64) for v in loglik.values())
         return collapse_report(loc, scale, reconstruction, threshold=threshold, seed=seed, site=site)
 
-    def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100, collapse: bool | str = False):
-        """The ArviZ result of ``num_samples`` draws from the fitted guide (one chain): an
+    def to_arviz(self, num_samples: int = 1000, seed: int = 0, chunk_size: int = 100,
+                 collapse: bool | str = False, draws: str | None = None, pool_size: int | None = None):
+        """The ArviZ result of ``num_samples`` posterior draws (one chain): an
         ``xarray.DataTree`` under ArviZ 1.x, an ``arviz.InferenceData`` under 0.23.
 
-        ``posterior``: the latent sites; ``log_likelihood``: per observed site and
-        datum given each draw; ``sample_stats.log_weight``: ``log p(x, z) - log q(z)``
-        over the whole data set (the importance weights of :meth:`psis_khat`);
+        ``draws`` says what the posterior group holds:
+
+        * ``"reweighted"`` (the default after an importance-weighted objective,
+          ``objective="iwae"``): the posterior the fit implies, the guide's draws
+          resampled by their PSIS-smoothed importance weights ``p(x, z) / q(z)``
+          from a pool of ``pool_size`` guide draws (default ``max(10 S, 1000)``),
+          per datum when every latent is per datum (a VAE), jointly otherwise
+          (:mod:`ppzoo.fit_draws`). An IWAE guide is a proposal, not the
+          posterior: it may be much wider. The attrs give k-hat and the
+          importance-sampling ESS of the pool (``psis_khat``, ``importance_ess``,
+          ``psis``), and an :class:`ImportanceSamplingWarning` says when k-hat
+          exceeds 0.7.
+        * ``"guide"`` (the default after the ELBO): the guide's own draws, its
+          approximation of the posterior; k-hat and ESS of these draws in the attrs.
+
+        The attrs record which (``draws``, and ``draws_note`` in words).
+        ``log_likelihood``: per observed site and datum given each draw;
+        ``sample_stats.log_weight``: each draw's ``log p(x, z) - log q(z)`` over
+        the whole data set (for guide draws, their importance weights; for
+        reweighted ones, where they came from: they are already resampled);
         ``observed_data``. Draws are made ``chunk_size`` at a time.
         ``collapse=True`` (or a site name) adds a ``collapse`` group with
         :meth:`collapse`'s diagnostics (``ppzoo.diagnostics.plot_collapse`` draws it).
         """
         self._check_draws(num_samples, seed, chunk_size)
-        points = point_mass_sites(self._evaluator(), seed)
-        latents, loglik, observed, log_weights, _, local = self._draws(num_samples, seed, chunk_size)
+        asked = draws
+        draws = self._check_draws_kind(draws)
+        if pool_size is not None:
+            check_count("pool_size", pool_size, max(num_samples, PSIS_MIN_DRAWS))
+        evaluate = self._evaluator()
+        points = point_mass_sites(evaluate, seed)
+        if points and asked == "reweighted":
+            check_has_density(evaluate, "to_arviz(draws='reweighted')")
+        if points or draws == "guide":
+            result, psis = self._draws(num_samples, seed, chunk_size, evaluate), None
+            if not points:
+                psis = self._draws_psis(result)
+        else:
+            result, reweighting = reweighted_draws(
+                evaluate, num_samples, seed, chunk_size, pool_size
+            )
+            psis = (khat_summary(reweighting.khat, reweighting.ess), reweighting)
+        log_weights = result.log_weights
         if points:
             warnings.warn(
                 f"the guide's site(s) {points} are point masses (a Delta, as AutoDelta's are): the posterior group "
@@ -230,38 +285,131 @@ class Fit:
             attrs["learning_rates"] = json.dumps(self.learning_rates)
         if self.converged is not None:
             attrs["converged"] = int(self.converged)
+            attrs["judged_on"] = self.judged_on
+        if self.trend is not None:
             attrs["loss_trend"] = json.dumps(self.trend.to_dict())
+        if self.refinement is not None:
+            attrs["refinement"] = json.dumps(self.refinement.to_dict())
+        elif self.not_refined:
+            attrs["not_refined"] = self.not_refined
+        attrs.update(self._draws_attrs("guide" if points else draws, psis))
         idata = svi_draws_to_inference_data(
-            latents, loglik, observed, log_weights, local=local, data_plate=self.data_plate, attrs=attrs
+            result.latents, result.log_likelihood, result.observed, log_weights, local=result.local,
+            data_plate=self.data_plate, attrs=attrs,
         )
         if collapse:
             report = self.collapse(site=None if collapse is True else collapse, seed=seed)
             arviz_compat.add_group(idata, "collapse", report.to_dataset())
         return idata
 
-    def psis_khat(self, num_samples: int = 1000, seed: int = 0, per_datum: bool = False, chunk_size: int = 100):
+    #: what ``to_arviz(draws=...)`` accepts
+    DRAWS = ("reweighted", "guide")
+
+    def _check_draws_kind(self, draws) -> str:
+        """``draws`` checked, or the default: reweighted after an importance-weighted objective."""
+        if draws is None:
+            return "reweighted" if isinstance(self.objective, IWAE) else "guide"
+        if draws not in self.DRAWS:
+            raise ValueError(
+                f"draws must be one of {self.DRAWS} (or None for the objective's default), got {draws!r}"
+            )
+        return draws
+
+    @staticmethod
+    def _draws_psis(result: GuideDraws):
+        """``(khat_summary, None)`` of guide draws (per datum where every latent is), or ``None``
+        for fewer draws than PSIS needs."""
+        if len(result.log_weights) < PSIS_MIN_DRAWS:
+            return None
+        ratios = result.local_log_weights.T if result.per_datum else result.log_weights
+        _, khat, ess = psis_weights(ratios)
+        return khat_summary(khat, ess), None
+
+    def _draws_attrs(self, draws: str, psis) -> dict:
+        """The attrs that say what the posterior group holds, and k-hat (warned about above 0.7)."""
+        importance_weighted = isinstance(self.objective, IWAE)
+        if draws == "guide":
+            note = ("the guide's own draws, which an importance-weighted objective fits as a "
+                    "proposal, not as the posterior (its posterior is these draws reweighted by "
+                    "exp(sample_stats.log_weight); to_arviz(draws='reweighted'), the default, draws it)"
+                    if importance_weighted else
+                    "the guide's own draws: its approximation of the posterior "
+                    "(to_arviz(draws='reweighted') corrects them by their importance weights)")
+        else:
+            note = ("the guide's draws resampled by their PSIS-smoothed importance weights "
+                    f"p(x, z) / q(z) (sampling-importance-resampling from {psis[1].pool_size:,} guide "
+                    f"draws, {'per datum' if psis[1].per_datum else 'jointly'}): the posterior the fit "
+                    "implies; sample_stats.log_weight records each draw's weight in the guide, not a "
+                    "weight to apply")
+        attrs = {"draws": draws, "draws_note": note}
+        if psis is None:
+            return attrs
+        summary, reweighting = psis
+        attrs.update(psis_khat=summary["khat_max"], importance_ess=summary["ess_min"],
+                     psis=json.dumps(summary))
+        if reweighting is not None:
+            attrs.update(reweighting="per_datum" if reweighting.per_datum else "joint",
+                         pool_size=reweighting.pool_size)
+            if summary["khat_max"] > KHAT_THRESHOLD:
+                warnings.warn(
+                    "the reweighted draws may be far from the posterior: "
+                    f"{describe_khat(summary, reweighting.pool_size)} (above {KHAT_THRESHOLD} the "
+                    "importance weights' tail is too heavy for the guide to be corrected); fit a guide "
+                    "closer to the posterior, or draw a larger pool (pool_size=)",
+                    ImportanceSamplingWarning, stacklevel=3,
+                )
+        return attrs
+
+    def psis_khat(self, num_samples: int = 1000, seed: int = 0, per_datum: bool | None = None,
+                  chunk_size: int = 100):
         """Pareto k-hat of the importance ratios ``p(x, z) / q(z)``, ``z ~`` guide (Yao et al. 2018).
 
-        Below 0.5 the guide is a good importance proposal for the posterior;
-        above 0.7 its estimates should not be trusted. ``per_datum=True`` gives
-        one k-hat per datum ``(N,)`` for models whose latents are all per datum
-        (the ratios ``p(x_i, z_i) / q(z_i | x_i)``).
+        Below 0.5 importance sampling from the guide works well; 0.5 to 0.7 with
+        care; above 0.7 the guide's reweighted estimates should not be trusted.
+        k-hat is the shape of the ratios' right tail, not a distance between the
+        guide and the posterior: a guide wider than the posterior has bounded
+        ratios and a negative k-hat (often near -1 or below), though it is not the
+        posterior; ``to_arviz()``'s attrs give the importance-sampling ESS too,
+        which says how far it is (:mod:`ppzoo.diagnostics.svi`).
+
+        ``per_datum``: ``None`` (default) gives one k-hat per datum when every
+        latent is per datum (an amortised VAE, whose ratios factorise into
+        ``p(x_i, z_i) / q(z_i | x_i)``; one k-hat over ``N`` data would multiply
+        ``N`` such ratios) and the single joint k-hat otherwise; ``True`` insists on
+        per datum, ``False`` on the joint one. Per datum: an ``xarray.DataArray``
+        ``(N,)`` named ``khat`` with the data plate's dim (``.quantile``,
+        ``(khat > 0.7).mean()`` read its distribution); jointly: a float.
         """
         self._check_draws(num_samples, seed, chunk_size, PSIS_MIN_DRAWS)
-        check_flag("per_datum", per_datum)
-        check_has_density(self._evaluator(), "psis_khat")
-        latents, _, _, log_weights, local_weights, local = self._draws(num_samples, seed, chunk_size)
-        if per_datum:
-            if local_weights is None:
-                raise ValueError("per_datum=True needs a model with a data plate")
-            shared = sorted(set(latents) - set(local))
-            if shared:
-                raise ValueError(
-                    f"per_datum=True needs a model whose latents are all per datum; {shared} are shared by "
-                    "all data, so the per-datum ratios p(x_i, z_i) / q(z_i | x_i) are not defined"
-                )
-            return psis_khat(local_weights.T)
-        return psis_khat(log_weights)
+        if per_datum is not None:
+            check_flag("per_datum", per_datum)
+        evaluate = self._evaluator()
+        check_has_density(evaluate, "psis_khat")
+        result = self._draws(num_samples, seed, chunk_size, evaluate)
+        if per_datum is None:
+            per_datum = result.per_datum
+        if not per_datum:
+            return psis_khat(result.log_weights)
+        if result.local_log_weights is None:
+            raise ValueError("per_datum=True needs a model with a data plate")
+        shared = sorted(set(result.latents) - result.local)
+        if shared or not result.per_datum:
+            raise ValueError(
+                f"per_datum=True needs a model whose latents are all per datum; {shared or 'some'} are "
+                "shared by all data, so the per-datum ratios p(x_i, z_i) / q(z_i | x_i) are not defined"
+            )
+        import xarray as xr
+
+        khat = psis_khat(result.local_log_weights.T)
+        return xr.DataArray(khat, dims=[self.data_plate or "datum"], name="khat")
+
+    def save(self, path) -> None:
+        """Write this fit to ``path``: parameters, the PPL's state and the fit's record, in a NumPy
+        ``.npz`` archive that loads without running code from it; ``ppzoo.load_fit(path, model,
+        guide, *args, **kwargs)`` reads it back (:mod:`ppzoo.fit_io`)."""
+        from ppzoo.fit_io import save_fit
+
+        save_fit(self, path)
 
     def log_marginal_likelihood(self, num_samples: int = 5000, chunk_size: int = 100, seed: int = 0):
         """``ppzoo.log_marginal_likelihood`` of the fitted guide on the data it was fitted to."""
@@ -288,6 +436,7 @@ def fit(
     step_kwargs=None,
     jit_compile: bool = True,
     callback=None,
+    refine: bool | None = None,
     **kwargs,
 ) -> Fit:
     """Fit ``guide`` to the posterior of ``model(*args, **kwargs)`` by stochastic variational inference.
@@ -348,6 +497,14 @@ def fit(
         callback: ``callback(t, loss)``, called with each step's loss as it
             becomes known (logging, timing): after every step on Pyro; on
             NumPyro after each compiled block of 50 steps, once per step of it.
+        refine: end with a refinement on fixed draws (:mod:`ppzoo.refinement`):
+            L-BFGS on the objective over two fixed samples of guide draws from
+            where the stochastic steps ended, the result their average, and
+            ``Fit.converged`` the verdict of its error bound on the guide's
+            means and sds. ``None`` (default): when ``num_steps`` is ``None``
+            and the fit is small enough (``Fit.not_refined`` says why not);
+            ``True``: also after a fixed ``num_steps``; ``False``: never (the
+            verdict is then the loss's trend alone, ``Fit.judged_on``).
 
     Pyro fits run in a fresh parameter-store scope (the global store is left
     as it was); ``torch.nn`` modules registered with ``pyro.module`` are trained
@@ -368,6 +525,8 @@ def fit(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
     check_flag("jit_compile", jit_compile)
+    if refine is not None:
+        check_flag("refine", refine)
     if batch_size is not None:  # its type and lower bound before the model is traced; N is known after
         check_count("batch_size", batch_size, 1)
     args, kwargs = tuple(args), dict(kwargs)
@@ -420,20 +579,60 @@ def fit(
     # judged at the last learning rate: a lower rate lowers the loss by itself, which is not a trend
     start = schedule.since_change if schedule.since_change < len(losses) else 0
     trend = loss_trend(losses[start:]) if len(losses) else None
-    if trend is not None and trend.levelled_off is False and not result.stop_reason:
+    params, refinement, not_refined = result.params, None, None
+    if refine or (refine is None and num_steps is None):
+        not_refined = why_not_refined(objective, result.data_size, result.stop_reason, changing)
+        if not_refined is None:
+            refined, outcome = refine_fit(
+                svi_adapter(backend, device), objective, model, guide, args, kwargs, params=result.params,
+                plate=(result.data_plate, result.data_size), seed=seed, scope=result.scope,
+            )
+            if refined is None:
+                not_refined = outcome
+            else:
+                params, refinement = refined, outcome
+    rose = changing is False and loss_rose(losses)
+    _warn_unconverged(trend, refinement, losses, start, num_steps, result.stop_reason, rose)
+    return Fit(
+        model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective,
+        params=params, losses=losses, data_plate=result.data_plate,
+        device=device, stop_reason=result.stop_reason, compiled_as=result.compiled_as, _scope=result.scope,
+        diverged=diverged, trend=trend, learning_rates=schedule.changes, refinement=refinement,
+        not_refined=not_refined if refine is not False else None, loss_rose=rose,
+    )
+
+
+def _warn_unconverged(trend, refinement, losses, start, num_steps, stop_reason, rose) -> None:
+    """One :class:`FitConvergenceWarning` where the fit may be off: a loss that rose, a refinement
+    whose error bound exceeds the tolerances, or, without one, a loss still falling at the end."""
+    if stop_reason:
+        return  # the stop has been reported
+    if rose or (trend is not None and trend.rising):
+        first, last = np.median(losses[: max(len(losses) // 10, 1)]), np.median(losses[-max(len(losses) // 10, 1):])
+        warnings.warn(
+            f"ppzoo.fit's loss rose: from a median of {first:.6g} over its first tenth of steps to {last:.6g} over "
+            "its last; the optimiser ascends or diverges (check that its learning rate is positive, and lower it)"
+            + ("; the refinement on fixed draws then moved the answer by "
+               f"{refinement.moved_mean:.3g} sd" if refinement is not None else ""),
+            FitConvergenceWarning, stacklevel=3,
+        )
+        return
+    if refinement is not None:
+        if not refinement.within:
+            warnings.warn(
+                f"ppzoo.fit may be off its optimum: {refinement.describe()}; fit longer (a larger num_steps), "
+                "with more particles, or with a guide family closer to the posterior",
+                FitConvergenceWarning, stacklevel=3,
+            )
+        return
+    if trend is not None and trend.levelled_off is False:
         advice = ("run more steps (num_steps=, or None to stop when it levels off)" if num_steps is not None
                   else f"it ran the most steps num_steps=None allows ({MAX_STEPS:,}); pass a larger num_steps=")
         warnings.warn(
             f"ppzoo.fit had not levelled off: {trend.describe(len(losses) - start)}"
             + (f" since its learning rate was last lowered, at step {start:,}" if start else "") + f"; {advice} or, if it falls slowly, "
-            "raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=2,
+            "raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=3,
         )
-    return Fit(
-        model=model, guide=guide, args=args, kwargs=kwargs, backend=backend, objective=objective,
-        params=result.params, losses=losses, data_plate=result.data_plate,
-        device=device, stop_reason=result.stop_reason, compiled_as=result.compiled_as, _scope=result.scope,
-        diverged=diverged, trend=trend, learning_rates=schedule.changes,
-    )
 
 
 def _first_learning_rate(param_names) -> float:

@@ -36,7 +36,8 @@ def test_the_one_call_iwae_example(backend, digits):
     fit = ppzoo.fit(model, guide, digits, objective="iwae", num_particles=5, estimator="dreg", num_steps=30,
                     batch_size=50, progress_bar=False)
     assert fit.losses.shape == (30,) and np.all(np.isfinite(fit.losses)) and fit.trend is not None
-    assert np.isfinite(fit.psis_khat(num_samples=30))
+    khat = fit.psis_khat(num_samples=30)  # one per datum: the VAE's latents are all per datum
+    assert khat.dims == ("data",) and khat.shape == (200,) and np.all(np.isfinite(khat.values))
     idata = fit.to_arviz(num_samples=30)
     assert arviz_compat.get_group(idata, "sample_stats")["log_weight"].shape == (1, 30)
     lml = ppzoo.log_marginal_likelihood(model, guide, fit.params, digits, num_samples=10)

@@ -27,7 +27,7 @@ __all__ = ["FitResult", "svi_adapter", "PyroSVI", "NumPyroSVI", "check_param_nam
 class FitResult:
     """What a PPL's fitting loop hands back: fitted ``params`` (NumPy), the loss per step,
     why it stopped early (or ``None``), the data plate, the Pyro parameter-store ``scope``
-    (``None`` for NumPyro) and how the steps ran (``compiled_as``)."""
+    (``None`` for NumPyro), how the steps ran (``compiled_as``) and the data plate's size ``N``."""
 
     params: dict
     losses: Any
@@ -35,6 +35,7 @@ class FitResult:
     data_plate: str | None
     scope: Any
     compiled_as: str
+    data_size: int | None = None
 
 
 def check_param_names(params, known: set) -> None:
@@ -119,7 +120,7 @@ class PyroSVI:
                 objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size),
                 batch_size=batch_size, jit_compile=jit_compile, **settings,
             )
-        return FitResult(params, losses, reason, plate, scope, compiled_as)
+        return FitResult(params, losses, reason, plate, scope, compiled_as, size)
 
     def check_observations(self, model, args, kwargs) -> None:
         """Refuse NaN or infinite observations, from a trace of ``model`` alone (a throwaway parameter
@@ -212,6 +213,24 @@ class PyroSVI:
                 model, guide, args, kwargs, params=self._params(params), data_plate=data_plate
             )
 
+    def saa_problem(self, objective, model, guide, args, kwargs, *, params, plate, seeds, scope=None):
+        """The fit's sample-average objective over one flat vector (``pyro_svi_refine``); every
+        evaluation runs in the fit's parameter-store scope and leaves the store at its point."""
+        from ppzoo.backends import pyro_svi_refine
+        from ppzoo.backends.saa_problem import SAAProblem
+
+        args, kwargs = self._data(args, kwargs)
+        with self.scope(scope):
+            problem = pyro_svi_refine.saa_problem(objective, model, guide, args, kwargs, plate=plate, seeds=seeds)
+
+        def scoped(fn):
+            def run(*a):
+                with self.scope(scope):
+                    return fn(*a)
+            return run
+
+        return SAAProblem(problem.x0, scoped(problem.evaluate), scoped(problem.params_at), scoped(problem.draws))
+
 
 _NUMPYRO_ADAM = {}
 
@@ -261,7 +280,7 @@ class NumPyroSVI:
             objective, model, guide, args, kwargs, optimizer=optimizer, plate=(plate, size), batch_size=batch_size,
             **settings,
         )
-        return FitResult(params, losses, reason, plate, None, "jit")
+        return FitResult(params, losses, reason, plate, None, "jit", size)
 
     def check_observations(self, model, args, kwargs) -> None:
         """Refuse NaN or infinite observations, from a trace of ``model`` alone."""
@@ -318,3 +337,11 @@ class NumPyroSVI:
 
         args, kwargs = self._data(args, kwargs)
         return numpyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
+
+    def saa_problem(self, objective, model, guide, args, kwargs, *, params, plate, seeds, scope=None):
+        """The fit's sample-average objective over one flat vector (``numpyro_svi_refine``)."""
+        from ppzoo.backends import numpyro_svi_refine
+
+        args, kwargs = self._data(args, kwargs)
+        return numpyro_svi_refine.saa_problem(objective, model, guide, args, kwargs, params=params, plate=plate,
+                                              seeds=seeds)

@@ -11,7 +11,9 @@ block means around the line (``BLOCKS - 2`` degrees of freedom).
 
 The fit is still improving when the loss fell over the window by more than
 :data:`SIGNIFICANCE` standard errors *and* by more than
-:data:`MIN_IMPROVEMENT` nats. The second condition is the practical one: a
+:data:`MIN_IMPROVEMENT` nats. A loss that rose by as much (:attr:`LossTrend.rising`;
+an optimiser that ascends: a negative learning rate, a divergence) is reported by
+``ppzoo.fit`` apart from this verdict. The second condition is the practical one: a
 Gaussian guide whose mean is ``delta`` posterior sds from the optimum costs
 ``delta^2 / 2`` nats of KL, so a loss that still falls by 0.01 nats per window
 is about 0.1 sd from where it is going, the target ppzoo holds its samplers
@@ -29,6 +31,7 @@ import numpy as np
 __all__ = [
     "LossTrend", "loss_trend", "FitConvergenceWarning", "PlateauSchedule",
     "MIN_WINDOW", "WINDOW_FRACTION", "BLOCKS", "SIGNIFICANCE", "MIN_IMPROVEMENT", "MIN_STEPS",
+    "Refinement", "loss_rose", "draw_moments", "moment_gaps", "replicate_error", "MEAN_TOLERANCE", "SD_TOLERANCE", "CONFIDENCE",
 ]
 
 #: the window is at least this many steps (all of them in shorter fits)
@@ -69,10 +72,16 @@ class LossTrend:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def rising(self) -> bool:
+        """The loss rose over the window by more than its noise and :data:`MIN_IMPROVEMENT` nats."""
+        return bool(-self.improvement > SIGNIFICANCE * self.standard_error and -self.improvement > MIN_IMPROVEMENT)
+
     def describe(self, num_steps: int) -> str:
-        """One sentence: how much the loss still fell, over which steps."""
+        """One sentence: how much the loss still fell (or rose), over which steps."""
+        change = f"rose by {-self.improvement:.3g}" if self.rising else f"fell by {self.improvement:.3g}"
         return (
-            f"its loss fell by {self.improvement:.3g} ± {self.standard_error:.2g} nats over the last {self.window:,} "
+            f"its loss {change} ± {self.standard_error:.2g} nats over the last {self.window:,} "
             f"of {num_steps:,} steps (smoothed final loss {self.final_loss:.6g}, noise sd {self.noise:.2g} per step)"
         )
 
@@ -102,6 +111,21 @@ def loss_trend(losses, fraction: float = None) -> LossTrend:
     improvement, standard_error = -slope * window, slope_se * window
     improving = improvement > SIGNIFICANCE * standard_error and improvement > MIN_IMPROVEMENT
     return LossTrend(window, float(improvement), float(standard_error), float(means[-1]), noise, not improving)
+
+
+def loss_rose(losses) -> bool:
+    """Whether a fit ended with a higher loss than it started with: the median of its last tenth
+    of steps above that of its first tenth by more than three robust sds of the first tenth's
+    scatter (and :data:`MIN_IMPROVEMENT` nats). A constant objective that an optimiser descends
+    never does; one that ascends (a negative learning rate) or diverges does, however noisy."""
+    losses = np.asarray(losses, dtype=np.float64)
+    losses = losses[np.isfinite(losses)]
+    tenth = losses.shape[0] // 10
+    if tenth < 2:
+        return False
+    first, last = losses[:tenth], losses[-tenth:]
+    spread = 1.4826 * float(np.median(np.abs(first - np.median(first))))
+    return bool(np.median(last) - np.median(first) > max(3.0 * spread, MIN_IMPROVEMENT))
 
 
 class PlateauSchedule:
@@ -184,3 +208,93 @@ class PlateauSchedule:
             return self.learning_rate, False
         self.stopped = self.stop
         return None, self.stop
+
+
+#: the fitted guide's means must be within this many of its sds of the family's optimum ...
+MEAN_TOLERANCE = 0.05
+#: ... and its sds within this fraction of the optimum's
+SD_TOLERANCE = 0.05
+#: the confidence with which the worst coordinate's error is bounded
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """How a fit was refined on its sample-average objective, and how close that brought it to the optimum.
+
+    ``particles``: draws in each fixed sample (``M``); ``replicates``: independent
+    samples, each minimised from the stochastic fit's end (``iterations`` and
+    ``converged`` per replicate); the result is their average. ``mean_error`` /
+    ``sd_error``: the estimated worst error of the result over the guide's
+    latent coordinates, at :data:`CONFIDENCE` (in sds of the guide, and as a
+    fraction of its sd); ``moved_mean`` / ``moved_sd``: how far the refinement
+    moved the stochastic fit's answer, in the same units (the worst coordinate).
+    ``within``: both errors within :data:`MEAN_TOLERANCE` / :data:`SD_TOLERANCE`
+    and every replicate converged.
+    """
+
+    particles: int
+    replicates: int
+    iterations: tuple
+    converged: tuple
+    mean_error: float
+    sd_error: float
+    moved_mean: float
+    moved_sd: float
+    coordinates: int
+
+    @property
+    def within(self) -> bool:
+        return bool(all(self.converged) and self.mean_error <= MEAN_TOLERANCE and self.sd_error <= SD_TOLERANCE)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "within": self.within}
+
+    def describe(self) -> str:
+        return (
+            f"refined on {self.replicates} fixed samples of {self.particles:,} draws: worst estimated error "
+            f"{self.mean_error:.3f} sd in a mean and {100 * self.sd_error:.1f}% in an sd over {self.coordinates:,} "
+            f"coordinates ({100 * CONFIDENCE:.0f}% bound; tolerances {MEAN_TOLERANCE} sd and {100 * SD_TOLERANCE:.0f}%)"
+            + ("" if all(self.converged) else "; the quasi-Newton refinement did not converge")
+        )
+
+
+def draw_moments(latents) -> tuple[np.ndarray, np.ndarray]:
+    """``(means, sds)`` ``(C,)`` of every latent coordinate over the draws ``{site: (S, ...)}``."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(np.shape(v)[0], -1) for v in latents.values()], axis=1)
+    return flat.mean(axis=0), flat.std(axis=0)
+
+
+def moment_gaps(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Per coordinate, guide ``a`` against guide ``b`` (:func:`draw_moments`, the same base noise):
+    ``((mean_a - mean_b) / sd, sd_a / sd_b - 1)`` with ``sd`` their average sd. A point mass
+    (``sd = 0``) has its mean gap relative to the larger mean instead, and no sd gap."""
+    (mean_a, sd_a), (mean_b, sd_b) = a, b
+    sd = 0.5 * (sd_a + sd_b)
+    degenerate = sd <= 1e-12 * np.maximum(np.abs(mean_a) + np.abs(mean_b), 1e-30)
+    scale = np.where(degenerate, np.maximum(np.maximum(np.abs(mean_a), np.abs(mean_b)), 1e-30), sd)
+    mean_gap = (mean_a - mean_b) / scale
+    sd_gap = np.where(degenerate, 0.0, sd_a / np.where(sd_b > 0, sd_b, 1.0) - 1.0)
+    return mean_gap, sd_gap
+
+
+def replicate_error(gaps: np.ndarray, replicates: int) -> float:
+    """The worst coordinate's error of the average of ``R`` replicates, at :data:`CONFIDENCE`.
+
+    ``gaps`` ``(R - 1, C)``: each later replicate's signed gap to the first, per
+    coordinate. Each replicate's error ``e_r`` is taken ``N(0, s^2)`` with ``s``
+    pooled over coordinates: ``s^2`` is the replicates' variance about their
+    mean (``(R - 1) C`` degrees of freedom; the gaps give the deviations,
+    ``e_r - mean(e) = d_r - mean(d)`` with ``d_1 = 0``), the average's error
+    has sd ``s / sqrt(R)``, and its worst over ``C`` coordinates is bounded by
+    the Bonferroni quantile of Student's t, ``t_{(R-1) C}(1 - (1 - CONFIDENCE) / (2 C))``.
+    """
+    from scipy.stats import t
+
+    gaps = np.atleast_2d(np.asarray(gaps, dtype=np.float64))
+    coordinates = gaps.shape[-1]
+    full = np.concatenate([np.zeros((1, coordinates)), gaps], axis=0)
+    dof = (replicates - 1) * coordinates
+    s = float(np.sqrt(np.sum((full - full.mean(axis=0)) ** 2) / dof))
+    quantile = float(t.ppf(1.0 - (1.0 - CONFIDENCE) / (2.0 * coordinates), dof))
+    return float(quantile * s / np.sqrt(replicates))
