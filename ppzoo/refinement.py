@@ -52,13 +52,17 @@ MIN_PARTICLES = 256
 #: independent fixed samples (at least; more for guides with few latent coordinates); their spread
 #: measures the error of their average
 REPLICATES = 2
-MAX_REPLICATES = 5
+MAX_REPLICATES = 9
 #: the pooled estimate of that error has at least this many degrees of freedom: (R - 1) x coordinates
-MIN_DEGREES_OF_FREEDOM = 4
+MIN_DEGREES_OF_FREEDOM = 8
 #: fits with more unconstrained parameters than this (neural networks) keep the stochastic answer
 MAX_PARAMETERS = 5000
 #: draws times data in one evaluation of the fixed-sample objective, at most
 PARTICLE_DATA_BUDGET = 2**23
+#: a replicate whose line search stopped short (single precision runs out of digits before SciPy's
+#: tolerances are met) is minimised again from there; it counts as converged when that moved the
+#: guide's means by less than this many sds and its sds by less than this fraction
+STEP_TOLERANCE = 0.01
 #: guide draws (the same base noise for every point compared) behind the errors in natural units: with
 #: common noise a location-scale guide's gaps are exact at any count; 256 keep other guides' noise small
 CHECK_DRAWS = 256
@@ -73,6 +77,13 @@ def _particles(data_size, objective=None) -> int:
         k = objective.num_particles
         wanted = PARTICLES * k * max(1, k // 5)
     return int(min(wanted, PARTICLE_DATA_BUDGET // max(int(data_size or 1), 1)))
+
+
+def _moved_less_than(a, b, tolerance) -> bool:
+    """Whether guide moments ``a`` and ``b`` (:func:`draw_moments`) are within ``tolerance`` sds in
+    every mean and ``tolerance`` in every sd ratio."""
+    mean_gap, sd_gap = moment_gaps(a, b)
+    return bool(np.max(np.abs(mean_gap)) <= tolerance and np.max(np.abs(sd_gap)) <= tolerance)
 
 
 def why_not_refined(objective, data_size, stop_reason, changing) -> str | None:
@@ -109,8 +120,20 @@ def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate,
     # enough replicates that the error's pooled estimate has MIN_DEGREES_OF_FREEDOM
     replicates = min(MAX_REPLICATES, max(REPLICATES, 1 + -(-MIN_DEGREES_OF_FREEDOM // start[0].shape[0])))
     seeds = [int(s) for s in np.random.SeedSequence([seed, 0x5AA]).generate_state(replicates)]
-    runs = [minimize_sample_average(problem, s) for s in seeds]
-    replicate_moments = [moments(r.x) for r in runs]
+    runs, converged, replicate_moments = [], [], []
+    for s in seeds:
+        run = minimize_sample_average(problem, s)
+        at = moments(run.x)
+        ok = run.converged
+        if not ok:  # a stop SciPy did not call converged: start afresh from there, and see if it moves
+            again = minimize_sample_average(problem, s, start=run.x)
+            moved = moments(again.x)
+            ok = again.converged or _moved_less_than(moved, at, STEP_TOLERANCE)
+            again.iterations += run.iterations
+            run, at = again, moved
+        runs.append(run)
+        converged.append(ok)
+        replicate_moments.append(at)
     mean_gaps, sd_gaps = zip(*(moment_gaps(m, replicate_moments[0]) for m in replicate_moments[1:]))
     x = np.mean([r.x for r in runs], axis=0)
     final = moments(x)
@@ -118,7 +141,7 @@ def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate,
     refined = problem.params_at(x)
     record = Refinement(
         particles=int(twin.num_particles), replicates=len(runs), iterations=tuple(r.iterations for r in runs),
-        converged=tuple(r.converged for r in runs),
+        converged=tuple(converged),
         mean_error=replicate_error(np.array(mean_gaps), len(runs)),
         sd_error=replicate_error(np.array(sd_gaps), len(runs)),
         moved_mean=float(np.max(np.abs(moved_mean))), moved_sd=float(np.max(np.abs(moved_sd))),

@@ -48,17 +48,18 @@ class MinimizeResult:
     message: str
 
 
-def minimize_sample_average(problem, seed: int, max_iterations: int = MAX_ITERATIONS) -> MinimizeResult:
-    """Minimise ``problem.evaluate(., seed)`` from ``problem.x0`` by L-BFGS-B.
+def minimize_sample_average(problem, seed: int, max_iterations: int = MAX_ITERATIONS, start=None) -> MinimizeResult:
+    """Minimise ``problem.evaluate(., seed)`` from ``start`` (default ``problem.x0``) by L-BFGS-B.
 
     A line search that cannot lower the objective further counts as
     converged when a quasi-Newton step would gain at most :data:`MAX_DECREASE`:
     the objective is computed in single precision, and there the line search
     runs out of digits before SciPy's tolerances are met.
     """
-    start_loss, start_grad = problem.evaluate(problem.x0, seed)
+    x0 = problem.x0 if start is None else np.asarray(start, dtype=np.float64)
+    start_loss, start_grad = problem.evaluate(x0, seed)
     if not np.isfinite(start_loss) or not np.all(np.isfinite(start_grad)):
-        return MinimizeResult(problem.x0, start_loss, start_loss, 0, 1, False, "the objective is not finite at the start")
+        return MinimizeResult(x0, start_loss, start_loss, 0, 1, False, "the objective is not finite at the start")
 
     def fun(x):
         loss, grad = problem.evaluate(x, seed)
@@ -66,7 +67,7 @@ def minimize_sample_average(problem, seed: int, max_iterations: int = MAX_ITERAT
             return np.inf, np.zeros_like(grad)  # the line search backs off from non-finite points
         return loss, grad
 
-    result = minimize(fun, problem.x0, jac=True, method="L-BFGS-B",
+    result = minimize(fun, x0, jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-6})
     _, grad = problem.evaluate(result.x, seed)
     message = str(result.message)
