@@ -9,6 +9,7 @@ log-likelihood and the array primitives the samplers are driven with.
 from __future__ import annotations
 
 from ppzoo.backends.base import Backend
+from ppzoo.backends.batching import indexed_arguments
 from ppzoo.backends.layout import ModelLayout, model_name
 from ppzoo.checks import integer_arguments, nonfinite_arguments, nonfinite_count
 
@@ -97,6 +98,8 @@ def _raise_from_model(model, found: ModelRaised, args=(), kwargs=None):
     message = (f"model {model_name(model)!r}{ppl} raised {type(err).__name__} {found.where}: "
                f"{str(err).splitlines()[0] if str(err) else repr(err)}")
     notes = nonfinite_arguments(model, args, kwargs or {})
+    if isinstance(err, IndexError):
+        notes += indexed_arguments(model, args, kwargs or {}, str(err))
     if "type" in str(err).lower():
         notes += integer_arguments(model, args, kwargs or {})
     if notes:

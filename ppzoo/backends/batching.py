@@ -24,11 +24,17 @@ e.g. a per-group array that happens to have N entries.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-__all__ = ["BatchArgs", "per_datum_arguments", "plate_sizes", "take_batch", "choose_batch_args"]
+import numpy as np
+
+from ppzoo.backends.layout import model_name
+
+__all__ = ["BatchArgs", "per_datum_arguments", "plate_sizes", "take_batch", "choose_batch_args", "check_data_reading",
+           "check_indexed_lengths", "check_point", "plan_minibatches", "indexed_arguments"]
 
 
 class BatchArgs(NamedTuple):
@@ -51,17 +57,23 @@ def _leading(value):
     return shape[0] if shape is not None and len(shape) >= 1 else None
 
 
-def check_observed_lengths(model, args: Sequence, kwargs: dict, observed: Sequence[str], plate: str, num_data: int) -> None:
-    """An argument named as an observed site of the data plate (``y=`` for ``obs=y``, by keyword or
-    by the position of the model's parameter of that name) must have N rows: a shorter one indexed
-    by the plate's indices would be padded by JAX's clamped indexing, a longer one cut."""
+def _named_arguments(model, args: Sequence, kwargs: dict) -> dict:
+    """``{name: value}`` of the arguments: positional ones by the model's parameter names (``argument
+    i`` where the signature does not say), then the keyword ones."""
     import inspect
 
     try:
         names = list(inspect.signature(model).parameters)
     except (TypeError, ValueError):
         names = []
-    given = {names[i]: a for i, a in enumerate(args) if i < len(names)} | dict(kwargs)
+    return {(names[i] if i < len(names) else f"argument {i}"): a for i, a in enumerate(args)} | dict(kwargs)
+
+
+def check_observed_lengths(model, args: Sequence, kwargs: dict, observed: Sequence[str], plate: str, num_data: int) -> None:
+    """An argument named as an observed site of the data plate (``y=`` for ``obs=y``, by keyword or
+    by the position of the model's parameter of that name) must have N rows: a shorter one indexed
+    by the plate's indices would be padded by JAX's clamped indexing, a longer one cut."""
+    given = _named_arguments(model, args, kwargs)
     for name in observed:
         rows = _leading(given.get(name))
         if rows is not None and rows != num_data:
@@ -207,3 +219,219 @@ def _minibatched(sizes: dict, batch: int) -> bool:
 def _first_line(err) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
+
+
+# -- does the program read its data beyond the rows it is given? ----------------------------------
+#: two runs' numbers count as the same within these (float32 rounding of one computation done on
+#: arrays of different lengths: a matrix product over 2 rows or over N); what a statistic of the
+#: data changes (``1 / sqrt(n)``, a mean over 2 rows against N) is orders of magnitude larger
+SAME_RTOL, SAME_ATOL = 1e-4, 1e-4
+
+
+def check_data_reading(run: Callable, view: Callable, args: tuple, kwargs: dict, batch_args: BatchArgs, *,
+                       plate: str, num_data: int, all_rows, probes: Sequence, narrow: bool,
+                       model: str = "the model") -> tuple[BatchArgs, tuple[str, ...]]:
+    """Whether the program reads its data beyond the rows it is given, and which arguments to slice.
+
+    ``view(args, kwargs, idx)`` runs the program at fixed latent values with the data plate's
+    indices fixed to ``idx`` and returns its :class:`~.sites.ProgramView`; ``run`` is
+    :func:`choose_batch_args`'s. The program runs once with its arguments whole on all N indices
+    (``all_rows``), and once per probe in ``probes`` (a few indices each, different rows) with
+    ``batch_args`` sliced to them. A program that uses only the rows it is given shows the same
+    sites outside the data plate (plate sizes, distribution parameters, scales, shapes,
+    deterministic values) and the same log-likelihood of the same rows in all of them; a program
+    that reads its data elsewhere does not (``n = x.shape[0]`` in a prior, a group count
+    ``g.max() + 1``, a standardisation inside the model, a second data set of N entries in another
+    plate), and a minibatch would change its posterior.
+
+    A scale the program sets on its likelihood itself (an ``N / B`` of its own) raises a
+    ``ValueError`` (:func:`_refuse_own_scale`). With ``narrow`` (``batch_args`` chosen by the rule,
+    not named by the user), an argument whose slicing makes the runs differ, and without which
+    the rest still minibatch the data plate, is left whole (a data set of N entries observed in
+    another plate). Returns the arguments to slice and what still differs (empty: the program
+    reads only the rows it is given).
+    """
+    run, view = _quietly(run), _quietly(view)
+    try:
+        whole = view(args, kwargs, all_rows)
+    except Exception:  # noqa: BLE001 - the backend's own trace ran; one that fails at other latent values is not checked
+        return batch_args, ()
+
+    def attempt(chosen, check_scale=False):
+        return _differences(run, view, whole, args, kwargs, chosen, probes, plate, num_data, model, check_scale)
+
+    chosen, found = batch_args, attempt(batch_args, check_scale=True) or []
+    while found and narrow:
+        better = _fewer_differences(attempt, chosen, found)
+        if better is None:
+            break
+        chosen, found = better
+    return chosen, tuple(found)
+
+
+def _differences(run, view, whole, args, kwargs, chosen, probes, plate, num_data, model, check_scale) -> list | None:
+    """What differs between the run on all the data (``whole``) and the runs on each probe with
+    ``chosen`` sliced, as phrases; ``None`` where slicing ``chosen`` alone does not minibatch the data
+    plate's sites (or fails), so it is no way to take minibatches."""
+    found = []
+    for idx in probes:
+        part_args, part_kwargs = take_batch(args, kwargs, chosen, idx)
+        rows = _numpy(idx)
+        try:
+            if chosen and not _minibatched(run(part_args, part_kwargs, idx), len(rows)):
+                return None
+        except Exception:  # noqa: BLE001 - not a way to slice this program
+            return None
+        try:
+            part = view(part_args, part_kwargs, idx)
+        except Exception as err:  # noqa: BLE001 - a program that runs on all its rows but not on a few reads them all
+            found.append(f"its run on rows {rows.tolist()} ({type(err).__name__}: {_first_line(err)})")
+            continue
+        if check_scale:
+            _refuse_own_scale(whole, part, rows, plate, num_data, len(rows), model)
+        found += [d for d in _compare(whole, part, rows) if d not in found]
+    return found
+
+
+def _fewer_differences(attempt, chosen: BatchArgs, found: list):
+    """``(chosen less one argument, its differences)`` for the first argument whose leaving whole
+    still minibatches the data plate and leaves fewer differences; ``None`` if none does."""
+    members = [(i, None) for i in chosen.positions] + [(None, k) for k in chosen.names]
+    for position, name in members:
+        trial = BatchArgs(tuple(i for i in chosen.positions if i != position),
+                          tuple(k for k in chosen.names if k != name))
+        if not trial:
+            continue
+        got = attempt(trial)
+        if got is not None and len(got) < len(found):
+            return trial, got
+    return None
+
+
+def _compare(whole, part, rows) -> list[str]:
+    """Phrases for what differs between two :class:`~.sites.ProgramView`: a site or plate outside
+    the data plate with something changed, and a data-plate site whose log-likelihood of the rows
+    ``rows`` is not the same in the run on all the data (``whole``) and the run on those rows."""
+    found = []
+    for key in sorted(whole.outside.keys() | part.outside.keys()):
+        a, b = whole.outside.get(key), part.outside.get(key)
+        if a is None or b is None:
+            found.append(f"{key} (it is in one of the runs only)")
+            continue
+        changed = sorted(what for what in a.keys() | b.keys() if not _same(a.get(what), b.get(what)))
+        if changed:
+            found.append(f"{key} ({', '.join(changed)})")
+    for name, per_datum in whole.per_datum.items():
+        if name in part.per_datum and (len(per_datum) <= rows.max() or not _same(per_datum[rows], part.per_datum[name])):
+            found.append(f"site {name!r} (its log-likelihood of the same data)")
+    return found
+
+
+def _refuse_own_scale(whole, part, rows, plate, num_data, batch, model) -> None:
+    """A ``ValueError`` where the program scales its likelihood by the rows it is given: a data-plate
+    site whose own scale (beyond the one the plate applies) changes with them (``scale=N /
+    x.shape[0]`` around the plate, the idiom of some SG-MCMC tutorials), or a site outside the plate
+    whose scale changes with them. A scale that does not (a tempered likelihood, per-datum weights
+    sliced with the data) is the program's own and stays."""
+    scaled = {}
+    for name, value in part.own_scale.items():
+        full = whole.own_scale.get(name)
+        full = full if full is None or np.ndim(full) == 0 or np.shape(full)[0] != num_data else np.asarray(full)[rows]
+        if not _same(value, full if full is not None else np.ones_like(value)):
+            scaled[name] = value
+    for key in whole.outside.keys() & part.outside.keys():
+        if not _same(whole.outside[key].get("scale"), part.outside[key].get("scale")):
+            scaled[key.removeprefix("site ").strip("'")] = part.outside[key]["scale"]
+    if not scaled:
+        return
+    name, value = next(iter(scaled.items()))
+    value = np.asarray(value)
+    shown = f"{float(value):.4g}" if value.size == 1 else f"an array of weights of shape {value.shape}"
+    raise ValueError(
+        f"model {model!r} scales the log-probability of {sorted(scaled)} itself (site {name!r}: by {shown} when "
+        f"given {batch} of the N={num_data} rows of plate {plate!r}), with numpyro.handlers.scale or "
+        "pyro.poutine.scale; ppzoo scales the likelihood by N/B itself, and a scale of the program's own would "
+        "be applied on top of it: remove the scale from the model and pass it all the data"
+    )
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        return bool(np.allclose(a, b, rtol=SAME_RTOL, atol=SAME_ATOL, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def indexed_arguments(model, args: tuple, kwargs: dict, message: str) -> list[str]:
+    """Notes naming the arguments an index error (torch's ``index 150 is out of bounds for dimension
+    0 with size 150``) may be about: those with that many rows, too few for the indices used."""
+    found = re.search(r"with size (\d+)", message)
+    if found is None:
+        return []
+    length = int(found.group(1))
+    return [f"argument {name!r} has {length} rows: an argument indexed by a plate's indices needs one row per index"
+            for name, value in _named_arguments(model, args, kwargs).items() if _leading(value) == length]
+
+
+def check_indexed_lengths(indexed_past: Callable, model, args: tuple, kwargs: dict, *, plate: str, num_data: int,
+                          last_rows) -> None:
+    """Every argument the program indexes with the data plate's indices must have N rows.
+
+    ``indexed_past(args, kwargs, idx)`` runs the program with the plate's indices fixed to ``idx``
+    and returns the length of an array it indexed past its end (``None`` if none); ``last_rows``
+    holds the plate's last index, N - 1. JAX clamps such an index (``t[idx]``, ``t`` of 150 rows in
+    a plate of 200, reads row 149 for rows 150-199), so the program would run on wrong data; the
+    ``ValueError`` names the arguments of that length, their length and the plate's size.
+    """
+    length = _quietly(indexed_past)(args, kwargs, last_rows)
+    if length is None:
+        return
+    named = [repr(name) for name, value in _named_arguments(model, args, kwargs).items() if _leading(value) == length]
+    what = f"argument {' or '.join(named)}" if named else f"an array of {length} rows"
+    raise ValueError(
+        f"model {model_name(model)!r} indexes {what} with the indices of the data plate {plate!r}, but it has "
+        f"{length} rows and the plate N={num_data}: index {num_data - 1} is past its end. Every argument indexed "
+        "by the plate's indices must have N rows"
+    )
+
+
+def check_point(dim: int) -> np.ndarray:
+    """The unconstrained latent values ``(D,)`` the runs of :func:`check_data_reading` are made at:
+    distinct and away from zero, so that data reach every site (at ``w = 0`` a regression's
+    ``x @ w`` would hide a standardised ``x``)."""
+    return 0.3 + 0.5 * np.sin(np.arange(dim) + 1.0)
+
+
+def plan_minibatches(run: Callable, view: Callable, indexed_past: Callable, model, args: tuple, kwargs: dict, *,
+                     plate: str, num_data: int, arange: Callable, batch_args=None) -> tuple[BatchArgs, tuple[str, ...], str]:
+    """How to take minibatches of the data plate ``plate`` (N = ``num_data`` > 1) of a program:
+    ``(the arguments to slice, what changed when the program was given a few rows, how it was
+    given them)``; the second is empty for a program that reads only the rows it is given.
+
+    :func:`choose_batch_args` picks the arguments (``run``); a program that indexes its data itself
+    has its indexed arguments' lengths checked (:func:`check_indexed_lengths`, ``indexed_past``);
+    then :func:`check_data_reading` (``view``) compares runs on all the data and on two probes
+    of ``k = min(2, N - 1)`` rows, the first ``k`` and the last ``k`` (``arange(start, stop,
+    step)``: the PPL's index array).
+    """
+    name, k = model_name(model), min(2, num_data - 1)
+    chosen = choose_batch_args(run, args, kwargs, plate=plate, num_data=num_data, probe=arange(0, k, 1),
+                               batch_args=batch_args, model=name)
+    if not chosen:
+        check_indexed_lengths(indexed_past, model, args, kwargs, plate=plate, num_data=num_data,
+                              last_rows=arange(0, num_data, num_data - 1))
+    probes = (arange(0, k, 1), arange(num_data - 1, num_data - 1 - k, -1))
+    chosen, findings = check_data_reading(run, view, args, kwargs, chosen, plate=plate, num_data=num_data,
+                                          all_rows=arange(0, num_data, 1), probes=probes, narrow=batch_args is None,
+                                          model=name)
+    how = (f"given {k} of its N={num_data} rows (its per-datum arguments, {chosen.describe()}, sliced to them)"
+           if chosen else f"given {k} of its N={num_data} rows (the plate's indices fixed to them)")
+    return chosen, findings, how

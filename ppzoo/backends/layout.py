@@ -25,6 +25,7 @@ __all__ = [
     "deterministic_site",
     "ModelLayout",
     "plan_layout",
+    "reads_data_elsewhere",
     "value_dims",
     "model_name",
 ]
@@ -226,12 +227,40 @@ def _local_latents(latent: list[SiteRecord], plate: PlateRecord, name: str) -> b
     return True
 
 
+def reads_data_elsewhere(plate: PlateRecord, name: str, findings, how: str) -> None:
+    """A program that reads its data beyond the rows it is given (``findings``: what changed when
+    it was given a few rows, :func:`ppzoo.backends.batching.check_data_reading`; ``how``: how it was
+    given them) would see a different model on every minibatch. As for latents in the data plate
+    (:func:`_local_latents`), it runs full-batch, with a warning, when the plate has at most
+    :data:`FULL_BATCH_MAX_DATA` entries (then it always gets all its data); beyond that, or where
+    the plate subsamples itself, a ``ValueError`` names the sites and the ways out."""
+    what = "; ".join(findings)
+    if plate.size > FULL_BATCH_MAX_DATA or plate.subsample_size is not None:
+        why = (f"it subsamples (subsample_size={plate.subsample_size})" if plate.subsample_size is not None
+               else f"N={plate.size} is more than {FULL_BATCH_MAX_DATA}")
+        raise ValueError(
+            f"model {name!r} reads its data outside the rows of the data plate {plate.name!r} it is given: {how}, "
+            f"these changed: {what}. A minibatch would change the model; ppzoo runs such models full-batch only on "
+            f"small data, and {why}. Pass N (and any statistic of the data) as an argument rather than computing "
+            f"it from the data, index the data by the plate's indices (with plate({plate.name!r}, N, "
+            "subsample_size=None) as idx: ... x[idx]), or say which arguments are per-datum with batch_args=[...]"
+        )
+    warnings.warn(
+        f"model {name!r} reads its data outside the rows of the data plate {plate.name!r} (N={plate.size}) it is "
+        f"given: {how}, these changed: {what}; ppzoo runs it full-batch: every step uses all the data, so the "
+        "gradients carry no minibatch noise",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def plan_layout(
     sites: list[SiteRecord],
     plates: dict[str, PlateRecord],
     data_plate: str | None,
     model,
     deterministic: tuple[DeterministicSite, ...] = (),
+    full_batch: bool = False,
 ) -> ModelLayout:
     """Choose the data plate, validate the sites and pack the latent ones into ``theta``.
 
@@ -239,6 +268,8 @@ def plan_layout(
     non-finite observations. Latent sites inside the data plate make the run
     full-batch on small data and are refused on large (:func:`_local_latents`).
     Warns once, naming the model, when there is no data plate (full-batch).
+    ``full_batch``: run full-batch whatever the plates (a program that reads its
+    data beyond its minibatch, :func:`reads_data_elsewhere`, which has warned).
     """
     name = model_name(model)
     _check_observed_values(sites)
@@ -253,7 +284,7 @@ def plan_layout(
                 "continuous latent variables, and ppzoo does not enumerate discrete ones as NumPyro's NUTS "
                 "can: marginalise it out in the model (a mixture's logsumexp over components), or observe it"
             )
-    full_batch = plate_name is not None and _local_latents(latent_records, plates[plate_name], name)
+    full_batch = full_batch or (plate_name is not None and _local_latents(latent_records, plates[plate_name], name))
     if full_batch:
         plate_name = None
     latent, offset = [], 0

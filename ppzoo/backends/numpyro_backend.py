@@ -10,11 +10,13 @@ and its log-Jacobian enters the prior term. Chains are vectorised with
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 
@@ -22,7 +24,8 @@ from ppzoo.backends.base import Backend, reduce_info
 from ppzoo.backends.batching import (
     BatchArgs,
     check_observed_lengths,
-    choose_batch_args,
+    check_point,
+    plan_minibatches,
     plate_sizes,
     take_batch,
 )
@@ -32,6 +35,7 @@ from ppzoo.backends.layout import (
     deterministic_site,
     model_name,
     plan_layout,
+    reads_data_elsewhere,
 )
 from ppzoo.backends.sites import (
     Site,
@@ -40,6 +44,7 @@ from ppzoo.backends.sites import (
     log_joint,
     plate_scale,
     pointwise_log_likelihood,
+    program_view,
     site_records,
     unconstrain,
 )
@@ -106,13 +111,24 @@ def _feasible(site):
     return transform(jnp.zeros(shape))
 
 
-def trace_numpyro(model, args, kwargs, data=None):
+def _at_check_point(site):
+    """As :func:`_feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
+    the site's own unconstrained shape (so a site whose shape the data set still gets a value)."""
+    if site["type"] != "sample" or site["is_observed"] or site["value"] is not None or site["fn"].support.is_discrete:
+        return None
+    fn = site["fn"]
+    transform = biject_to(fn.support)
+    shape = tuple(site["kwargs"].get("sample_shape", ())) + tuple(transform.inverse_shape(fn.shape()))
+    return transform(jnp.asarray(check_point(int(np.prod(shape, dtype=int))), dtype=jnp.result_type(float)).reshape(shape))
+
+
+def trace_numpyro(model, args, kwargs, data=None, point=_feasible):
     """Trace a NumPyro program once (seeded), optionally substituting ``data``; latents not in
-    ``data`` take a feasible value (:func:`_feasible`) instead of a draw from their prior."""
+    ``data`` take a feasible value (:func:`_feasible`, or ``point``) instead of a draw from their prior."""
     fn = handlers.seed(model, rng_seed=0)
     if data:
         fn = handlers.substitute(fn, data=data)
-    fn = handlers.substitute(fn, substitute_fn=_feasible)
+    fn = handlers.substitute(fn, substitute_fn=point)
     return handlers.trace(fn).get_trace(*args, **kwargs)
 
 
@@ -159,21 +175,24 @@ class NumPyroBackend(Backend):
         if full:  # see the full data, not the model's own subsample
             trace = trace_numpyro(model, self.args, self.kwargs, data=full)
         sites, plates = numpyro_sites(trace)
-        self.layout = plan_layout(site_records(sites, _inverse_shape, np.asarray), plates, data_plate, model,
-                                  numpyro_deterministic(trace))
+        records = site_records(sites, _inverse_shape, np.asarray)
+        self.layout = plan_layout(records, plates, data_plate, model, numpyro_deterministic(trace))
+        self._transforms = {
+            s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
+        }
         self.batch_args = BatchArgs()
         if self.layout.data_plate is not None:
             check_observed_lengths(model, self.args, self.kwargs, [o.name for o in self.layout.observed],
                                    self.layout.data_plate, self.layout.num_data)
         if self.layout.data_plate is not None and self.layout.num_data > 1:
-            self.batch_args = choose_batch_args(
-                self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,
-                num_data=self.layout.num_data, probe=jnp.arange(min(2, self.layout.num_data - 1)),
-                batch_args=batch_args, model=model_name(model),
+            self.batch_args, findings, how = plan_minibatches(
+                self._batch_sizes, self._view, self._indexed_past, model, self.args, self.kwargs,
+                plate=self.layout.data_plate, num_data=self.layout.num_data, arange=jnp.arange, batch_args=batch_args,
             )
-        self._transforms = {
-            s.name: biject_to(trace[s.name]["fn"].support) for s in self.layout.latent
-        }
+            if findings:  # full-batch (with a warning) or an error
+                reads_data_elsewhere(plates[self.layout.data_plate], model_name(model), findings, how)
+                self.layout = plan_layout(records, plates, data_plate, model, numpyro_deterministic(trace), full_batch=True)
+                self.batch_args = BatchArgs()
         self._observed = {
             s.name: trace[s.name]["value"] for s in self.layout.all_observed
         }
@@ -260,6 +279,29 @@ class NumPyroBackend(Backend):
         trace = self._trace(args, kwargs, {}, idx)
         return {s.name: plate_sizes(trace[s.name], s.plate_dim) for s in self.layout.observed}
 
+    def _view(self, args, kwargs, idx):
+        """The :class:`~.sites.ProgramView` of a run on ``idx`` with these arguments, the latents at
+        :func:`_at_check_point` (:func:`~.batching.check_data_reading`)."""
+        trace = trace_numpyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=_at_check_point)
+        plates = {n: (int(s["args"][0]), int(jnp.shape(s["value"])[0])) for n, s in trace.items() if s["type"] == "plate"}
+        deterministic = [(n, s["value"], [f.name for f in s.get("cond_indep_stack", ())])
+                         for n, s in trace.items() if s["type"] == "deterministic"]
+        return program_view(numpyro_sites(trace)[0], plates, deterministic, self.layout, self.layout.latent_names)
+
+    def _indexed_past(self, args, kwargs, idx):
+        """The length of an array that a run on the plate's indices ``idx`` indexes past its end
+        (JAX's ``checkify`` index checks: JAX itself clamps such an index), or ``None``."""
+
+        def run(indices):
+            self._trace(args, kwargs, {}, indices)
+
+        try:
+            error, _ = checkify.checkify(run, errors=checkify.index_checks)(idx)
+        except Exception:  # noqa: BLE001 - a program checkify cannot follow (NumPy on its arguments) goes unchecked
+            return None
+        found = re.search(r"array of shape \((\d+)", error.get() or "")
+        return int(found.group(1)) if found else None
+
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
         sites, scale = self._sites(params, idx)
@@ -277,24 +319,30 @@ class NumPyroBackend(Backend):
         return jnp.arange(whole).reshape(-1, size), (jnp.arange(whole, n) if whole < n else None)
 
     def _full_value_and_grad(self, theta):
-        """Full-data potential and gradient, summing per-chunk gradients so memory stays O(chunk)."""
+        """Full-data potential and gradient, summing per-chunk gradients so memory stays O(chunk).
 
-        def prior_term(th):
+        The prior term comes from the run on the first chunk, with that chunk's likelihood: the
+        program then gets all its data where N <= ``FULL_DATA_CHUNK``, its first 4,096 rows beyond (a
+        program whose sites outside the data plate change with the rows it is given runs
+        full-batch or is refused, :func:`~.batching.check_data_reading`)."""
+
+        def first_term(th, idx):
             params, log_det = self._constrain_single(th)
-            return -(self._log_joint(params, jnp.arange(1))[0] + log_det)
+            log_prior, log_lik = self._log_joint(params, idx)
+            return -(log_prior + log_det + log_lik)
 
         def lik_term(th, idx):
             return -self._log_joint(self._constrain_single(th)[0], idx)[1]
 
-        value, grad = jax.value_and_grad(prior_term)(theta)
+        chunks, rest = self._chunks()
+        value, grad = jax.value_and_grad(first_term)(theta, chunks[0])
         lik_vg = jax.value_and_grad(lik_term)
 
         def body(carry, idx):
             v, g = lik_vg(theta, idx)
             return (carry[0] + v, carry[1] + g), None
 
-        chunks, rest = self._chunks()
-        (value, grad), _ = jax.lax.scan(body, (value, grad), chunks)
+        (value, grad), _ = jax.lax.scan(body, (value, grad), chunks[1:])
         if rest is not None:
             (value, grad), _ = body((value, grad), rest)
         return value, grad

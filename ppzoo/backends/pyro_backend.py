@@ -23,6 +23,7 @@ runs eagerly where a model's control flow reads the parameters.
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import partial
 
@@ -39,7 +40,8 @@ from ppzoo.backends.base import Backend, reduce_info
 from ppzoo.backends.batching import (
     BatchArgs,
     check_observed_lengths,
-    choose_batch_args,
+    check_point,
+    plan_minibatches,
     plate_sizes,
     take_batch,
 )
@@ -49,6 +51,7 @@ from ppzoo.backends.layout import (
     deterministic_site,
     model_name,
     plan_layout,
+    reads_data_elsewhere,
 )
 from ppzoo.backends.pyro_guard import RTOL, CheckedGraph, chain_rows, eager_warning, parameter_reads
 from ppzoo.backends.sites import (
@@ -58,6 +61,7 @@ from ppzoo.backends.sites import (
     log_joint,
     plate_scale,
     pointwise_log_likelihood,
+    program_view,
     site_records,
     unconstrain,
 )
@@ -119,12 +123,25 @@ def _feasible(site):
     return transform(torch.zeros(transform.inverse_shape(fn.shape()), device=device))
 
 
-def trace_pyro(model, args, kwargs, data=None):
+def _at_check_point(site):
+    """As :func:`_feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
+    the site's own unconstrained shape (so a site whose shape the data set still gets a value)."""
+    fn = site["fn"]
+    if fn.support.is_discrete:
+        return fn.sample()
+    transform = biject_to(fn.support)
+    shape = transform.inverse_shape(fn.shape())
+    device = next((v.device for v in vars(fn).values() if isinstance(v, torch.Tensor)), None)
+    values = torch.as_tensor(check_point(int(np.prod(shape, dtype=int))), dtype=torch.get_default_dtype(), device=device)
+    return transform(values.reshape(shape))
+
+
+def trace_pyro(model, args, kwargs, data=None, point=_feasible):
     """Trace a Pyro program once, optionally conditioning on ``data``, validation off; latents not
-    in ``data`` take a feasible value (:func:`_feasible`) instead of a draw from their prior."""
+    in ``data`` take a feasible value (:func:`_feasible`, or ``point``) instead of a draw from their prior."""
     fn = poutine.condition(model, data=data) if data else model
     # outside the conditioning, so it sees the conditioned values and leaves them be
-    fn = InitMessenger(_feasible)(fn)
+    fn = InitMessenger(point)(fn)
     with pyro.validation_enabled(False):
         return poutine.trace(fn).get_trace(*args, **kwargs)
 
@@ -325,20 +342,23 @@ class PyroBackend(Backend):
         if full:  # see the full data, not the model's own subsample
             trace = trace_pyro(model, self.args, self.kwargs, data=full)
         sites, plates = pyro_sites(trace)
-        self.layout = plan_layout(site_records(sites, _inverse_shape, _numpy), plates, data_plate, model,
-                                  pyro_deterministic(trace))
+        records = site_records(sites, _inverse_shape, _numpy)
+        self.layout = plan_layout(records, plates, data_plate, model, pyro_deterministic(trace))
+        self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
         self.batch_args = BatchArgs()
         if self.layout.data_plate is not None:
             check_observed_lengths(model, self.args, self.kwargs, [o.name for o in self.layout.observed],
                                    self.layout.data_plate, self.layout.num_data)
         if self.layout.data_plate is not None and self.layout.num_data > 1:
-            self.batch_args = choose_batch_args(
-                self._batch_sizes, self.args, self.kwargs, plate=self.layout.data_plate,
-                num_data=self.layout.num_data,
-                probe=torch.arange(min(2, self.layout.num_data - 1), device=self.device),
-                batch_args=batch_args, model=model_name(model),
+            self.batch_args, findings, how = plan_minibatches(
+                self._batch_sizes, self._view, self._indexed_past, model, self.args, self.kwargs,
+                plate=self.layout.data_plate, num_data=self.layout.num_data,
+                arange=partial(torch.arange, device=self.device), batch_args=batch_args,
             )
-        self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
+            if findings:  # full-batch (with a warning) or an error
+                reads_data_elsewhere(plates[self.layout.data_plate], model_name(model), findings, how)
+                self.layout = plan_layout(records, plates, data_plate, model, pyro_deterministic(trace), full_batch=True)
+                self.batch_args = BatchArgs()
         self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.all_observed}
         self._compiled = {}
         #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
@@ -374,6 +394,30 @@ class PyroBackend(Backend):
         trace = self._trace(args, kwargs, {}, idx)
         return {s.name: plate_sizes(trace.nodes[s.name], s.plate_dim) for s in self.layout.observed}
 
+    def _view(self, args, kwargs, idx):
+        """The :class:`~.sites.ProgramView` of a run on ``idx`` with these arguments, the latents at
+        :func:`_at_check_point` (:func:`~.batching.check_data_reading`)."""
+        with torch.no_grad():
+            trace = trace_pyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=_at_check_point)
+        plates = {n: (int(s["fn"].size), int(s["value"].shape[0])) for n, s in trace.nodes.items()
+                  if s["type"] == "sample" and site_is_subsample(s)}
+        deterministic = [(n, s["value"], [f.name for f in s["cond_indep_stack"] if f.vectorized])
+                         for n, s in trace.nodes.items() if s["type"] == "sample" and s["infer"].get("_deterministic")]
+        return program_view(pyro_sites(trace)[0], plates, deterministic, self.layout, self.layout.latent_names)
+
+    def _indexed_past(self, args, kwargs, idx):
+        """The length of an array that a run on the plate's indices ``idx`` indexes past its end
+        (torch's ``IndexError``), or ``None``."""
+        try:
+            with torch.no_grad():
+                self._trace(args, kwargs, {}, idx)
+        except IndexError as err:
+            found = re.search(r"with size (\d+)", str(err))
+            return int(found.group(1)) if found else None
+        except Exception:  # noqa: BLE001 - the program's other errors are reported where it is run
+            return None
+        return None
+
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""
         sites, scale = self._sites(params, idx)
@@ -387,9 +431,14 @@ class PyroBackend(Backend):
     def _lik_single(self, theta, idx):
         return -self._log_joint(self._constrain_single(theta)[0], idx)[1]
 
-    def _prior_single(self, theta, idx):
+    def _first_single(self, theta, idx):
+        """The full-data pass's first term: the prior, ``log|J|`` and the likelihood of the first
+        chunk ``idx``, from one run (all the data where N <= ``FULL_DATA_CHUNK``: a program whose
+        sites outside the data plate change with the rows it is given runs full-batch or is
+        refused, :func:`~.batching.check_data_reading`)."""
         params, log_det = self._constrain_single(theta)
-        return -(self._log_joint(params, idx[:1])[0] + log_det)
+        log_prior, log_lik = self._log_joint(params, idx)
+        return -(log_prior + log_det + log_lik)
 
     # -- chain batching -------------------------------------------------------
     def _value_and_grad(self, fn, theta, idx):
@@ -454,14 +503,12 @@ class PyroBackend(Backend):
             yield torch.arange(start, min(start + size, n), device=self.device)
 
     def _full_value_and_grad(self, theta):
-        value, grad = self._value_and_grad(self._prior_single, theta, self._zero_idx(theta.shape[0]))
-        for idx in self._chunks():
+        chunks = self._chunks()
+        value, grad = self._value_and_grad(self._first_single, theta, next(chunks))
+        for idx in chunks:
             v, g = self._value_and_grad(self._lik_single, theta, idx)
             value, grad = value + v, grad + g
         return value, grad
-
-    def _zero_idx(self, num_chains):
-        return torch.zeros((num_chains, 1), dtype=torch.long, device=self.device)
 
     def full_potential(self, theta):
         return self._full_value_and_grad(theta)[0]
@@ -479,8 +526,9 @@ class PyroBackend(Backend):
         eagerly too. Without a compiled graph: one chain at a time, eagerly."""
         theta = torch.as_tensor(theta, dtype=torch.get_default_dtype(), device=self.device)
         v = torch.as_tensor(v, dtype=theta.dtype, device=self.device)
-        total = self._hvp(self._prior_single, theta, v, self._zero_idx(theta.shape[0]))
-        for idx in self._chunks():
+        chunks = self._chunks()
+        total = self._hvp(self._first_single, theta, v, next(chunks))
+        for idx in chunks:
             total = total + self._hvp(self._lik_single, theta, v, idx)
         return total
 

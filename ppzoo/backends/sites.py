@@ -34,7 +34,7 @@ from ppzoo.backends.layout import ModelLayout, SiteRecord
 __all__ = [
     "Site", "site_records", "masked_log_prob", "log_prob", "constrain", "unconstrain", "plate_scale", "log_joint",
     "log_density",
-    "pointwise_log_likelihood",
+    "pointwise_log_likelihood", "ProgramView", "program_view",
 ]
 
 
@@ -253,3 +253,79 @@ def pointwise_log_likelihood(sites: Mapping[str, Site], layout: ModelLayout) -> 
         else:
             out[s.name] = xp.moveaxis(lp, lp.ndim + s.plate_dim, 0).reshape(layout.num_data, -1).sum(-1)
     return out
+
+
+class ProgramView(NamedTuple):
+    """What one run of a program does with its data, as NumPy arrays, for comparing runs given
+    different rows (:func:`ppzoo.backends.batching.check_data_reading`).
+
+    ``outside``: per site or plate outside the data plate (``"site 'b'"``, ``"plate 'groups'"``,
+    ``"deterministic site 'tau0'"``), ``{what: array}``: a plate's size; a sample site's value
+    shape, scale, distribution parameters and log-density at the run's latent values, and its value
+    where observed; a deterministic statement's value. ``per_datum``: per observed site in the data
+    plate, its log-likelihood per index of the plate ``(B,)``, unscaled (summed over the site's
+    other dims). ``own_scale``: per such site, the scale set around it over the scale the data plate
+    applied (:func:`plate_scale`): 1 unless the program scales its likelihood itself.
+    """
+
+    outside: dict
+    per_datum: dict
+    own_scale: dict
+
+
+def program_view(sites: list[Site], plates: Mapping[str, tuple[int, int]], deterministic, layout: ModelLayout,
+                 latent) -> ProgramView:
+    """The :class:`ProgramView` of one run: its ``sites``, its ``plates`` (``{name: (size, number of
+    indices)}``) and its ``deterministic`` statements (``(name, value, plate names)``); ``latent``:
+    the names of the latent sites (Pyro marks a latent it was given a value for as observed)."""
+    data = layout.data_plate
+    plate_factor = plate_scale(plates, layout)
+    outside = {f"plate {name!r}": {"size": np.asarray(size)} for name, (size, _) in plates.items() if name != data}
+    per_datum, own_scale = {}, {}
+    for site in sites:
+        frames = dict(site.frames)
+        if data in frames and site.name not in latent:
+            per_datum[site.name] = _per_index(site, frames[data])
+            own_scale[site.name] = _numpy(site.scale) / plate_factor
+            continue
+        seen = {"value's shape": np.asarray(tuple(site.value.shape)), "scale": _numpy(site.scale),
+                "log-density": _numpy(masked_log_prob(site))}
+        seen |= {f"distribution's {name}": value for name, value in _parameters(site.fn).items()}
+        if site.name not in latent:
+            seen["observed value"] = _numpy(site.value)
+        outside[f"site {site.name!r}"] = seen
+    for name, value, plate_names in deterministic:
+        if data not in plate_names:
+            outside[f"deterministic site {name!r}"] = {"value": _numpy(value)}
+    return ProgramView(outside, per_datum, own_scale)
+
+
+def _numpy(x) -> np.ndarray:
+    """A PPL's array (or a Python number) as NumPy."""
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _parameters(fn) -> dict:
+    """A distribution's parameters (its ``arg_constraints``), through the wrappers (``Independent``,
+    ``ExpandedDistribution``, ``MaskedDistribution``, ...) to the base distribution, as NumPy."""
+    found, depth = {}, 0
+    while fn is not None:
+        for name in getattr(fn, "arg_constraints", {}):
+            try:
+                value = getattr(fn, name)
+            except Exception:  # noqa: BLE001 - a parameter the distribution was not given and cannot derive
+                continue
+            if hasattr(value, "shape") or isinstance(value, (int, float)):  # NumPyro keeps Python numbers as given
+                found[f"{name}" if depth == 0 else f"{name} (level {depth})"] = _numpy(value)
+        fn, depth = getattr(fn, "base_dist", None), depth + 1
+    return found
+
+
+def _per_index(site: Site, plate_dim: int) -> np.ndarray:
+    """A data-plate site's unscaled log-likelihood per index of the plate ``(B,)``: the plate's dim
+    first, the site's other batch dims summed."""
+    lp = _numpy(masked_log_prob(site))
+    value_batch = tuple(site.value.shape)[: len(site.value.shape) - site.fn.event_dim]
+    lp = np.broadcast_to(lp, np.broadcast_shapes(tuple(site.fn.batch_shape), value_batch))
+    lp = np.moveaxis(lp, lp.ndim + plate_dim, 0)
+    return lp.reshape(lp.shape[0], -1).sum(-1)
