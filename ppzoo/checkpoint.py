@@ -15,32 +15,44 @@ a ``sampler_state`` group that holds what the draws to come depend on:
   spent per chain before them (``spent``);
 - in its attrs (JSON): the bound kernel's class and settings, the run's settings
   (backend, data plate, seed, chains, warmup, thinning, the draws wanted and made), the
-  model's module and name, and a SHA-256 of the data.
+  model's module and name, a SHA-256 of the data (and of each argument, with how the arguments
+  were passed: :func:`call_record`), and the program's sample sites (their names, shapes,
+  distributions, whether observed, and plates: :func:`ppzoo.backends.signature.program_signature`).
 
 :func:`resume` rebuilds the backend from the model and data (given, or, for a zoo entry, its
-own), checks that the data and the unconstrained layout are those of the checkpoint, and
+own), takes the data as the run passed them (positional or keyword), checks that the data, the
+program and the unconstrained layout are those of the checkpoint (saying what differs), and
 continues the run in the blocks the uninterrupted run takes: the same seed gives the same draws
 (tested on both backends). Set-up and warmup are not repeated; a run interrupted before
-warmup ended has no checkpoint to resume from.
+warmup ended has no checkpoint to resume from. A file that cannot be read as a checkpoint
+(truncated, corrupt, or not one) raises :class:`CheckpointError`, naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib
+import inspect
 import json
+import os
+import sys
 
 import numpy as np
 
 from ppzoo.diagnostics import arviz_compat
 
-__all__ = ["Checkpointer", "resume", "data_fingerprint"]
+__all__ = ["Checkpointer", "CheckpointError", "resume", "data_fingerprint", "call_record"]
 
 #: the group of a checkpoint file that holds the sampler state
 STATE_GROUP = "sampler_state"
 #: version of the file's layout
 FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """The file is not a readable ppzoo checkpoint: truncated, corrupt, or another kind of file."""
 
 
 def data_fingerprint(args, kwargs) -> str:
@@ -54,6 +66,66 @@ def data_fingerprint(args, kwargs) -> str:
         elif isinstance(value, (int, float, str, bool)) or value is None:
             digest.update(f"{key}={value!r}".encode())
     return digest.hexdigest()
+
+
+def call_record(model, args, kwargs) -> dict:
+    """How the run was called: the number of positional arguments, the keyword names, and a
+    fingerprint (:func:`data_fingerprint`) per argument, named as in the program's signature
+    (``"#k"`` for a positional one it does not name)."""
+    names = _positional_names(model, len(args))
+    fingerprints = {name: data_fingerprint((), {"value": value}) for name, value in zip(names, args)}
+    fingerprints.update({name: data_fingerprint((), {"value": value}) for name, value in kwargs.items()})
+    return {"positional": len(args), "keywords": sorted(kwargs), "arguments": fingerprints}
+
+
+def _positional_names(model, count: int) -> list[str]:
+    """The names of the program's first ``count`` positional parameters (``"#k"`` past them)."""
+    try:
+        parameters = [p for p in inspect.signature(model).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a callable without a signature
+        parameters = []
+    return [parameters[k].name if k < len(parameters) else f"#{k}" for k in range(count)]
+
+
+def _as_the_run_passed(model, args, kwargs, call: dict, checkpoint):
+    """``(args, kwargs)`` rearranged to the run's own split between positional and keyword
+    arguments (``model(x, y)`` for a run of ``model(x, y=y)``), so that its fingerprint and its
+    ``batch_args`` mean what they meant; a ``ValueError`` saying how they differ where the
+    program's signature cannot match them."""
+    positional, keywords = call["positional"], list(call["keywords"])
+    if len(args) == positional and sorted(kwargs) == keywords:
+        return args, kwargs
+    names = _positional_names(model, positional)
+    try:
+        bound = inspect.signature(model).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = None
+    if bound is None or set(bound) != set(names) | set(keywords) or any(n.startswith("#") for n in names):
+        raise ValueError(
+            f"the arguments given to resume were passed differently from the run of checkpoint {checkpoint}: "
+            f"it passed {_call_text(positional, keywords)}, resume got {_call_text(len(args), sorted(kwargs))}; "
+            "pass them as the run did"
+        )
+    return tuple(bound[n] for n in names), {k: bound[k] for k in keywords}
+
+
+def _call_text(positional: int, keywords: list) -> str:
+    keyword_text = f"keywords {', '.join(keywords)}" if keywords else "no keywords"
+    return f"{positional} positional argument{'s' if positional != 1 else ''} and {keyword_text}"
+
+
+def _data_differ(model, args, kwargs, settings, checkpoint) -> str:
+    """The message for data that differ from the run's, naming the arguments where the checkpoint
+    has a fingerprint per argument."""
+    message = f"the data given to resume differ from those checkpoint {checkpoint} was made with"
+    saved = settings.get("call", {}).get("arguments")
+    if saved:
+        now = call_record(model, args, kwargs)["arguments"]
+        differ = [name for name in saved if now.get(name) != saved[name]]
+        if differ:
+            message += f", in argument{'s' if len(differ) > 1 else ''} {', '.join(differ)}"
+    return message + " (pass the same arguments as the run)"
 
 
 def _encode_setting(value, arrays: dict, name: str):
@@ -157,19 +229,53 @@ class Checkpointer:
         return xr.Dataset(variables, attrs=attrs)
 
 
-def read_checkpoint(path):
-    """``(result, state Dataset, run settings)`` of a checkpoint file."""
-    import os
+#: the attrs of the state group, JSON each
+_STATE_ATTRS = ("state_fields", "kernel_settings", "tuning", "chains", "run")
 
+
+def read_checkpoint(path):
+    """``(result, state Dataset, run settings)`` of a checkpoint file; a :class:`CheckpointError`
+    for a file that cannot be read as one."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    idata = arviz_compat.from_netcdf(str(path))
+    idata = _read_netcdf(path)
     if not arviz_compat.has_group(idata, STATE_GROUP):
-        raise ValueError(f"checkpoint {path} has no {STATE_GROUP} group: it is not a ppzoo checkpoint")
+        raise CheckpointError(f"checkpoint {path} has no {STATE_GROUP} group: it is not a ppzoo checkpoint")
     state = arviz_compat.get_group(idata, STATE_GROUP)
-    if int(state.attrs.get("format", 0)) != FORMAT:
-        raise ValueError(f"checkpoint {path} has layout {state.attrs.get('format')}; this ppzoo reads {FORMAT}")
-    return idata, state, json.loads(state.attrs["run"])
+    try:
+        layout = int(state.attrs.get("format", 0))
+        attrs = {name: json.loads(state.attrs[name]) for name in _STATE_ATTRS}
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(_unreadable(path, err)) from None
+    if layout != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has layout {state.attrs.get('format')}; this ppzoo reads {FORMAT}")
+    return idata, state, attrs["run"]
+
+
+def _read_netcdf(path):
+    """The ArviZ result in ``path``, read whole (so that a truncated variable fails here, not later);
+    a :class:`CheckpointError` where the netCDF / HDF5 readers fail (they raise many types)."""
+    # a file the HDF5 reader half-opened fails again in its destructor; that report would reach
+    # the user as a traceback ("Exception ignored in ..."), so it is dropped while the reader is
+    # freed (with the exception, at the end of the except block) and collected
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        try:
+            idata = arviz_compat.from_netcdf(str(path))
+            for group in arviz_compat.group_names(idata):
+                arviz_compat.get_group(idata, group).load()
+            return idata
+        except Exception as err:  # h5py, h5netcdf, xarray: OSError, KeyError, AttributeError, ...
+            message = _unreadable(path, err)
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    raise CheckpointError(message)
+
+
+def _unreadable(path, err) -> str:
+    detail = " ".join(f"{type(err).__name__}: {err}".split())  # one line
+    return f"{path} is not a readable ppzoo checkpoint: the file is truncated, corrupt or of another kind ({detail})"
 
 
 def _restore_chains(state, backend):
@@ -212,11 +318,22 @@ def resume(checkpoint, model=None, *args, num_samples: int | None = None, checkp
     """Continue the run that wrote ``checkpoint`` and return its whole result.
 
     ``model(*args, **kwargs)`` must be the program and data the run sampled (their
-    fingerprint is checked); for a zoo entry they may be left out. ``num_samples``: the
+    fingerprints are checked, and a difference is named); the data may be passed positionally or
+    by keyword, whichever way the run passed them. For a zoo entry they may be left out. ``num_samples``: the
     draws per chain wanted in all (default: the run's own); with the run's own, the draws are
     those of the uninterrupted run. The run goes on writing ``checkpoint``. The result is what
-    ``ppzoo.sample`` returns (its log-likelihood setting is the run's).
+    ``ppzoo.sample`` returns (its log-likelihood setting is the run's). A file that is not a
+    readable checkpoint raises :class:`CheckpointError`. NumPy's and torch's global random
+    states are left as they were.
     """
+    from ppzoo.backends.global_rng import global_rng_kept
+
+    with global_rng_kept():
+        return _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, progress_bar, device)
+
+
+def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, progress_bar, device):
+    """:func:`resume`, inside the global random states' guard."""
     from ppzoo.backends import make_backend
     from ppzoo.checks import check_count, check_flag
     from ppzoo.inference import run_chains
@@ -227,21 +344,24 @@ def resume(checkpoint, model=None, *args, num_samples: int | None = None, checkp
     _, state, settings = read_checkpoint(checkpoint)
     if model is None:
         model, args, kwargs = _zoo_program(checkpoint, settings)
+    if "call" in settings:  # a checkpoint that recorded how the run passed its arguments
+        args, kwargs = _as_the_run_passed(model, args, kwargs, settings["call"], checkpoint)
     if data_fingerprint(args, kwargs) != settings["data"]:
-        raise ValueError(
-            f"the data given to resume differ from those checkpoint {checkpoint} was made with "
-            "(pass the same arguments as the run)"
-        )
+        raise ValueError(_data_differ(model, args, kwargs, settings, checkpoint))
     num_samples = settings["num_samples"] if num_samples is None else num_samples
     check_count("num_samples", num_samples, 1)
     if num_samples < settings["done"]:
         raise ValueError(f"num_samples must be at least the {settings['done']} draws already made, got {num_samples}")
     backend = make_backend(model, args, kwargs, backend=settings["backend"], data_plate=settings["data_plate"],
                            device=device, batch_args=settings["batch_args"], jit_compile=settings["jit_compile"])
+    _check_program(backend, settings, checkpoint)
     if backend.dim != settings["dim"]:
         raise ValueError(f"the model has {backend.dim} unconstrained dimensions, checkpoint {checkpoint} "
                          f"{settings['dim']}: it is not the program the run sampled")
-    chains, kept = _restore_chains(state, backend)
+    try:
+        chains, kept = _restore_chains(state, backend)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # arrays or attrs missing or mangled
+        raise CheckpointError(_unreadable(checkpoint, err)) from None
     writer = None
     if checkpoint_every is not None or settings.get("checkpoint_every"):
         every = checkpoint_every or settings["checkpoint_every"]
@@ -254,7 +374,20 @@ def resume(checkpoint, model=None, *args, num_samples: int | None = None, checkp
         progress_bar=progress_bar, on_block=writer,
         resume=Resumed(chains, kept, settings["done"], settings["thinning"]),
     )
-    return finish_result(run, backend, settings["num_chains"], settings["log_likelihood"], stacklevel=4)
+    return finish_result(run, backend, settings["num_chains"], settings["log_likelihood"], stacklevel=5)
+
+
+def _check_program(backend, settings, checkpoint) -> None:
+    """A ``ValueError`` naming what differs between the program given to resume and the one the
+    checkpoint recorded (checkpoints written before ppzoo recorded it are checked by dimension only)."""
+    from ppzoo.backends.signature import program_signature, signature_differences
+
+    if "program" not in settings:
+        return
+    differ = signature_differences(settings["program"], program_signature(backend))
+    if differ:
+        raise ValueError(f"the model given to resume is not the program checkpoint {checkpoint} was made with: "
+                         + "; ".join(differ) + " (pass the program the run sampled)")
 
 
 def _zoo_program(checkpoint, settings):

@@ -35,6 +35,9 @@ __all__ = ["main", "write_netcdf", "check_writable"]
 
 #: what ``ppzoo run`` uses where neither the user nor the zoo entry says
 RUN_DEFAULTS = {"method": "sgld-cv", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
+#: ``ppzoo run``'s defaults for options a resumed run takes from its checkpoint (``None`` on the
+#: parser, so that ``--resume`` can tell a given option from a default)
+RUN_OPTION_DEFAULTS = {"backend": "numpyro", "num_chains": 4, "seed": 0}
 
 
 def _fallback_path(path) -> str:
@@ -80,16 +83,16 @@ def _parser():
     sub.add_parser("list", help="the zoo's models")
     run = sub.add_parser("run", help="sample a zoo model and write its ArviZ result (netCDF)")
     run.add_argument("model", nargs="?", default="logistic_regression", help="zoo model (default: logistic_regression on the breast-cancer data)")
-    run.add_argument("--backend", choices=["numpyro", "pyro"], default="numpyro", help="PPL that runs the model (default: numpyro)")
+    run.add_argument("--backend", choices=["numpyro", "pyro"], default=None, help="PPL that runs the model (default: numpyro)")
     run.add_argument("--method", choices=sorted(SAMPLERS), default=None, help="sampler (default: the entry's, else sgld)")
     run.add_argument("--num-samples", type=_positive_int, default=None, help="draws kept per chain (default: the entry's, else 1000)")
     run.add_argument("--num-warmup", type=int, default=None, help="steps discarded first (default: the entry's, else 20000)")
     run.add_argument("--thinning", type=_positive_int, default=None, help="keep every k-th step (default: the entry's, else 50)")
-    run.add_argument("--num-chains", type=_positive_int, default=4, help="chains (default: 4)")
+    run.add_argument("--num-chains", type=_positive_int, default=None, help="chains (default: 4)")
     run.add_argument("--step-size", type=float, default=None, help="Langevin step h (default: from the curvature)")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: the entry's, else max(ceil(sqrt(N)), 256) capped at N)")
     run.add_argument("--inner-loop", type=_positive_int, default=None, help="svrg-ld / sarah-ld: steps between full gradients (default: ceil(sqrt(N)))")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     run.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")
     run.add_argument("--out", default="ppzoo-run.nc", help="netCDF file to write (default: ppzoo-run.nc)")
     run.add_argument("--no-adapt", action="store_true", help="no warmup adaptation of the step size and preconditioner")
@@ -144,8 +147,10 @@ def _list(opts) -> int:
 
 def _print_summary(idata, var_names=None, rows=None):
     from ppzoo.diagnostics import arviz_compat
+    from ppzoo.diagnostics.convergence import quiet_arithmetic
 
-    table = arviz_compat.summary(idata, var_names=var_names, round_to="none")
+    with quiet_arithmetic():  # chains that do not move: the convergence report says so in words
+        table = arviz_compat.summary(idata, var_names=var_names, round_to="none")
     kind, prob = arviz_compat.SUMMARY_INTERVAL
     print(f"{prob:.0%} {kind.upper()} in {', '.join(arviz_compat.SUMMARY_COLUMNS['stats'][2:])}; "
           f"rank-normalised ESS and split R-hat (ArviZ {arviz_compat.ARVIZ_VERSION})")
@@ -168,8 +173,30 @@ def _summary(opts) -> int:
         divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
         method = arviz_compat.get_group(idata, "posterior").attrs.get("method", "the sampler")
         print(f"\n{method}: {total:,} per-datum gradient evaluations in all, {divergent} divergent draws")
+    aside = _chains_set_aside(idata)
+    if aside:
+        print(aside)
     _print_convergence(idata)
     return 0
+
+
+def _chains_set_aside(idata) -> str | None:
+    """What a run did with chains that diverged (``attrs["diverged_chains"]``), or ``None``: the
+    result's summaries and divergence count are over the chains that stayed finite."""
+    import json
+
+    from ppzoo.diagnostics import arviz_compat
+
+    recorded = arviz_compat.get_group(idata, "posterior").attrs.get("diverged_chains")
+    if not recorded:
+        return None
+    diverged = json.loads(recorded)
+    where = ", ".join(f"chain {d['chain']} at draw {d['draw']} (sampler step {d['step']})" for d in diverged)
+    what = f"{len(diverged)} chain{'s' if len(diverged) > 1 else ''} diverged ({where}): a position or the log density stopped being finite"
+    if arviz_compat.has_group(idata, "diverged_posterior"):
+        return (f"WARNING: {what}; set aside in the diverged_posterior group, so the summaries, the "
+                "divergence count and the convergence report above and below are over the other chains")
+    return f"WARNING: {what}; no chain stayed finite, so these summaries are NaN"
 
 
 def _print_fit(attrs) -> None:
@@ -277,13 +304,18 @@ def _run(opts) -> int:
             raise ValueError("--checkpoint: a resumed run goes on writing the checkpoint it resumes (--resume)")
         fixed = {"--method": opts.method, "--num-warmup": opts.num_warmup, "--thinning": opts.thinning,
                  "--step-size": opts.step_size, "--batch-size": opts.batch_size, "--inner-loop": opts.inner_loop,
-                 "--no-adapt": opts.no_adapt or None}
+                 "--no-adapt": opts.no_adapt or None, "--num-chains": opts.num_chains, "--seed": opts.seed,
+                 "--backend": opts.backend}
         given = [name for name, value in fixed.items() if value is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: a resumed run keeps the settings it was started with "
-                             "(--resume takes --num-samples, --checkpoint-every, --device and --out)")
+            raise ValueError(f"{', '.join(given)}: a resumed run keeps the settings it was started with, "
+                             "taken from the checkpoint (--resume takes --num-samples, --checkpoint-every, "
+                             "--device and --out)")
         if not os.path.isfile(opts.resume):
             raise OSError(f"--resume {opts.resume}: no such file")
+    else:
+        for name, default in RUN_OPTION_DEFAULTS.items():
+            setattr(opts, name, default if getattr(opts, name) is None else getattr(opts, name))
     check_writable(opts.out)
     if opts.resume is not None:
         from ppzoo.checkpoint import read_checkpoint
@@ -328,6 +360,9 @@ def _run(opts) -> int:
             f"{int(stats.grad_evals[:, -1].sum()):,} per-datum gradient evaluations, "
             f"{int(stats.diverging.sum())} divergent draws"
         )
+        aside = _chains_set_aside(idata)
+        if aside:
+            print(aside)
         _print_convergence(idata)
     try:
         write_netcdf(idata, opts.out)

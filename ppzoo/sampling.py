@@ -6,7 +6,9 @@ import json
 import warnings
 
 from ppzoo.backends import make_backend
+from ppzoo.backends.global_rng import global_rng_kept
 from ppzoo.backends.initial import initial_positions
+from ppzoo.backends.support import check_observed_support
 from ppzoo.checks import (
     check_count,
     check_data_not_empty,
@@ -157,7 +159,9 @@ def sample(
         ``inverse_mass``, and the posterior's attrs the convergence report (R-hat, bulk and
         tail ESS, MCSE per parameter: :mod:`ppzoo.diagnostics.convergence`). A
         ``ConvergenceWarning`` names the worst parameters when R-hat exceeds 1.01 or an
-        ESS falls below 100 per chain.
+        ESS falls below 100 per chain, or when a parameter's draws do not move.
+        NumPy's and torch's global random states are left as they were (tracing a Pyro
+        program draws from torch's).
     """
     check_log_likelihood(log_likelihood)
     check_flag("progress_bar", progress_bar)
@@ -184,25 +188,28 @@ def sample(
         inverse_mass=inverse_mass,
     )
     # Ctrl-C from here on is honoured at the driver's safe points (ppzoo.interrupt)
-    with deferred_interrupt():
+    with deferred_interrupt(), global_rng_kept():
         oracle = make_backend(
             model, args, kwargs, backend=backend, data_plate=data_plate, device=device, batch_args=batch_args,
             jit_compile=jit_compile,
         )
+        check_observed_support(oracle)
         check_count("num_chains", num_chains, 1)
         start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
         check_interrupt()  # stopped before the chains exist: nothing to return
         log_likelihood = resolve_log_likelihood(log_likelihood, num_chains, num_samples, oracle.num_data, stacklevel=3)
         writer = None
         if checkpoint is not None:
-            from ppzoo.checkpoint import Checkpointer, data_fingerprint
+            from ppzoo.backends.signature import program_signature
+            from ppzoo.checkpoint import Checkpointer, call_record, data_fingerprint
 
             every = checkpoint_every or max(1, num_samples // 10)
             writer = Checkpointer(checkpoint, every, oracle, {
                 "backend": oracle.name, "data_plate": oracle.layout.data_plate, "batch_args": batch_args,
                 "jit_compile": jit_compile, "seed": seed, "num_chains": num_chains, "num_warmup": num_warmup,
                 "log_likelihood": log_likelihood, "checkpoint_every": every,
-                "data": data_fingerprint(args, kwargs),
+                "data": data_fingerprint(args, kwargs), "call": call_record(model, args, kwargs),
+                "program": program_signature(oracle),
                 "model_module": getattr(model, "__module__", None), "model_name": getattr(model, "__qualname__", None),
             })
         run = run_chains(
@@ -232,7 +239,7 @@ def finish_result(run, oracle, num_chains: int, log_likelihood: bool, stacklevel
     if run.positions.shape[1] == 0:  # stopped before its first draw (the driver said so)
         return idata
     warn_diverged(idata, num_chains, stacklevel=stacklevel)
-    check_convergence(idata, warn=True, stacklevel=stacklevel)
+    check_convergence(idata, warn=True, stacklevel=stacklevel, latent=[site.name for site in oracle.layout.latent])
     return idata
 
 

@@ -68,7 +68,7 @@ class Row:
 
     @property
     def per_ppl(self) -> bool:
-        return self.function in PPL_FUNCTIONS or self.function.startswith("Fit.")
+        return self.function in PPL_FUNCTIONS or self.function.startswith("Fit.") or self.function == "resume"
 
 
 def _shown(value) -> str:
@@ -330,6 +330,22 @@ _SAMPLE = [
     ("x", _OBJECT_X, TypeError, r"x is an array of dtype object: pass numbers", None, ()),
 ]
 ROWS += [Row("sample", a, v, e, m, s, model="regression", given=g) for a, v, e, m, s, g in _SAMPLE]
+_SIGNED_LABELS = Data(lambda rng: np.where(rng.normal(size=40) > 0, 1.0, -1.0).astype(np.float32), "y in {-1, +1}")
+ROWS += [
+    Row("sample", "y", _SIGNED_LABELS, ValueError, r"observed site 'y': \d+ of 40 values lie outside the support of "
+        r"its Bernoulli distribution \(0 or 1\): -1; .*labels in \{-1, \+1\} become \(y \+ 1\) / 2", model="logistic"),
+]
+
+# -- resume: a checkpoint of a two-draw run of the regression model(x, y=y), made once per PPL ------
+ROWS += [
+    Row("resume", "y", Data(lambda rng: rng.normal(size=40).astype(np.float32), "other y"), ValueError,
+        r"the data given to resume differ from those checkpoint .* was made with, in argument y",
+        "other y, passed positionally (the run passed y=y)", model="regression"),
+    Row("resume", "model", Program("renamed", "the regression with its latent 'w' named 'b'"), ValueError,
+        r"the model given to resume is not the program checkpoint .* was made with: site 'w' \(latent Normal, "
+        r"shape \(3,\)\) is not in the program given; site 'b' \(latent Normal, shape \(3,\)\) is new",
+        model="regression"),
+]
 
 # -- programs that are not what they should be, on 20 data y ----------------------------------------
 _RAISED = r"model '.*_raises' \((numpyro|pyro)\) raised ZeroDivisionError after its statement 'mu': the model's own error"
@@ -354,6 +370,23 @@ ROWS += [
         _IMPROPER + "SVI initialises its guide from draws of the prior"),
     Row("log_marginal_likelihood", "model", Program("improper", "a program with an improper prior on 'mu'"), ValueError,
         _IMPROPER + r"the marginal likelihood p\(x\) is not defined under it"),
+]
+
+# -- programs that read their data beyond the rows they are given (tests/test_data_reading.py) ------
+_READS = r"model '.*_reads_count' reads its data outside the rows of the data plate 'data'"
+_SHORT = "the subsampling idiom, obs=y[idx] with y of 15 rows in a plate of 20"
+ROWS += [
+    Row("sample", "model", Program("reads_count", "a prior sd 1 / sqrt(n), n = y.shape[0]"), UserWarning,
+        _READS + r" \(N=20\) it is given: .*site 'mu' \(distribution's scale.*ppzoo runs it full-batch"),
+    Row("sample", "model", Program("reads_count_large", "a prior sd 1 / sqrt(n), n = y.shape[0], N = 1001"), ValueError,
+        _READS + r" it is given: .*N=1001 is more than 1000\. Pass N .* as an argument"),
+    Row("sample", "model", Program("self_scaled", "a likelihood scaled by 20 / y.shape[0] in the program"), ValueError,
+        r"model '.*_self_scaled' scales the log-probability of \['y'\] itself.*ppzoo scales the likelihood by N/B itself"),
+    Row("sample", "model", Program("short_index", _SHORT), ValueError,
+        r"model '.*_short_index' indexes argument 'y' with the indices of the data plate 'data', but it has 15 rows "
+        "and the plate N=20", ppls=("numpyro",)),
+    Row("sample", "model", Program("short_index", _SHORT), IndexError,
+        r"model '.*_short_index' \(pyro\) raised IndexError.*argument 'y' has 15 rows", ppls=("pyro",)),
 ]
 
 # -- the kernels' and schedules' constructors (once) -----------------------------------------------
@@ -448,6 +481,12 @@ _CLI = [
     ("files", "compare {tmp}/a.nc", "compare needs at least two files"),
     ("--kind", "plot {tmp}/a.nc --kind violin --out {tmp}/p.png", "argument --kind: invalid choice: 'violin'"),
     ("--out", "plot {tmp}/a.nc", "the following arguments are required: --out"),
+    ("--num-chains", "run --resume {tmp}/ck.nc --num-chains 8 --out {tmp}/r.nc",
+     "--num-chains: a resumed run keeps the settings it was started with, taken from the checkpoint"),
+    ("--seed", "run --resume {tmp}/ck.nc --seed 0 --out {tmp}/r.nc",
+     "--seed: a resumed run keeps the settings it was started with, taken from the checkpoint"),
+    ("--backend", "run --resume {tmp}/ck.nc --backend pyro --out {tmp}/r.nc",
+     "--backend: a resumed run keeps the settings it was started with, taken from the checkpoint"),
 ]
 ROWS += [Row("cli", a, v, SystemExit, m, f"ppzoo {v}".strip().replace("{tmp}/", "").replace("{tmp}", "FOLDER"),
              ppls=(None,)) for a, v, m in _CLI]
@@ -466,7 +505,8 @@ def render() -> str:
         "the rows of `sample`, `fit`, `Fit`'s methods and `log_marginal_likelihood` on both PPLs (or on the",
         "PPLs named), those of the kernels, the schedules and the command line (`ppzoo.cli.main`, which exits",
         "with status 2 and one line on stderr) once. The message column is a fragment (a regular expression)",
-        "of the error. Every error is raised before any sampling or fitting starts.",
+        "of the error. Every error is raised before any sampling or fitting starts; a row whose error is a",
+        "warning is a run that goes on after it (the model then runs full-batch).",
         "",
         f"{len(ROWS)} rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".",
         "",

@@ -114,6 +114,7 @@ import warnings
 import numpy as np
 
 from ppzoo.diagnostics import arviz_compat
+from ppzoo.diagnostics.convergence import quiet_arithmetic
 from ppzoo.interrupt import check_interrupt
 
 from .preconditioner import Preconditioner
@@ -179,7 +180,9 @@ def laplace_start(backend, position, rng, *, batch_size, dense, seed, map_steps=
     steps = map_steps or map_steps_default(backend.num_data, batch_size)
     centre, rng = backend.minimize(position, rng, steps, learning_rate, batch_size)
     check_interrupt()
-    centres = np.asarray(backend.to_numpy(centre), dtype=np.float64)
+    # a copy: under 64-bit JAX, to_numpy gives a read-only view of the device buffer, and the
+    # centres are written below
+    centres = np.array(backend.to_numpy(centre), dtype=np.float64)
     finite = np.all(np.isfinite(centres), axis=1)
     if not finite.any():
         raise FloatingPointError(
@@ -369,7 +372,8 @@ def effective_draws(draws, preconditioner) -> float:
     bulk ESS (rank-normalised, all chains) of the slowest coordinate, in the coordinates
     ``z = L^-1 theta`` of the ``preconditioner``; at least 1, at most ``n C``."""
     z = whiten(draws, preconditioner)
-    ess = arviz_compat.ess_array(np.swapaxes(z, 0, 1))  # (C, n, D)
+    with quiet_arithmetic():  # a coordinate that does not move has a zero variance: its ESS is NaN, left out
+        ess = arviz_compat.ess_array(np.swapaxes(z, 0, 1))  # (C, n, D)
     ess = ess[np.isfinite(ess)]
     total = draws.shape[0] * draws.shape[1]
     return float(np.clip(ess.min(), 1.0, total)) if ess.size else 1.0

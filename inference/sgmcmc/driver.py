@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ppzoo.checks import check_count, check_flag, check_seed, check_thinning
 from ppzoo.diagnostics import arviz_compat
+from ppzoo.diagnostics.convergence import quiet_arithmetic
 from ppzoo.interrupt import check_interrupt, deferred_interrupt
 
 from .adaptation import (
@@ -285,9 +286,12 @@ def _late_warmup_problem(chains: _Chains, late) -> str | None:
         return "a chain's late warmup draws are not finite"
     if late.shape[1] < 2 or late.shape[0] < MIN_AUTOCORRELATION_DRAWS:
         return None
-    r_hat = arviz_compat.rhat_array(np.swapaxes(whiten(late, chains.preconditioner), 0, 1))
+    with quiet_arithmetic():  # chains that do not move divide by a zero variance: R-hat is NaN, said below
+        r_hat = arviz_compat.rhat_array(np.swapaxes(whiten(late, chains.preconditioner), 0, 1))
     worst = float(np.nanmax(r_hat)) if np.isfinite(r_hat).any() else float("nan")
     chains.warmup_r_hat.append(worst)
+    if np.isnan(worst):
+        return "the chains' late warmup draws do not move, so R-hat is undefined"
     if not worst <= WARMUP_R_HAT:
         return f"the chains had not mixed by the end of warmup (R-hat {worst:.3g})"
     return None

@@ -7,18 +7,25 @@ bulk and tail ESS and the MCSE of the mean and sd
 stores them in the posterior group's attrs (:func:`attach`) and warns once,
 naming the worst parameters, when Stan's thresholds are crossed: R-hat above
 :data:`RHAT_MAX`, or bulk or tail ESS below :data:`ESS_PER_CHAIN` per chain
-(Vehtari et al. 2021). ``ppzoo summary`` prints the report of a stored run.
+(Vehtari et al. 2021). A parameter whose draws do not move (constant within a chain: a posterior
+sd below float32 resolution at its value, say) or whose R-hat or ESS is NaN fails too: R-hat and ESS
+say nothing about such chains, and ArviZ's NaN is not a pass. NumPy's warnings from those computations
+(a division by a zero variance) are silenced here and said in words instead (:func:`quiet_arithmetic`).
+``ppzoo summary`` prints the report of a stored run.
 
 The attrs (netCDF stores only numbers, strings and arrays):
 
 * ``convergence``: the table as JSON, ``{parameter: {"r_hat": ..., "ess_bulk": ...,
   "ess_tail": ..., "mcse_mean": ..., "mcse_sd": ...}}`` (:func:`stored_report` reads it back);
 * ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``: the worst values;
-* ``converged``: 1 when no threshold is crossed, else 0.
+* ``converged``: 1 when no threshold is crossed, else 0;
+* ``latent_sites``: the variables that must move (JSON; the model's latents: a deterministic
+  site may be constant by construction), where the run knew them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
@@ -29,8 +36,7 @@ import pandas as pd
 from ppzoo.diagnostics import arviz_compat
 
 __all__ = ["RHAT_MAX", "ESS_PER_CHAIN", "MIN_DRAWS", "ConvergenceWarning", "convergence_report", "problems", "assess",
-           "attach",
-           "stored_report", "check_convergence"]
+           "attach", "stored_report", "check_convergence", "still_chains", "quiet_arithmetic"]
 
 #: Stan's threshold for the rank-normalised split R-hat
 RHAT_MAX = 1.01
@@ -45,25 +51,67 @@ class ConvergenceWarning(UserWarning):
     """The chains crossed Stan's thresholds for R-hat or ESS: the draws may not represent the posterior."""
 
 
+@contextlib.contextmanager
+def quiet_arithmetic():
+    """NumPy's ``RuntimeWarning``s silenced (and its floating-point errors ignored) inside the block.
+
+    ArviZ's R-hat and ESS of chains that do not move divide by a zero variance, and of too few
+    draws take a variance with no degrees of freedom; the user would see bare warnings from inside
+    ArviZ. :func:`problems` says what they mean instead."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def convergence_report(idata) -> pd.DataFrame:
     """Per scalar parameter of the posterior, ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``
     and ``mcse_sd`` (ArviZ's, of the installed line)."""
-    table = arviz_compat.summary(idata, kind="diagnostics")
+    with quiet_arithmetic():
+        table = arviz_compat.summary(idata, kind="diagnostics")
     return table[list(_COLUMNS)].astype(float)
+
+
+def still_chains(idata, variables=None) -> pd.Series:
+    """Per scalar parameter whose draws do not move in some chain (every draw of that chain equal),
+    the number of such chains; parameters that move in every chain are left out, and so are
+    variables not in ``variables`` (default: none left out). Named as the report names them
+    (``w[0]``, ``w[0, 1]``)."""
+    posterior = arviz_compat.get_group(idata, "posterior")
+    counts = {}
+    for name, variable in posterior.data_vars.items():
+        if variables is not None and name not in variables:
+            continue
+        values = np.asarray(variable.transpose("chain", "draw", ...).values)
+        if values.shape[1] < 2:
+            continue
+        flat = values.reshape(values.shape[0], values.shape[1], -1)
+        still = np.sum(np.all(flat == flat[:, :1], axis=1), axis=0)  # per element: chains that never moved
+        for k in np.flatnonzero(still):
+            counts[_element_name(name, values.shape[2:], k)] = int(still[k])
+    return pd.Series(counts, dtype=int)
+
+
+def _element_name(name: str, shape: tuple, flat_index: int) -> str:
+    if not shape:
+        return name
+    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat_index, shape))}]"
 
 
 #: fewer draws per chain than this and ArviZ computes neither R-hat nor ESS
 MIN_DRAWS = 4
 
 
-def problems(report: pd.DataFrame, num_chains: int, num_draws: int | None = None) -> list[str]:
+def problems(report: pd.DataFrame, num_chains: int, num_draws: int | None = None,
+             still: pd.Series | None = None, latent=None) -> list[str]:
     """What crosses the thresholds, worst first: a phrase per criterion naming up to three
-    parameters and their values; empty when the chains pass. A NaN (a parameter constant in
-    every chain) is not counted, but too few draws (``num_draws`` per chain) to compute R-hat
-    and ESS at all is a problem."""
+    parameters and their values; empty when the chains pass. Too few draws (``num_draws`` per
+    chain) to compute R-hat and ESS at all is a problem; so are draws that do not move
+    (``still``: :func:`still_chains`) and an R-hat or ESS that is NaN for a parameter of the
+    ``latent`` variables (default: every parameter)."""
     if num_draws is not None and num_draws < MIN_DRAWS:
         return [f"{num_draws} draws per chain are too few to compute R-hat and ESS (at least {MIN_DRAWS})"]
-    found = []
+    checked = report if latent is None else report[[name.split("[")[0] in latent for name in report.index]]
+    found = _unmoving(checked, num_chains, still)
     r_hat = report["r_hat"].dropna()
     high = r_hat[r_hat > RHAT_MAX].sort_values(ascending=False)
     if len(high):
@@ -77,15 +125,39 @@ def problems(report: pd.DataFrame, num_chains: int, num_draws: int | None = None
     return found
 
 
+def _unmoving(report: pd.DataFrame, num_chains: int, still: pd.Series | None) -> list[str]:
+    """The phrases for parameters whose chains do not move, and for the others whose R-hat or ESS
+    is NaN (ArviZ gives NaN, not a large R-hat, when every chain is constant)."""
+    found = []
+    still = pd.Series(dtype=int) if still is None else still
+    if len(still):
+        ordered = still.sort_values(ascending=False, kind="stable")
+        found.append(
+            "draws that do not move: " + _listed(ordered, "constant in {:d} of " + f"{num_chains} chains")
+            + "; R-hat and ESS mean nothing for constant chains, which come from a posterior sd below "
+            "float32 resolution at the parameter's value (about 1e-7 of it; rescale or centre the "
+            "parameter, or use 64-bit floats) or from a step size too small to move"
+        )
+    undefined = report[report[["r_hat", "ess_bulk", "ess_tail"]].isna().any(axis=1)].index.difference(still.index)
+    if len(undefined):
+        found.append("R-hat or ESS could not be computed (NaN): " + _named(list(undefined)))
+    return found
+
+
+def _named(names: list) -> str:
+    more = len(names) - _NAMED
+    return ", ".join(names[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
 def _listed(values: pd.Series, fmt: str) -> str:
     named = ", ".join(f"{name} {fmt.format(value)}" for name, value in values.iloc[:_NAMED].items())
     more = len(values) - _NAMED
     return named + (f" and {more} more" if more > 0 else "")
 
 
-def attach(idata, report: pd.DataFrame, converged: bool) -> None:
-    """Store ``report``, its worst values and ``converged`` in the posterior group's attrs (see
-    module docstring)."""
+def attach(idata, report: pd.DataFrame, converged: bool, latent=None) -> None:
+    """Store ``report``, its worst values, ``converged`` and the ``latent`` variables (if known) in
+    the posterior group's attrs (see module docstring)."""
     table = {name: {c: _finite_or_none(row[c]) for c in _COLUMNS} for name, row in report.iterrows()}
     attrs = {
         "convergence": json.dumps(table),
@@ -94,6 +166,8 @@ def attach(idata, report: pd.DataFrame, converged: bool) -> None:
         "min_ess_tail": _worst(report["ess_tail"], min),
         "converged": int(converged),
     }
+    if latent is not None:
+        attrs["latent_sites"] = json.dumps(sorted(latent))
     arviz_compat.update_attrs(idata, attrs, groups=["posterior"])
 
 
@@ -106,20 +180,27 @@ def stored_report(idata) -> pd.DataFrame | None:
     return table[list(_COLUMNS)].astype(float)
 
 
-def assess(idata, report: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+def assess(idata, report: pd.DataFrame | None = None, latent=None) -> tuple[pd.DataFrame, list[str]]:
     """``(report, problems)``: the report of ``idata`` (computed unless given, e.g. the
-    :func:`stored_report`) and what in it crosses the thresholds (:func:`problems`)."""
+    :func:`stored_report`) and what in it crosses the thresholds (:func:`problems`), the
+    ``latent`` variables (default: the stored ``latent_sites``, else all) checked for draws
+    that do not move."""
     if report is None:
         report = convergence_report(idata)
-    sizes = arviz_compat.get_group(idata, "posterior").sizes
-    return report, problems(report, int(sizes["chain"]), int(sizes["draw"]))
+    posterior = arviz_compat.get_group(idata, "posterior")
+    if latent is None and "latent_sites" in posterior.attrs:
+        latent = json.loads(str(posterior.attrs["latent_sites"]))
+    sizes = posterior.sizes
+    still = still_chains(idata, latent)
+    return report, problems(report, int(sizes["chain"]), int(sizes["draw"]), still, latent)
 
 
-def check_convergence(idata, *, warn: bool = True, stacklevel: int = 3) -> pd.DataFrame:
+def check_convergence(idata, *, warn: bool = True, stacklevel: int = 3, latent=None) -> pd.DataFrame:
     """Compute the report of ``idata``, store it in its attrs and, with ``warn``, issue one
-    :class:`ConvergenceWarning` naming the worst parameters if the chains cross the thresholds."""
-    report, found = assess(idata)
-    attach(idata, report, converged=not found)
+    :class:`ConvergenceWarning` naming the worst parameters if the chains cross the thresholds.
+    ``latent``: the model's latent variables, the ones that must move (default: every variable)."""
+    report, found = assess(idata, latent=latent)
+    attach(idata, report, converged=not found, latent=latent)
     if warn and found:
         warnings.warn(
             "the chains may not have converged (" + "; ".join(found) + "); run longer (num_warmup, num_samples, "
