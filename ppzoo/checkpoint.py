@@ -335,7 +335,7 @@ def resume(checkpoint, model=None, *args, num_samples: int | None = None, checkp
 def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, progress_bar, device):
     """:func:`resume`, inside the global random states' guard."""
     from ppzoo.backends import make_backend
-    from ppzoo.checks import check_count, check_flag
+    from ppzoo.checks import check_count, check_draws_fit_in_memory, check_flag
     from ppzoo.inference import run_chains
     from ppzoo.inference.sgmcmc.driver import Resumed
     from ppzoo.sampling import finish_result
@@ -358,6 +358,7 @@ def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, prog
     if backend.dim != settings["dim"]:
         raise ValueError(f"the model has {backend.dim} unconstrained dimensions, checkpoint {checkpoint} "
                          f"{settings['dim']}: it is not the program the run sampled")
+    check_draws_fit_in_memory(settings["num_chains"], num_samples, backend.dim)
     try:
         chains, kept = _restore_chains(state, backend)
     except (KeyError, TypeError, ValueError, AttributeError) as err:  # arrays or attrs missing or mangled

@@ -15,7 +15,8 @@ import numbers
 __all__ = [
     "check_count", "check_number", "check_flag", "check_seed", "check_thinning", "check_batch_size", "check_data_plate",
     "check_data_not_empty", "check_observations_finite", "nonfinite_count",
-    "nonfinite_arguments", "integer_arguments", "check_model_keywords", "MAX_SEED",
+    "nonfinite_arguments", "integer_arguments", "check_model_keywords", "check_draws_fit_in_memory",
+    "physical_memory", "pandas_values", "MAX_SEED",
 ]
 
 #: seeds are integers in ``[0, MAX_SEED]``: what both ``jax.random.PRNGKey`` (an int64)
@@ -117,6 +118,34 @@ def check_data_plate(data_plate, plates) -> str:
     return data_plate
 
 
+def physical_memory() -> int | None:
+    """The machine's physical memory in bytes (``SC_PHYS_PAGES * SC_PAGE_SIZE``), or ``None`` where
+    the system does not say (Windows, some containers)."""
+    import os
+
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def check_draws_fit_in_memory(num_chains: int, num_samples: int, dim: int, memory: int | None = None) -> None:
+    """A ``ValueError`` before a run whose kept positions alone, ``num_chains x num_samples x dim``
+    float32 values, need more than the machine's memory (``memory`` bytes, by default
+    :func:`physical_memory`; no check where it is unknown): such a run would fail, or swap, only
+    after its warmup."""
+    memory = physical_memory() if memory is None else memory
+    size = 4 * num_chains * num_samples * dim
+    if memory is None or size <= memory:
+        return
+    raise ValueError(
+        f"num_samples={num_samples:,} is too many to keep: the positions alone need num_chains x num_samples x "
+        f"dimension x 4 bytes = {num_chains} x {num_samples:,} x {dim} x 4 = {size / 2**30:,.1f} GiB, and this "
+        f"machine has {memory / 2**30:,.1f} GiB of memory. Keep fewer draws (thinning= keeps every k-th)"
+    )
+
+
 def nonfinite_count(value):
     """``(number of NaN / infinite entries, size)`` of a floating array (NumPy, JAX or torch), else ``None``."""
     import numpy as np
@@ -137,12 +166,35 @@ def nonfinite_count(value):
     return (bad, int(value.size)) if bad else None
 
 
-def check_observations_finite(observed) -> None:
+def check_observations_finite(observed, masks=None) -> None:
     """A ``ValueError`` naming the first observed site of ``{name: value}`` that holds NaN or
     infinite values, with their count: a fit or a chain would otherwise stop at its first step,
-    or fit nothing."""
+    or fit nothing. Where every such value lies where the site's mask (``masks[name]``, a
+    ``handlers.mask`` or NumPyro's ``obs_mask``) is False, the message says why a mask is not
+    enough: the gradient of each entry's log-density is computed and then multiplied by zero, and
+    zero times NaN is NaN."""
+    import numpy as np
+
     for name, value in observed.items():
         found = nonfinite_count(value)
+        mask = (masks or {}).get(name)
+        if found and mask is not None:
+            try:
+                values = np.asarray(value)
+                kept = np.broadcast_to(np.asarray(mask, dtype=bool), values.shape[: np.ndim(mask)]
+                                       if np.ndim(mask) <= values.ndim else np.shape(mask))
+                kept = kept.reshape(kept.shape + (1,) * (values.ndim - kept.ndim))
+                masked_only = not np.any(~np.isfinite(values) & kept)
+            except (TypeError, ValueError):
+                masked_only = False
+            if masked_only:
+                raise ValueError(
+                    f"observed site {name!r} contains NaN or infinite values ({found[0]} of {found[1]}), all where "
+                    "its mask is False. A mask leaves them out of the likelihood but not out of its gradient: "
+                    "ppzoo differentiates the model's log-density at every entry and the mask multiplies it by zero, and zero "
+                    f"times NaN is NaN. Put a finite placeholder in the masked entries (e.g. "
+                    f"numpy.nan_to_num({name}) or a value in the distribution's support); the mask keeps them out"
+                )
         if found:
             raise ValueError(
                 f"observed site {name!r} contains NaN or infinite values ({found[0]} of {found[1]}); ppzoo "
@@ -192,6 +244,18 @@ def _parameter_names(program) -> list[str]:
         return list(inspect.signature(program).parameters)
     except (TypeError, ValueError):
         return []
+
+
+def pandas_values(args, kwargs):
+    """``(args, kwargs)`` with each pandas ``Series`` / ``DataFrame`` argument replaced by its values
+    (``.to_numpy()``), which both PPLs compute with as they would the NumPy array."""
+
+    def values(value):
+        if type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy"):
+            return value.to_numpy()
+        return value
+
+    return tuple(values(v) for v in args), {k: values(v) for k, v in kwargs.items()}
 
 
 def check_data_not_empty(program, args, kwargs) -> None:

@@ -18,6 +18,7 @@ from ppzoo.checks import (
     check_flag,
     check_model_keywords,
     check_seed,
+    pandas_values,
 )
 from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
 from ppzoo.diagnostics.collapse import CollapseReport, collapse_report
@@ -45,7 +46,7 @@ from ppzoo.inference.evaluate import (
 )
 from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 from ppzoo.interrupt import deferred_interrupt
-from ppzoo.refinement import refine_fit, why_not_refined
+from ppzoo.refinement import data_elements, refine_fit, why_not_refined
 
 __all__ = ["fit", "Fit"]
 
@@ -529,7 +530,7 @@ def fit(
         check_flag("refine", refine)
     if batch_size is not None:  # its type and lower bound before the model is traced; N is known after
         check_count("batch_size", batch_size, 1)
-    args, kwargs = tuple(args), dict(kwargs)
+    args, kwargs = pandas_values(args, kwargs)
     check_model_keywords(model, kwargs, fit)
     check_data_not_empty(model, args, kwargs)
     backend = resolve_backend(model, args, kwargs, backend,
@@ -581,11 +582,12 @@ def fit(
     trend = loss_trend(losses[start:]) if len(losses) else None
     params, refinement, not_refined = result.params, None, None
     if refine or (refine is None and num_steps is None):
-        not_refined = why_not_refined(objective, result.data_size, result.stop_reason, changing)
+        values = data_elements(args, kwargs)
+        not_refined = why_not_refined(objective, values, result.stop_reason, changing)
         if not_refined is None:
             refined, outcome = refine_fit(
                 svi_adapter(backend, device), objective, model, guide, args, kwargs, params=result.params,
-                plate=(result.data_plate, result.data_size), seed=seed, scope=result.scope,
+                plate=(result.data_plate, result.data_size), seed=seed, scope=result.scope, data_size=values,
             )
             if refined is None:
                 not_refined = outcome

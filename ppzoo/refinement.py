@@ -29,7 +29,7 @@ replication rather than assumed.
 
 Where it does not apply (an objective that changes with the step, more
 than :data:`MAX_PARAMETERS` parameters, a data set over
-:data:`PARTICLE_DATA_BUDGET` / :data:`MIN_PARTICLES` data, a run that
+:data:`PARTICLE_DATA_BUDGET` / :data:`MIN_PARTICLES` data values, a run that
 stopped early) the fit keeps the stochastic answer and its loss-trend verdict, and says so
 (``Fit.refinement`` is ``None``, ``Fit.judged_on == "loss"``).
 """
@@ -43,7 +43,7 @@ from ppzoo.inference.svi import IWAE
 from ppzoo.inference.svi.refine import minimize_sample_average
 from ppzoo.inference.svi.saa import refinable, sample_average_objective
 
-__all__ = ["refine_fit", "why_not_refined", "PARTICLES", "MIN_PARTICLES", "REPLICATES", "MAX_PARAMETERS",
+__all__ = ["refine_fit", "why_not_refined", "data_elements", "PYRO_PARTICLES", "PARTICLES", "MIN_PARTICLES", "REPLICATES", "MAX_PARAMETERS",
            "PARTICLE_DATA_BUDGET", "CHECK_DRAWS"]
 
 #: draws in each fixed sample (fewer on larger data sets, down to :data:`MIN_PARTICLES`)
@@ -57,8 +57,13 @@ MAX_REPLICATES = 9
 MIN_DEGREES_OF_FREEDOM = 8
 #: fits with more unconstrained parameters than this (neural networks) keep the stochastic answer
 MAX_PARAMETERS = 5000
-#: draws times data in one evaluation of the fixed-sample objective, at most
-PARTICLE_DATA_BUDGET = 2**23
+#: Pyro's fixed samples hold at most this many draws: torch's autograd keeps every intermediate of a
+#: vectorised run, and an AutoMultivariateNormal program under IWAE with several thousand particles
+#: has been seen to broadcast its particles against each other (K x K memory)
+PYRO_PARTICLES = 1024
+#: draws times data values (every array argument's entries) in one evaluation of the fixed-sample
+#: objective, at most: memory grows with it (a VAE's draws are scored on every pixel of every datum)
+PARTICLE_DATA_BUDGET = 2**21
 #: a replicate whose line search stopped short (single precision runs out of digits before SciPy's
 #: tolerances are met) is minimised again from there; it counts as converged when that moved the
 #: guide's means by less than this many sds and its sds by less than this fraction
@@ -68,8 +73,17 @@ STEP_TOLERANCE = 0.01
 CHECK_DRAWS = 256
 
 
+def data_elements(args, kwargs) -> int:
+    """The number of values in the arrays among the program's arguments (what each draw is scored on)."""
+    import jax
+
+    leaves = jax.tree_util.tree_leaves((tuple(args), dict(kwargs)))
+    return int(sum(int(np.prod(np.shape(x))) for x in leaves if hasattr(x, "shape")))
+
+
 def _particles(data_size, objective=None) -> int:
-    """Draws in each fixed sample: :data:`PARTICLES` (IWAE: as many groups of ``K``) within the budget."""
+    """Draws in each fixed sample: :data:`PARTICLES` (IWAE: as many groups of ``K``) within the budget
+    of draws times data values (``data_size``: :func:`data_elements`)."""
     wanted = PARTICLES
     if isinstance(objective, IWAE):
         # the bound flattens in the guide's parameters as K grows (the fixed-sample optimum of the
@@ -94,18 +108,21 @@ def why_not_refined(objective, data_size, stop_reason, changing) -> str | None:
     if changing or not refinable(objective):
         return f"its objective ({objective!r}) has no fixed optimum to refine to"
     if _particles(data_size) < MIN_PARTICLES:
-        return f"its data plate has {data_size:,} data, more than the refinement's budget of {PARTICLE_DATA_BUDGET // MIN_PARTICLES:,}"
+        return (f"its data hold {data_size:,} values, more than the refinement's budget of "
+                f"{PARTICLE_DATA_BUDGET // MIN_PARTICLES:,}")
     return None
 
 
-def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate, seed, scope=None):
+def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate, seed, scope=None, data_size=None):
     """``(params, Refinement)``, or ``(None, reason)`` where the fit is too large to refine.
 
     ``plate = (name, N)`` or ``(None, None)``; ``params`` the stochastic fit's
     (constrained, NumPy). The replicates use seeds derived from ``seed``; the
     guide draws behind the errors use one seed for every point compared.
     """
-    particles = _particles(plate[1], objective)
+    particles = _particles(data_elements(args, kwargs) if data_size is None else data_size, objective)
+    if adapter.name == "pyro":
+        particles = min(particles, PYRO_PARTICLES)
     twin = sample_average_objective(objective, particles)
     seeds = [int(s) for s in np.random.SeedSequence([seed, 0x5AA]).generate_state(MAX_REPLICATES)]
     problem = adapter.saa_problem(twin, model, guide, args, kwargs, params=params, plate=plate, seeds=seeds, scope=scope)

@@ -12,10 +12,12 @@ from ppzoo.backends.support import check_observed_support
 from ppzoo.checks import (
     check_count,
     check_data_not_empty,
+    check_draws_fit_in_memory,
     check_flag,
     check_model_keywords,
     check_seed,
     check_thinning,
+    pandas_values,
 )
 from ppzoo.diagnostics import arviz_compat, sampler_run_to_inference_data
 from ppzoo.diagnostics.convergence import check_convergence
@@ -174,6 +176,7 @@ def sample(
     check_count("num_chains", num_chains, 1)
     check_thinning(thinning)
     check_model_keywords(model, kwargs, sample)
+    args, kwargs = pandas_values(args, kwargs)
     check_data_not_empty(model, args, kwargs)
     if checkpoint_every is not None:
         check_count("checkpoint_every", checkpoint_every, 1)
@@ -195,6 +198,7 @@ def sample(
         )
         check_observed_support(oracle)
         check_count("num_chains", num_chains, 1)
+        check_draws_fit_in_memory(num_chains, num_samples, oracle.dim)
         start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
         check_interrupt()  # stopped before the chains exist: nothing to return
         log_likelihood = resolve_log_likelihood(log_likelihood, num_chains, num_samples, oracle.num_data, stacklevel=3)

@@ -235,6 +235,9 @@ _SAMPLE = [
     ("num_samples", 10.0, TypeError, "num_samples must be an integer >= 1, got 10.0", None, ()),
     ("num_samples", "10", TypeError, "num_samples must be an integer >= 1, got '10'", None, ()),
     ("num_samples", True, TypeError, "num_samples must be an integer >= 1, got True", None, ()),
+    ("num_samples", 10**12, ValueError, r"num_samples=1,000,000,000,000 is too many to keep: the positions alone need "
+     r"num_chains x num_samples x dimension x 4 bytes = 1 x 1,000,000,000,000 x 3 x 4 = .* GiB, and this machine has",
+     "10**12", ()),
     ("num_warmup", -1, ValueError, "num_warmup must be an integer >= 0, got -1", None, ()),
     ("num_warmup", 1.5, TypeError, "num_warmup must be an integer >= 0, got 1.5", None, ()),
     ("num_warmup", None, TypeError, "num_warmup must be an integer >= 0, got None", None, ()),
@@ -372,6 +375,11 @@ ROWS += [
         _IMPROPER + r"the marginal likelihood p\(x\) is not defined under it"),
 ]
 
+_MASKED_NAN = Program("masked_nan", "a NaN in y under a mask (handlers.mask / poutine.mask)")
+_MASKED = (r"observed site 'y' contains NaN or infinite values \(1 of 20\), all where its mask is False.*zero times "
+           "NaN is NaN. Put a finite placeholder in the masked entries")
+ROWS += [Row(f, "model", _MASKED_NAN, ValueError, _MASKED) for f in ("sample", "fit")]
+
 # -- programs that read their data beyond the rows they are given (tests/test_data_reading.py) ------
 _READS = r"model '.*_reads_count' reads its data outside the rows of the data plate 'data'"
 _SHORT = "the subsampling idiom, obs=y[idx] with y of 15 rows in a plate of 20"
@@ -450,6 +458,8 @@ _CLI = [
     ("model", "run no_such_model", "unknown model 'no_such_model'; known models: bnn_regression, eight_schools"),
     ("--num-samples", "run --num-samples 0", "argument --num-samples: expected a positive integer, got '0'"),
     ("--num-samples", "run --num-samples 2.5", "argument --num-samples: expected a positive integer, got '2.5'"),
+    ("--num-samples", "run --num-samples 1000000000000",
+     r"num_samples=1,000,000,000,000 is too many to keep: the positions alone need .* GiB, and this machine has"),
     ("--num-chains", "run --num-chains 0", "argument --num-chains: expected a positive integer, got '0'"),
     ("--num-warmup", "run --num-warmup -1", "num_warmup must be an integer >= 0, got -1"),
     ("--num-warmup", "run --num-warmup ten", "argument --num-warmup: invalid int value: 'ten'"),

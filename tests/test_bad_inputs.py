@@ -8,6 +8,7 @@ import re
 import shlex
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as ndist
@@ -153,6 +154,20 @@ def pyro_short_index(y):
         pyro.sample("obs", pdist.Normal(mu, 1.0), obs=y[idx])
 
 
+def numpyro_masked_nan(y):
+    y = jnp.where(jnp.arange(y.shape[0]) == 3, jnp.nan, y)
+    mu = numpyro.sample("mu", ndist.Normal(0.0, 1.0))
+    with numpyro.plate("data", y.shape[0]), numpyro.handlers.mask(mask=~jnp.isnan(y)):
+        numpyro.sample("y", ndist.Normal(mu, 1.0), obs=y)
+
+
+def pyro_masked_nan(y):
+    y = torch.where(torch.arange(y.shape[0]) == 3, torch.nan, y)
+    mu = pyro.sample("mu", pdist.Normal(0.0, 1.0))
+    with pyro.plate("data", y.shape[0]), pyro.poutine.mask(mask=~torch.isnan(y)):
+        pyro.sample("y", pdist.Normal(mu, 1.0), obs=y)
+
+
 def not_a_program(y):
     return y * 2
 
@@ -186,6 +201,7 @@ PROGRAMS = {
     "reads_count_large": {"numpyro": numpyro_reads_count, "pyro": pyro_reads_count},
     "self_scaled": {"numpyro": numpyro_self_scaled, "pyro": pyro_self_scaled},
     "short_index": {"numpyro": numpyro_short_index, "pyro": pyro_short_index},
+    "masked_nan": {"numpyro": numpyro_masked_nan, "pyro": pyro_masked_nan},
 }
 #: data of the programs above: N = 20, except where a row is about N
 PROGRAM_DATA = {"per_datum": 1001, "reads_count_large": 1001, "short_index": 15}

@@ -6,7 +6,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from conftest import LINEAR_REGRESSION
+from conftest import LINEAR_REGRESSION, slow_for
 
 import ppzoo
 
@@ -98,3 +98,39 @@ def test_chains_start_at_init_positions(regression_data, name):
                      progress_bar=False)
     np.testing.assert_allclose(run.positions[:, 0], init, atol=1e-3)
     assert np.abs(run.positions[:, 0] - init).max() > 0  # it moved, a little
+
+
+def test_the_memory_check_names_the_numbers_and_passes_where_memory_is_unknown(monkeypatch):
+    """A run whose kept positions exceed the machine's memory is refused with the sizes; where the
+    system does not tell its memory, the run is not refused."""
+    import os
+
+    from ppzoo.checks import check_draws_fit_in_memory, physical_memory
+
+    with pytest.raises(ValueError, match=r"4 x 1,000,000 x 10 x 4 = 0\.1 GiB, and this machine has 0\.0 GiB"):
+        check_draws_fit_in_memory(4, 10**6, 10, memory=2**20)
+    check_draws_fit_in_memory(4, 10**6, 10, memory=2**30)
+
+    def unavailable(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(os, "sysconf", unavailable)
+    assert physical_memory() is None
+    check_draws_fit_in_memory(4, 10**12, 10**3)
+
+
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
+def test_pandas_data_are_taken_as_their_values(regression_data, backend):
+    """A pandas ``DataFrame`` passed as ``x`` and a ``Series`` as ``y`` are their values: the draws
+    equal those of the NumPy arrays."""
+    import pandas as pd
+    import torch
+
+    x, y = regression_data
+    to = (lambda a: torch.as_tensor(a)) if backend == "pyro" else (lambda a: a)
+    settings = dict(method="sgld", step_size=1e-3, num_warmup=0, num_samples=2, num_chains=1, adapt=False, seed=2,
+                    progress_bar=False, log_likelihood=False)
+    model = LINEAR_REGRESSION[backend]
+    given = ppzoo.sample(model, pd.DataFrame(x), y=pd.Series(y), **settings)
+    plain = ppzoo.sample(model, to(x), y=to(y), **settings)
+    np.testing.assert_array_equal(given.posterior["w"].values, plain.posterior["w"].values)

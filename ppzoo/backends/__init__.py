@@ -11,7 +11,7 @@ from __future__ import annotations
 from ppzoo.backends.base import Backend
 from ppzoo.backends.batching import indexed_arguments
 from ppzoo.backends.layout import ModelLayout, model_name
-from ppzoo.checks import integer_arguments, nonfinite_arguments, nonfinite_count
+from ppzoo.checks import integer_arguments, nonfinite_arguments, nonfinite_count, pandas_values
 
 __all__ = ["Backend", "ModelLayout", "BACKENDS", "detect_backend", "resolve_backend", "check_guide_ppl", "make_backend"]
 
@@ -225,7 +225,7 @@ def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, dev
     ``False`` runs it eagerly; NumPyro always compiles with ``jax.jit``, which
     refuses Python control flow on a traced value rather than freezing it.
     """
-    args, kwargs = tuple(args), dict(kwargs or {})
+    args, kwargs = pandas_values(args, kwargs or {})
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     name, cls, trace = _detect(model, args, kwargs)

@@ -59,6 +59,7 @@ class SiteRecord:
     value: object = None  # the observed value (observed sites only)
     event_dim: int = 0  # trailing dims of the value that are one event
     is_factor: bool = False  # a factor statement (``numpyro.factor`` / ``pyro.factor``), not data
+    mask: object = None  # the observed site's mask (False: left out of the likelihood), if it has one
 
 
 def value_dims(site: SiteRecord) -> tuple[str, ...]:
@@ -162,7 +163,8 @@ def model_name(model) -> str:
 
 
 def _check_observed_values(sites: list[SiteRecord]) -> None:
-    check_observations_finite({site.name: site.value for site in sites if site.observed and site.value is not None})
+    check_observations_finite({site.name: site.value for site in sites if site.observed and site.value is not None},
+                              masks={site.name: site.mask for site in sites if site.observed})
 
 
 #: the default minibatch holds at least this many data (all of them when there are fewer).

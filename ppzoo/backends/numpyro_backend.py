@@ -65,6 +65,8 @@ def _is_data(leaf) -> bool:
 
 def _to_jax(tree, device=None):
     def convert(leaf):
+        if type(leaf).__module__.startswith("pandas") and hasattr(leaf, "to_numpy"):  # a Series, a DataFrame
+            leaf = leaf.to_numpy()
         if type(leaf).__module__.startswith("torch"):
             leaf = leaf.detach().cpu().numpy()
         if isinstance(leaf, np.ndarray):

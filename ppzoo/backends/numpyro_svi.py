@@ -199,7 +199,10 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
     the model's observations are checked first, on a trace of the model alone (an autoguide's
     initialisation would otherwise fail on them with a message that does not say why)."""
     alone = handlers.trace(handlers.seed(handlers.substitute(model, data=params or {}), 1)).get_trace(*args, **kwargs)
-    check_observations_finite({n: s["value"] for n, s in alone.items() if s["type"] == "sample" and s["is_observed"]})
+    observed = {n: s for n, s in alone.items() if s["type"] == "sample" and s["is_observed"]}
+    check_observations_finite({n: s["value"] for n, s in observed.items()},
+                              masks={n: s.get("mask") if s.get("mask") is not None else getattr(s["fn"], "_mask", None)
+                                     for n, s in observed.items()})
     for n, site in alone.items():
         if site["type"] == "sample" and site["is_observed"]:
             check_observed_site(n, site["fn"], site["value"], [(f.name, f.dim) for f in site["cond_indep_stack"]])

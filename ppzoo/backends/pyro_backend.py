@@ -95,6 +95,8 @@ def _torch_device(device):
 
 def _to_torch(tree, device):
     def convert(leaf):
+        if type(leaf).__module__.startswith("pandas") and hasattr(leaf, "to_numpy"):  # a Series, a DataFrame
+            leaf = leaf.to_numpy()
         if isinstance(leaf, torch.Tensor):  # floats in the default dtype, as NumPy's below and the parameters
             return leaf.to(device=device, dtype=torch.get_default_dtype() if leaf.is_floating_point() else None)
         if isinstance(leaf, np.ndarray) or type(leaf).__module__.startswith(("jax", "jaxlib")):

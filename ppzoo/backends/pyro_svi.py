@@ -552,10 +552,11 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None):
             trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     finally:
         pyro.util.set_rng_state(state)
-    check_observations_finite({
-        n: s["value"].detach().cpu().numpy() for n, s in trace.nodes.items()
-        if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and torch.is_tensor(s["value"])
-    })
+    observed = {n: s for n, s in trace.nodes.items()
+                if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and torch.is_tensor(s["value"])}
+    check_observations_finite({n: s["value"].detach().cpu().numpy() for n, s in observed.items()},
+                              masks={n: s["mask"].detach().cpu().numpy() if torch.is_tensor(s.get("mask")) else None
+                                     for n, s in observed.items()})
     for n, site in trace.nodes.items():
         if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site):
             check_observed_site(n, site["fn"], site["value"], [(f.name, f.dim) for f in site["cond_indep_stack"]])

@@ -125,11 +125,21 @@ def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable)
                 plates=tuple(name for name, _ in site.frames),
                 plate_dims=dict(site.frames),
                 value=to_numpy(site.value) if site.observed else None,
+                mask=_observed_mask(site, to_numpy),
                 event_dim=int(site.fn.event_dim),
                 is_factor=site.observed and type(site.fn).__name__ == "Unit",
             )
         )
     return records
+
+
+def _observed_mask(site: Site, to_numpy):
+    """An observed site's mask as a NumPy array (a handler's, or a NumPyro ``MaskedDistribution``'s,
+    which is how ``handlers.mask`` and ``obs_mask`` reach it), ``None`` where it has none."""
+    mask = site.mask if site.mask is not None else getattr(site.fn, "_mask", None)
+    if not site.observed or mask is None or isinstance(mask, bool):
+        return None
+    return to_numpy(mask)
 
 
 def masked_log_prob(site: Site):
