@@ -211,9 +211,8 @@ def _local_latents(latent: list[SiteRecord], plate: PlateRecord, name: str) -> b
     local = [site.name for site in latent if plate.name in site.plates]
     if not local:
         return False
-    if plate.size > FULL_BATCH_MAX_DATA or plate.subsample_size is not None:
-        why = (f"it subsamples (subsample_size={plate.subsample_size})" if plate.subsample_size is not None
-               else f"N={plate.size} is more than {FULL_BATCH_MAX_DATA}")
+    why = _no_full_batch(plate)
+    if why:
         raise ValueError(
             f"model {name!r}: latent sites {local} lie inside the data plate {plate.name!r}, and minibatch "
             f"gradients cannot update a per-datum latent; ppzoo runs such models full-batch only on small data, "
@@ -229,6 +228,16 @@ def _local_latents(latent: list[SiteRecord], plate: PlateRecord, name: str) -> b
     return True
 
 
+def _no_full_batch(plate: PlateRecord) -> str | None:
+    """Why the data plate cannot run full-batch (it subsamples itself, or holds more than
+    :data:`FULL_BATCH_MAX_DATA` entries), or ``None`` where it can."""
+    if plate.subsample_size is not None:
+        return f"it subsamples (subsample_size={plate.subsample_size})"
+    if plate.size > FULL_BATCH_MAX_DATA:
+        return f"N={plate.size} is more than {FULL_BATCH_MAX_DATA}"
+    return None
+
+
 def reads_data_elsewhere(plate: PlateRecord, name: str, findings, how: str) -> None:
     """A program that reads its data beyond the rows it is given (``findings``: what changed when
     it was given a few rows, :func:`ppzoo.backends.batching.check_data_reading`; ``how``: how it was
@@ -237,9 +246,8 @@ def reads_data_elsewhere(plate: PlateRecord, name: str, findings, how: str) -> N
     :data:`FULL_BATCH_MAX_DATA` entries (then it always gets all its data); beyond that, or where
     the plate subsamples itself, a ``ValueError`` names the sites and the ways out."""
     what = "; ".join(findings)
-    if plate.size > FULL_BATCH_MAX_DATA or plate.subsample_size is not None:
-        why = (f"it subsamples (subsample_size={plate.subsample_size})" if plate.subsample_size is not None
-               else f"N={plate.size} is more than {FULL_BATCH_MAX_DATA}")
+    why = _no_full_batch(plate)
+    if why:
         raise ValueError(
             f"model {name!r} reads its data outside the rows of the data plate {plate.name!r} it is given: {how}, "
             f"these changed: {what}. A minibatch would change the model; ppzoo runs such models full-batch only on "
