@@ -43,7 +43,7 @@ from ppzoo.inference.svi import IWAE
 from ppzoo.inference.svi.refine import minimize_sample_average
 from ppzoo.inference.svi.saa import refinable, sample_average_objective
 
-__all__ = ["refine_fit", "why_not_refined", "data_elements", "PYRO_PARTICLES", "PARTICLES", "MIN_PARTICLES", "REPLICATES", "MAX_PARAMETERS",
+__all__ = ["refine_fit", "why_not_refined", "data_elements", "PARTICLES", "MIN_PARTICLES", "REPLICATES", "MAX_PARAMETERS",
            "PARTICLE_DATA_BUDGET", "CHECK_DRAWS"]
 
 #: draws in each fixed sample (fewer on larger data sets, down to :data:`MIN_PARTICLES`)
@@ -57,10 +57,6 @@ MAX_REPLICATES = 9
 MIN_DEGREES_OF_FREEDOM = 8
 #: fits with more unconstrained parameters than this (neural networks) keep the stochastic answer
 MAX_PARAMETERS = 5000
-#: Pyro's fixed samples hold at most this many draws: torch's autograd keeps every intermediate of a
-#: vectorised run, and an AutoMultivariateNormal program under IWAE with several thousand particles
-#: has been seen to broadcast its particles against each other (K x K memory)
-PYRO_PARTICLES = 1024
 #: draws times data values (every array argument's entries) in one evaluation of the fixed-sample
 #: objective, at most: memory grows with it (a VAE's draws are scored on every pixel of every datum)
 PARTICLE_DATA_BUDGET = 2**21
@@ -121,8 +117,6 @@ def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate,
     guide draws behind the errors use one seed for every point compared.
     """
     particles = _particles(data_elements(args, kwargs) if data_size is None else data_size, objective)
-    if adapter.name == "pyro":
-        particles = min(particles, PYRO_PARTICLES)
     twin = sample_average_objective(objective, particles)
     seeds = [int(s) for s in np.random.SeedSequence([seed, 0x5AA]).generate_state(MAX_REPLICATES)]
     problem = adapter.saa_problem(twin, model, guide, args, kwargs, params=params, plate=plate, seeds=seeds, scope=scope)

@@ -127,19 +127,11 @@ CASES = [
 QUICK = {("numpyro", 0), ("numpyro", 3)}
 
 
-#: Pyro cases whose refinement is not yet trusted: at several thousand vectorised particles an
-#: AutoMultivariateNormal program has been seen to broadcast its particles against each other
-#: (K x K memory), so only the conjugate ELBO cases run on Pyro until that is found
-PYRO_OPEN = "the Pyro refinement at thousands of vectorised particles is under investigation (K x K broadcast)"
-
-
 def _params():
     out = []
     for backend in ("numpyro", "pyro"):
         for i, case in enumerate(CASES):
             marks = () if (backend, i) in QUICK else (pytest.mark.slow,)
-            if backend == "pyro" and not (case[0] == "conjugate" and case[2] == "elbo"):
-                marks = (*marks, pytest.mark.xfail(run=False, reason=PYRO_OPEN))
             out.append(pytest.param(backend, *case, marks=marks, id=f"{backend}-{'-'.join(map(str, case))}"))
     return out
 

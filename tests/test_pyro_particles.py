@@ -137,6 +137,36 @@ def test_vmap_terms_are_each_particles_model_run_as_written(data):
     assert run.observed["y"] is y
 
 
+def cross_model(x, y):
+    """Written for a ``(K, d)`` draw: ``w.unsqueeze(-2)`` of the plate's ``(K, 1, d)`` draw makes a
+    ``(K, 1, N)`` mean, which the data plate broadcasts to ``(K, K, N)``: every particle against
+    every other. Unvectorised it is the ordinary regression."""
+    w = pyro.sample("w", pdist.Normal(0.0, 1.5).expand([x.shape[1]]).to_event(1))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("y", pdist.Bernoulli(logits=(x * w.unsqueeze(-2)).sum(-1)), obs=y)
+
+
+def test_a_program_that_broadcasts_particles_against_each_other_is_not_run_in_the_plate(data):
+    """In the plate each particle would be scored on the sum over all particles' likelihoods (and
+    ``K x K x N`` memory); it runs under vmap instead, and each particle's terms are its own."""
+    x, y = data
+    pyro.clear_param_store()
+    ranks = pyro_svi.probe(cross_model, guide, (x, y), {}).batch_ranks
+    options = dict(num_particles=K, max_plate_nesting=1)
+    with torch.no_grad():
+        with pytest.raises(pyro_svi.NotVectorisable, match="against each other"):
+            pyro_svi.log_density_terms(cross_model, guide, (x, y), {}, way="plate", **options)
+        pyro.set_rng_seed(2)
+        ways = pyro_svi.ParticleWays()
+        run = ways.run(cross_model, guide, (x, y), {}, batch_ranks=lambda: ranks, **options)
+        pyro.set_rng_seed(2)
+        looped = pyro_svi.looped_terms(cross_model, guide, (x, y), {}, **options)
+    assert ways.way_of((cross_model, guide)) == "vmap"
+    assert run.terms.obs_local.shape == (K, N)
+    assert run.terms.obs_local.sum(-1).std() > 1.0  # the particles' likelihoods differ
+    torch.testing.assert_close(run.terms.obs_local, looped.obs_local, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("objective, estimator", [("elbo", "reparam"), ("iwae", "dreg")])
 def test_a_matmul_fit_runs_vectorised_and_compiled(objective, estimator, data):
     """An autoguide fit of ``x @ w`` with K particles: no warning, the compiled step kept, and the

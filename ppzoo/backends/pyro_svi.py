@@ -138,6 +138,25 @@ def _site_log_prob(site, path_only=False):
     return log_prob(site["fn"], site["value"], site.get("mask"), torch.Tensor.detach if path_only else None)
 
 
+def _check_particle_rank(name, site, rank) -> None:
+    """Raise :class:`NotVectorisable` where a site's batch shape has dimensions left of the
+    particles' (``rank`` = the plates' and the particles'): the program broadcast its particles
+    against each other (``w.unsqueeze(-2)`` of a ``(K, 1, d)`` draw makes a ``(K, K, B)``
+    likelihood), which would score every particle on all of them. Checked before ``log_prob``,
+    which would allocate the ``K x K`` array."""
+    fn, value = site["fn"], site["value"]
+    value_batch = tuple(value.shape[: max(value.dim() - fn.event_dim, 0)]) if torch.is_tensor(value) else ()
+    try:
+        shape = torch.broadcast_shapes(tuple(fn.batch_shape), value_batch)
+    except RuntimeError as err:
+        raise NotVectorisable(f"site {name!r}: {_first_line(err)}") from err
+    if len(shape) > rank:
+        raise NotVectorisable(
+            f"site {name!r} has batch shape {tuple(shape)}, with dimensions left of the particles' (at "
+            f"dim {-rank}): the program broadcasts the particles against each other"
+        )
+
+
 def accumulate(trace, kinds, num_particles, particle_dim, data_plate, data_scale, path_only=False):
     """Per-kind sums ``{kind: [global (K,), local (K, B) or None]}`` over the trace's sample sites."""
     out = {kind: [None, None] for kind in set(kinds.values())}
@@ -145,6 +164,8 @@ def accumulate(trace, kinds, num_particles, particle_dim, data_plate, data_scale
     for name, site in trace.nodes.items():
         if name not in kinds:
             continue
+        if num_particles > 1:
+            _check_particle_rank(name, site, -particle_dim)
         lp = _site_log_prob(site, path_only=path_only)
         device = lp.device
         scale = site["scale"]
