@@ -26,6 +26,12 @@ continues the run in the blocks the uninterrupted run takes: the same seed gives
 (tested on both backends). Set-up and warmup are not repeated; a run interrupted before
 warmup ended has no checkpoint to resume from. A file that cannot be read as a checkpoint
 (truncated, corrupt, or not one) raises :class:`CheckpointError`, naming the file.
+
+A run whose checkpoints would not fit in the free space of their folder is refused before it
+starts (:func:`ppzoo.files.check_run_fits_on_disk`). A checkpoint that cannot be written during
+the run (a disk that fills up) does not stop it: a ``RuntimeWarning`` names the file, the error
+and the draws of the last good checkpoint, the next block tries again, and the run's result is
+returned whole, its posterior's ``checkpoint_error`` attr saying why where the last try failed.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import inspect
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -163,16 +170,49 @@ def _ppzoo_class(reference: str):
 
 class Checkpointer:
     """``on_block`` of :func:`~ppzoo.inference.sgmcmc.driver.run_chains` that writes ``path``
-    at the end of warmup, every ``every`` draws and after the last."""
+    at the end of warmup, every ``every`` draws and after the last.
+
+    A write that fails (``OSError``: a full disk, a folder gone) does not stop the run: a
+    ``RuntimeWarning`` names the file, the error and the draws the last good checkpoint holds, and
+    the next block tries again (another warning when it succeeds, or when it fails again after
+    that); the draws stay in memory and the run's result is whole (:meth:`note_failure`)."""
 
     def __init__(self, path, every: int, backend, settings: dict):
         self.path, self.every, self.backend, self.settings = str(path), int(every), backend, settings
         self.written = -1
+        #: the last write's error, ``None`` while the writes succeed
+        self.error = None
 
     def __call__(self, chains, kept, done, num_samples, thinning):
-        if done and done < num_samples and done - max(self.written, 0) < self.every:
+        due = not done or done >= num_samples or done - max(self.written, 0) >= self.every
+        if not due and self.error is None:  # after a failed write every block tries again
             return
-        self.write(chains, kept, done, num_samples, thinning)
+        try:
+            self.write(chains, kept, done, num_samples, thinning)
+        except OSError as err:
+            if self.error is None:
+                warnings.warn(f"checkpoint {self.path} could not be written ({_error_text(err)}); {self._last_good()}. "
+                              "Sampling goes on, its draws are kept in memory and returned whole, and the "
+                              "checkpoint is tried again after each block", RuntimeWarning, stacklevel=2)
+            self.error = err
+            return
+        if self.error is not None:
+            warnings.warn(f"checkpoint {self.path} is written again, with {done} draws per chain, after the "
+                          f"error {_error_text(self.error)}", RuntimeWarning, stacklevel=2)
+            self.error = None
+
+    def _last_good(self) -> str:
+        if self.written < 0:
+            return "no checkpoint of this run has been written"
+        return f"the last good checkpoint there holds {self.written} draws per chain"
+
+    def note_failure(self, idata):
+        """``idata`` with, where the last checkpoint write failed, the posterior's attr
+        ``checkpoint_error`` (the error, and what the checkpoint file holds)."""
+        if self.error is not None:
+            arviz_compat.get_group(idata, "posterior").attrs["checkpoint_error"] = (
+                f"checkpoint {self.path} could not be written ({_error_text(self.error)}); {self._last_good()}")
+        return idata
 
     def write(self, chains, kept, done, num_samples, thinning):
         from ppzoo.diagnostics import sampler_run_to_inference_data
@@ -273,6 +313,11 @@ def _read_netcdf(path):
     raise CheckpointError(message)
 
 
+def _error_text(err) -> str:
+    """An ``OSError`` in words, on one line: ``[Errno 28] No space left on device`` and the file."""
+    return " ".join(str(err).split())
+
+
 def _unreadable(path, err) -> str:
     detail = " ".join(f"{type(err).__name__}: {err}".split())  # one line
     return f"{path} is not a readable ppzoo checkpoint: the file is truncated, corrupt or of another kind ({detail})"
@@ -336,6 +381,7 @@ def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, prog
     """:func:`resume`, inside the global random states' guard."""
     from ppzoo.backends import make_backend
     from ppzoo.checks import check_count, check_draws_fit_in_memory, check_flag
+    from ppzoo.files import check_run_fits_on_disk
     from ppzoo.inference import run_chains
     from ppzoo.inference.sgmcmc.driver import Resumed
     from ppzoo.sampling import finish_result
@@ -369,13 +415,16 @@ def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, prog
         check_count("checkpoint_every", every, 1)
         writer = Checkpointer(checkpoint, every, backend, {**settings, "checkpoint_every": every})
         writer.written = settings["done"]
+    check_run_fits_on_disk(backend, settings["num_chains"], num_samples, settings["log_likelihood"],
+                           None if writer is None else checkpoint)
     run = run_chains(
         chains.kernel, backend, num_samples=num_samples, num_warmup=settings["num_warmup"],
         num_chains=settings["num_chains"], thinning=settings["thinning"], seed=settings["seed"],
         progress_bar=progress_bar, on_block=writer,
         resume=Resumed(chains, kept, settings["done"], settings["thinning"]),
     )
-    return finish_result(run, backend, settings["num_chains"], settings["log_likelihood"], stacklevel=5)
+    idata = finish_result(run, backend, settings["num_chains"], settings["log_likelihood"], stacklevel=5)
+    return idata if writer is None else writer.note_failure(idata)
 
 
 def _check_program(backend, settings, checkpoint) -> None:

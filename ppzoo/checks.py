@@ -146,6 +146,53 @@ def check_draws_fit_in_memory(num_chains: int, num_samples: int, dim: int, memor
     )
 
 
+def check_fits_on_disk(needs, fewer: str = "num_samples") -> None:
+    """An ``OSError`` before a run whose files need more than the free space of their folders
+    (``shutil.disk_usage``; no check where it cannot say): such a run would lose its file only
+    after the sampling. ``needs``: per file, in the order the run writes them, ``(option, path,
+    peak, final, how, replaces)``: the option that names it, the bytes it needs while it is written
+    and once written, how they were counted, and whether a file already at ``path`` is replaced
+    early in the run (a checkpoint: its size then counts as free). Files on one file system count
+    together: the files written before one still take their final size while it is written."""
+    import os
+    import shutil
+
+    def text(size):
+        for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if size >= scale:
+                return f"{size / scale:,.1f} {unit}"
+        return f"{size:,} bytes"
+
+    groups = {}
+    for option, path, peak, final, how, replaces in needs:
+        folder = os.path.dirname(os.path.abspath(os.path.realpath(path)))
+        try:
+            device = os.stat(folder).st_dev
+        except OSError:
+            continue
+        groups.setdefault(device, (folder, []))[1].append((option, path, peak, final, how, replaces))
+    for folder, files in groups.values():
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        replaced = sum(os.path.getsize(p) for _, p, *_, replaces in files if replaces and os.path.isfile(p))
+        needed, before = 0, 0
+        for _, _, peak, final, *_ in files:
+            needed, before = max(needed, before + peak), before + final
+        if needed <= free + replaced:
+            continue
+        names = " and ".join(f"{o} {p}" for o, p, *_ in files)
+        counted = "; ".join(f"{how} = {text(peak)}" for _, _, peak, _, how, _ in files)
+        options = " or ".join(o for o, *_ in files)
+        raise OSError(
+            f"{names}: the run's files need about {text(needed)} ({counted}; with the sample stats, the "
+            f"observed data and the file's layout), and {folder} has {text(free)} free"
+            + (f" (besides the {text(replaced)} of the checkpoint file the run replaces)" if replaced else "")
+            + f". Free some space, give {options} a file on another disk, or keep fewer draws ({fewer})"
+        )
+
+
 def nonfinite_count(value):
     """``(number of NaN / infinite entries, size)`` of a floating array (NumPy, JAX or torch), else ``None``."""
     import numpy as np

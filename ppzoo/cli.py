@@ -13,9 +13,12 @@ prints ArviZ's summary of a few parameters and writes the result (an
 ``xarray.DataTree`` under ArviZ 1.x, an ``InferenceData`` under 0.23; the
 file reads under either) to ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
 (``ModelSpec.sampler_defaults``). Bad arguments end with one line on stderr
-and exit status 2; ``--out`` is checked writable before the run starts, and
-a result that cannot be written there goes to a file in the system's
-temporary folder, named on stderr (exit status 1). A run stopped by Ctrl-C
+and exit status 2; ``--out`` is checked writable, and its folder checked to
+have the free space the result will take (with the checkpoint's, on the same
+disk), before the run starts. A result that cannot be written there (a full
+disk) goes to a new file in the current folder, else the home folder, else
+the system's temporary folder, named on stderr (exit status 1); where none
+takes it, stderr says so and the exit status is 1. A run stopped by Ctrl-C
 writes what it drew and exits with status 130. ``ppzoo --version`` prints the
 version.
 """
@@ -29,7 +32,13 @@ import tempfile
 import warnings
 
 from ppzoo._version import __version__
-from ppzoo.files import _temporary_beside, check_writable, write_netcdf
+from ppzoo.files import (
+    _temporary_beside,
+    check_writable,
+    netcdf_image,
+    write_netcdf,
+    writing_result_to,
+)
 
 __all__ = ["main", "write_netcdf", "check_writable"]
 
@@ -40,12 +49,53 @@ RUN_DEFAULTS = {"method": "sgld-cv", "num_warmup": 20000, "thinning": 50, "num_s
 RUN_OPTION_DEFAULTS = {"backend": "numpyro", "num_chains": 4, "seed": 0}
 
 
-def _fallback_path(path) -> str:
-    """Where a result goes when ``path`` cannot be written: the system's temporary folder."""
+def _fallback_folders(path) -> list[str]:
+    """Where a result goes when ``path`` cannot be written, in order: the current folder, the home
+    folder, the system's temporary folder (each once, ``path``'s own folder left out)."""
+    folders = []
+    for folder in (os.getcwd, lambda: os.path.expanduser("~"), tempfile.gettempdir):
+        try:
+            folder = os.path.realpath(folder())
+        except (OSError, RuntimeError):  # a current folder gone; no home
+            continue
+        if folder not in folders and os.path.isdir(folder):
+            folders.append(folder)
+    own = os.path.dirname(os.path.realpath(path))
+    return [f for f in folders if f != own] or folders
+
+
+def _write_elsewhere(idata, image, path, err) -> int:
+    """``idata`` (its file's bytes ``image``), which could not be written to ``path`` (``err``),
+    written to a new file in the first of :func:`_fallback_folders` that takes it, said on
+    stderr; exit status 1 either way."""
+    reason = _reason(err)
     stem = os.path.splitext(os.path.basename(path))[0] or "ppzoo-run"
-    fd, fallback = tempfile.mkstemp(prefix=f"{stem}-", suffix=".nc")
-    os.close(fd)
-    return fallback
+    failures = []
+    for folder in _fallback_folders(path):
+        fallback = None
+        try:
+            fd, fallback = tempfile.mkstemp(prefix=f"{stem}-", suffix=".nc", dir=folder)
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(fallback, 0o666 & ~umask)  # as a plain open makes it, not mkstemp's private mode
+            write_netcdf(idata, fallback, image=image)
+        except OSError as failure:
+            if fallback is not None and os.path.exists(fallback):
+                os.remove(fallback)  # no empty file left behind
+            failures.append(f"{folder} ({_reason(failure)})")
+            continue
+        print(f"ppzoo: error: could not write {path} ({reason}); the result is in {fallback}", file=sys.stderr)
+        return 1
+    print(f"ppzoo: error: could not write {path} ({reason}), nor a copy in {'; '.join(failures) or 'any folder'}: "
+          "the result is not saved. Free some space and run again, or give --out a file on another disk",
+          file=sys.stderr)
+    return 1
+
+
+def _reason(err) -> str:
+    """An ``OSError`` in one line: its words (``No space left on device``), else its text."""
+    return err.strerror if getattr(err, "strerror", None) else " ".join(str(err).split())
 
 
 def _positive_int(text):
@@ -317,12 +367,15 @@ def _run(opts) -> int:
         for name, default in RUN_OPTION_DEFAULTS.items():
             setattr(opts, name, default if getattr(opts, name) is None else getattr(opts, name))
     check_writable(opts.out)
+    # the free-space check before the run counts the result's file too
+    result_file = writing_result_to(opts.out, "--out", "--resume" if opts.resume is not None else "--checkpoint")
     if opts.resume is not None:
         from ppzoo.checkpoint import read_checkpoint
 
         run_settings = read_checkpoint(opts.resume)[2]
-        idata = ppzoo.resume(opts.resume, num_samples=opts.num_samples, checkpoint_every=opts.checkpoint_every,
-                             progress_bar=not opts.no_progress, device=opts.device)
+        with result_file:
+            idata = ppzoo.resume(opts.resume, num_samples=opts.num_samples, checkpoint_every=opts.checkpoint_every,
+                                 progress_bar=not opts.no_progress, device=opts.device)
         settings = {"method": arviz_compat.get_group(idata, "posterior").attrs["method"]}
         opts.backend = run_settings["backend"]
         opts.model = (run_settings.get("model_module") or opts.model).rsplit(".", 1)[-1]
@@ -336,20 +389,21 @@ def _run(opts) -> int:
             "inner_loop": opts.inner_loop,
         }
         settings.update({k: v for k, v in given.items() if v is not None})
-        idata = ppzoo.sample(
-            spec.model(opts.backend),
-            *args,
-            num_chains=opts.num_chains,
-            adapt=not opts.no_adapt,
-            **settings,
-            seed=opts.seed,
-            device=opts.device,
-            backend=opts.backend,
-            progress_bar=not opts.no_progress,
-            checkpoint=opts.checkpoint,
-            checkpoint_every=opts.checkpoint_every,
-            **kwargs,
-        )
+        with result_file:
+            idata = ppzoo.sample(
+                spec.model(opts.backend),
+                *args,
+                num_chains=opts.num_chains,
+                adapt=not opts.no_adapt,
+                **settings,
+                seed=opts.seed,
+                device=opts.device,
+                backend=opts.backend,
+                progress_bar=not opts.no_progress,
+                checkpoint=opts.checkpoint,
+                checkpoint_every=opts.checkpoint_every,
+                **kwargs,
+            )
     posterior = arviz_compat.get_group(idata, "posterior")
     if posterior.sizes["draw"]:
         _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
@@ -365,12 +419,13 @@ def _run(opts) -> int:
             print(aside)
         _print_convergence(idata)
     try:
-        write_netcdf(idata, opts.out)
+        image = netcdf_image(idata)  # built once for every place it is written to
+    except MemoryError:
+        image = None  # written by HDF5 itself
+    try:
+        write_netcdf(idata, opts.out, image=image)
     except OSError as err:
-        fallback = _fallback_path(opts.out)
-        write_netcdf(idata, fallback)
-        print(f"ppzoo: error: could not write {opts.out} ({err}); the result is in {fallback}", file=sys.stderr)
-        return 1
+        return _write_elsewhere(idata, image, opts.out, err)
     print(f"wrote {opts.out}")
     if posterior.attrs.get("stopped_in"):
         print(f"ppzoo: interrupted during {posterior.attrs['stopped_in']}; {opts.out} holds the "

@@ -21,6 +21,7 @@ from ppzoo.checks import (
 )
 from ppzoo.diagnostics import arviz_compat, sampler_run_to_inference_data
 from ppzoo.diagnostics.convergence import check_convergence
+from ppzoo.files import check_run_fits_on_disk
 from ppzoo.inference import get_sampler, run_chains
 from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
 from ppzoo.interrupt import (
@@ -148,7 +149,11 @@ def sample(
             ``checkpoint_every`` draws and after the last, atomically, the draws so far (an
             ArviZ result) and the sampler's state (positions, tuning, random state, counts);
             ``ppzoo.resume(checkpoint, model, *args, **kwargs)`` continues it
-            (:mod:`ppzoo.checkpoint`).
+            (:mod:`ppzoo.checkpoint`). A run whose checkpoints would not fit in the free space of
+            its folder is refused before it starts (``OSError``, with the arithmetic). A checkpoint
+            that cannot be written (a full disk) does not stop the run: a ``RuntimeWarning`` says
+            so, the next block tries again, the result is returned whole, and where the last try
+            failed its posterior's ``checkpoint_error`` attr says why.
         checkpoint_every: kept draws between checkpoints (default: a tenth of ``num_samples``).
 
     Returns:
@@ -202,6 +207,7 @@ def sample(
         start = initial_positions(oracle, num_chains, seed, init_strategy=init_strategy, init_params=init_params)
         check_interrupt()  # stopped before the chains exist: nothing to return
         log_likelihood = resolve_log_likelihood(log_likelihood, num_chains, num_samples, oracle.num_data, stacklevel=3)
+        check_run_fits_on_disk(oracle, num_chains, num_samples, log_likelihood, checkpoint)
         writer = None
         if checkpoint is not None:
             from ppzoo.backends.signature import program_signature
@@ -230,7 +236,8 @@ def sample(
             preconditioner=preconditioner,
             on_block=writer,
         )
-        return finish_result(run, oracle, num_chains, log_likelihood, stacklevel=4)
+        idata = finish_result(run, oracle, num_chains, log_likelihood, stacklevel=4)
+        return idata if writer is None else writer.note_failure(idata)
 
 
 def finish_result(run, oracle, num_chains: int, log_likelihood: bool, stacklevel: int = 4):

@@ -20,11 +20,20 @@ A run has three phases, one function each:
   chains that have not mixed). At its end a kernel that learns a
   preconditioner may freeze it (``finish_warmup``);
 * :func:`_draw`: the kept draws, thinned.
+
+Blocks are also short in wall time, so that Ctrl-C is honoured soon
+(:class:`_Pace`): once a call length has run twice (the first run of a length
+includes compiling it), the driver knows the time of a step and splits a
+block into calls of equal length that take at most :data:`BLOCK_SECONDS`
+(at least one draw: a draw's ``thinning`` steps are one call); before that, a
+call runs at most :data:`FIRST_BLOCK_STEPS` steps. Splitting does not change
+the draws: the random state is carried from step to step, whatever the block.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +65,11 @@ __all__ = ["SamplerRun", "WarmChains", "run_chains", "warm_up", "resolve_thinnin
 
 #: about this many progress-bar updates per phase
 _BLOCKS_PER_PHASE = 50
+#: a call of compiled steps takes at most about this long (seconds) once their time is known:
+#: Ctrl-C is honoured between calls (:class:`_Pace`)
+BLOCK_SECONDS = 0.5
+#: a call runs at most this many steps (or one draw) until the time of a step is known
+FIRST_BLOCK_STEPS = 64
 #: ``thinning="auto"`` keeps a draw every ``tau / AUTO_THINNING_DIVISOR`` steps: about
 #: ``num_samples / 4`` effective draws per chain, 250 for 1,000 draws against Stan's 100
 AUTO_THINNING_DIVISOR = 4
@@ -123,6 +137,8 @@ class _Chains:
     extra_warmup: int = 0
     #: steps taken since set-up (warmup and sampling)
     steps: int = 0
+    #: how many draws each call of compiled steps makes (:class:`_Pace`)
+    pace: _Pace = field(default_factory=lambda: _Pace())
 
     @property
     def adapting(self) -> bool:
@@ -140,6 +156,66 @@ def _block_size(total: int) -> int:
         if total % candidate == 0:
             return candidate
     return block
+
+
+class _Pace:
+    """How many draws the next call of the backend's ``run_block`` makes, so that a call takes at
+    most about :data:`BLOCK_SECONDS` of wall time (at least one draw; never more than the block).
+
+    A call of a length not run before includes compiling it (JAX compiles each length once), so
+    only a second call of a length times a step; until then a call makes at most
+    :data:`FIRST_BLOCK_STEPS` steps. A block longer than that is split into calls of equal
+    length, a divisor of the block where one is near (:func:`_split`), so that few lengths are
+    compiled; the length is kept while a call takes between a quarter of :data:`BLOCK_SECONDS`
+    and all of it.
+    """
+
+    def __init__(self):
+        self.step_seconds = None
+        self.limits = {}  # (thinning, block) -> draws per call
+        self.lengths = set()  # (kernel, draws, thinning) already run once
+
+    def draws(self, wanted: int, thinning: int, block: int) -> int:
+        """Draws of the next call: at most ``wanted`` (the rest of a block of ``block`` draws)."""
+        if self.step_seconds is None:
+            return min(wanted, _split(block, FIRST_BLOCK_STEPS / thinning))
+        limit = self.limits.get((thinning, block))
+        seconds = None if limit is None else limit * thinning * self.step_seconds
+        if seconds is None or seconds > BLOCK_SECONDS or (seconds < BLOCK_SECONDS / 4 and limit < block):
+            limit = self.limits[thinning, block] = _split(block, BLOCK_SECONDS / (thinning * self.step_seconds))
+        return min(wanted, limit)
+
+    def run(self, chains, backend, draws: int, thinning: int):
+        """``backend.run_block`` for ``draws`` draws, timed."""
+        start = time.perf_counter()
+        chains.state, chains.rng, positions, infos = backend.run_block(
+            chains.kernel, chains.state, chains.rng, draws, thinning, chains.tuning
+        )
+        seconds = time.perf_counter() - start
+        try:
+            key = (chains.kernel, draws, thinning)
+            hash(key)
+        except TypeError:
+            key = (id(chains.kernel), draws, thinning)
+        if key in self.lengths:
+            self.step_seconds = seconds / (draws * thinning)
+        else:
+            self.lengths.add(key)
+        return positions, infos
+
+
+def _split(block: int, fit: float) -> int:
+    """Draws per call for a block of ``block`` draws when ``fit`` draws fit in a call: the whole
+    block if it fits; else the largest divisor of the block that fits, if it is more than half
+    of ``fit``; else ``floor(fit)`` (at least 1)."""
+    if fit >= block:
+        return block
+    if fit < 2:
+        return 1
+    for draws in range(int(fit), int(fit) // 2, -1):
+        if block % draws == 0:
+            return draws
+    return int(fit)
 
 
 def _checked_init(init_positions, num_chains, dim):
@@ -210,10 +286,8 @@ def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: in
     if ``keep``, else ``[]``."""
     window, taken = [], 0
     while taken < steps:
-        n = min(block, steps - taken)
-        chains.state, chains.rng, positions, infos = backend.run_block(
-            chains.kernel, chains.state, chains.rng, n, 1, chains.tuning
-        )
+        n = chains.pace.draws(min(block - taken % block, steps - taken), 1, block)
+        positions, infos = chains.pace.run(chains, backend, n, 1)
         if keep:
             window.append(positions)
         chains.spent += infos["grad_evals"].sum(axis=0).astype(np.int64)
@@ -362,10 +436,8 @@ def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: 
     every chain diverged first (the draws so far are kept)."""
     block = _block_size(num_samples)
     while done < num_samples:
-        n = min(block, num_samples - done)
-        chains.state, chains.rng, positions, infos = backend.run_block(
-            chains.kernel, chains.state, chains.rng, n, thinning, chains.tuning
-        )
+        n = chains.pace.draws(min(block - done % block, num_samples - done), thinning, block)
+        positions, infos = chains.pace.run(chains, backend, n, thinning)
         kept.append((positions, infos))
         done += n
         chains.steps += n * thinning
