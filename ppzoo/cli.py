@@ -125,7 +125,8 @@ def _parser():
     from ppzoo.diagnostics.arviz_compat import PLOT_KINDS, SUMMARY_INTERVAL
     from ppzoo.inference import SAMPLERS
 
-    interval = f"{SUMMARY_INTERVAL[1]:.0%} {SUMMARY_INTERVAL[0].upper()}"
+    # argparse formats help texts with %: a literal percent sign is written %%
+    interval = f"{100 * SUMMARY_INTERVAL[1]:.0f}%% {SUMMARY_INTERVAL[0].upper()}"
 
     parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
     parser.add_argument("--version", action="version", version=f"ppzoo {__version__}")

@@ -31,6 +31,17 @@ def test_run_help_lists_the_options(tmp_path):
         assert option in out.stdout
 
 
+@pytest.mark.parametrize("command", [(), ("list",), ("run",), ("summary",), ("compare",), ("plot",)])
+def test_every_help_prints(tmp_path, command):
+    """``--help`` of the command and of each subcommand (argparse formats help texts with ``%``:
+    a literal percent sign in one crashed ``ppzoo --help``)."""
+    out = run(*command, "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: ppzoo {' '.join(command)}".rstrip()) and not out.stderr
+    if not command:
+        assert "94% HDI" in out.stdout
+
+
 @pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
 def test_run_writes_inference_data(tmp_path, backend):
     out = run(
