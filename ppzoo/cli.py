@@ -200,11 +200,18 @@ def _print_summary(idata, var_names=None, rows=None):
     from ppzoo.diagnostics import arviz_compat
     from ppzoo.diagnostics.convergence import quiet_arithmetic
 
-    with quiet_arithmetic():  # chains that do not move: the convergence report says so in words
-        table = arviz_compat.summary(idata, var_names=var_names, round_to="none")
     kind, prob = arviz_compat.SUMMARY_INTERVAL
-    print(f"{prob:.0%} {kind.upper()} in {', '.join(arviz_compat.SUMMARY_COLUMNS['stats'][2:])}; "
-          f"rank-normalised ESS and split R-hat (ArviZ {arviz_compat.ARVIZ_VERSION})")
+    interval = f"{prob:.0%} {kind.upper()} in {', '.join(arviz_compat.SUMMARY_COLUMNS['stats'][2:])}"
+    if "objective" in arviz_compat.get_group(idata, "posterior").attrs:
+        # ppzoo.fit's draws are independent draws (from the guide, or resampled by importance
+        # weight), not Markov chains: R-hat and a chain's ESS do not apply, PSIS k-hat does
+        table = arviz_compat.summary(idata, var_names=var_names, kind="stats", round_to="none")
+        print(f"{interval} (ArviZ {arviz_compat.ARVIZ_VERSION}); independent draws of a fit, not chains: "
+              "no R-hat or ESS (PSIS k-hat below says how far to trust them)")
+    else:
+        with quiet_arithmetic():  # chains that do not move: the convergence report says so in words
+            table = arviz_compat.summary(idata, var_names=var_names, round_to="none")
+        print(f"{interval}; rank-normalised ESS and split R-hat (ArviZ {arviz_compat.ARVIZ_VERSION})")
     table = table if rows is None else table.head(rows)
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
 

@@ -231,3 +231,30 @@ def test_a_failed_write_saves_the_result_elsewhere_and_says_where(tmp_path, monk
         assert arviz_compat.get_group(arviz_compat.from_netcdf(fallback), "posterior").sizes["draw"] == 20
     finally:
         os.remove(fallback)
+
+
+def test_summary_of_a_fit_says_its_draws_are_not_chains(tmp_path):
+    """A ``Fit.to_arviz`` result has one "chain" of independent draws: no R-hat column (it would
+    be NaN) and no convergence claim, but what the draws are and their PSIS k-hat."""
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer.autoguide import AutoNormal
+
+    import ppzoo
+    from ppzoo.files import write_netcdf
+
+    x = np.random.default_rng(0).normal(1.0, 1.0, 30).astype(np.float32)
+
+    def model(x):
+        m = numpyro.sample("m", dist.Normal(0.0, 3.0))
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample("x", dist.Normal(m, 1.0), obs=x)
+
+    fit = ppzoo.fit(model, AutoNormal(model), x, num_steps=300, refine=False, progress_bar=False)
+    write_netcdf(fit.to_arviz(num_samples=200), str(tmp_path / "fit.nc"))
+    out = run("summary", "fit.nc", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "not chains" in out.stdout and "PSIS k-hat" in out.stdout
+    for claim in ("r_hat", "nan", "NaN", "R-hat <="):
+        assert claim not in out.stdout, claim
+    assert "Shape validation" not in out.stderr
