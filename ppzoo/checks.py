@@ -16,7 +16,7 @@ __all__ = [
     "check_count", "check_number", "check_flag", "check_seed", "check_thinning", "check_batch_size", "check_data_plate",
     "check_data_not_empty", "check_observations_finite", "nonfinite_count",
     "nonfinite_arguments", "integer_arguments", "check_model_keywords", "check_draws_fit_in_memory",
-    "physical_memory", "pandas_values", "MAX_SEED",
+    "physical_memory", "pandas_values", "check_device", "check_fits_on_disk", "MAX_SEED",
 ]
 
 #: seeds are integers in ``[0, MAX_SEED]``: what both ``jax.random.PRNGKey`` (an int64)
@@ -78,6 +78,23 @@ def check_seed(value, name: str = "seed") -> int:
     if not 0 <= value <= MAX_SEED:
         raise ValueError(message)
     return int(value)
+
+
+def check_device(device):
+    """``device`` as given, where it can name a device on either PPL: ``None``, a string (``"cpu"``,
+    ``"cuda"``, ``"cuda:1"``, ``"gpu"``) or a device object (``torch.device``, ``jax.Device``);
+    the PPL's backend checks that the device exists. A bare number (torch would read ``3`` as
+    ``"cuda:3"``, JAX as nothing) is a ``TypeError`` naming the string to write instead, on both."""
+    if isinstance(device, numbers.Number):  # bool included
+        index = device if isinstance(device, numbers.Integral) and not isinstance(device, bool) else 0
+        hint = f"'cuda:{index}'"
+        raise TypeError(
+            f"device must be None, a device name such as 'cpu', 'cuda' or {hint}, or a torch.device / "
+            f"jax.Device; got {device!r}"
+        )
+    if isinstance(device, str) and not device.strip():
+        raise ValueError("device must be a device name such as 'cpu' or 'cuda:0', or None; got ''")
+    return device
 
 
 def check_thinning(value) -> int | str:

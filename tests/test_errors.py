@@ -134,3 +134,24 @@ def test_pandas_data_are_taken_as_their_values(regression_data, backend):
     given = ppzoo.sample(model, pd.DataFrame(x), y=pd.Series(y), **settings)
     plain = ppzoo.sample(model, to(x), y=to(y), **settings)
     np.testing.assert_array_equal(given.posterior["w"].values, plain.posterior["w"].values)
+
+
+@pytest.mark.parametrize("ppl", ["numpyro", "pyro"])
+@pytest.mark.parametrize("call", ["sample", "fit"])
+def test_a_bare_device_number_is_one_clear_error_on_both_ppls(ppl, call):
+    """torch would read ``device=3`` as ``"cuda:3"`` and JAX not at all: on both, one ``TypeError``
+    naming the string to write."""
+    import torch
+
+    model = LINEAR_REGRESSION[ppl]
+    x = np.linspace(-1, 1, 20).astype(np.float32)[:, None]
+    data = (x, Y) if ppl == "numpyro" else (torch.as_tensor(x), torch.as_tensor(Y))
+    with pytest.raises(TypeError, match=r"device must be None, a device name such as 'cpu', 'cuda' or 'cuda:3'.*got 3$"):
+        if call == "sample":
+            ppzoo.sample(model, data[0], y=data[1], device=3, **KW)
+        else:
+            if ppl == "numpyro":
+                from numpyro.infer.autoguide import AutoNormal
+            else:
+                from pyro.infer.autoguide import AutoNormal
+            ppzoo.fit(model, AutoNormal(model), data[0], y=data[1], device=3, num_steps=5, progress_bar=False)

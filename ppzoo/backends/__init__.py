@@ -11,7 +11,13 @@ from __future__ import annotations
 from ppzoo.backends.base import Backend
 from ppzoo.backends.batching import indexed_arguments
 from ppzoo.backends.layout import ModelLayout, model_name
-from ppzoo.checks import integer_arguments, nonfinite_arguments, nonfinite_count, pandas_values
+from ppzoo.checks import (
+    check_device,
+    integer_arguments,
+    nonfinite_arguments,
+    nonfinite_count,
+    pandas_values,
+)
 
 __all__ = ["Backend", "ModelLayout", "BACKENDS", "detect_backend", "resolve_backend", "check_guide_ppl", "make_backend"]
 
@@ -226,6 +232,7 @@ def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, dev
     refuses Python control flow on a traced value rather than freezing it.
     """
     args, kwargs = pandas_values(args, kwargs or {})
+    check_device(device)
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     name, cls, trace = _detect(model, args, kwargs)

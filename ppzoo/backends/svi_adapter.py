@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ppzoo.backends.svi_common import check_batch_size
+from ppzoo.checks import check_device
 
 __all__ = ["FitResult", "svi_adapter", "PyroSVI", "NumPyroSVI", "check_param_names"]
 
@@ -62,6 +63,7 @@ def check_param_names(params, known: set) -> None:
 
 def svi_adapter(name: str, device=None):
     """The SVI adapter of PPL ``name`` (``"pyro"`` or ``"numpyro"``) on ``device``."""
+    check_device(device)
     if name == "pyro":
         return PyroSVI(device)
     if name == "numpyro":
