@@ -5,7 +5,8 @@ Langevin chains on an ordinary Pyro or NumPyro program and returns the ArviZ
 result of the installed line (``xarray.DataTree`` under ArviZ 1.x,
 ``arviz.InferenceData`` under 0.23); ``ppzoo.fit(model, guide, *args, objective="iwae", ...)``
 fits a guide by SVI (``Fit.save`` and ``ppzoo.load_fit`` keep it in a file), and
-``ppzoo.log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling. The zoo
+``ppzoo.log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling;
+``ppzoo.predict`` and ``ppzoo.prior_predictive`` add predictive draws (each PPL's ``Predictive``). The zoo
 lives in :mod:`ppzoo.models`, the samplers in :mod:`ppzoo.inference`.
 """
 
@@ -13,7 +14,8 @@ import importlib
 
 from ppzoo._version import __version__
 
-__all__ = ["__version__", "sample", "resume", "log_likelihood", "fit", "Fit", "load_fit", "log_marginal_likelihood"]
+__all__ = ["__version__", "sample", "resume", "log_likelihood", "fit", "Fit", "load_fit", "log_marginal_likelihood",
+           "predict", "prior_predictive"]
 
 # ``import ppzoo`` stays light (the CLI's ``ppzoo list`` and ``--version`` import no PPL): the
 # front door's functions and the sub-packages are imported when first used
@@ -25,6 +27,8 @@ _FUNCTIONS = {
     "load_fit": "ppzoo.fit_io",
     "log_marginal_likelihood": "ppzoo.inference.evaluate",
     "log_likelihood": "ppzoo.pointwise",
+    "predict": "ppzoo.predictive",
+    "prior_predictive": "ppzoo.predictive",
 }
 _PACKAGES = {"models", "inference", "diagnostics", "backends", "nn", "data", "checks", "cli"}
 
