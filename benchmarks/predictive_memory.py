@@ -1,19 +1,23 @@
 """Peak memory of ``ppzoo.predict`` at N = 10^6.
 
-    python benchmarks/predictive_memory.py numpyro 256    # PPL, memory_budget in MiB
-    python benchmarks/predictive_memory.py pyro 256
+    python benchmarks/predictive_memory.py --ppl numpyro --budget-mib 256
+    python benchmarks/predictive_memory.py --ppl pyro --budget-mib 256 [--n 1000000] [--out PATH]
 
 A linear regression (d = 5, the program as users write it, ``x @ w``) with 2 chains x 50
 posterior draws is predicted at its N = 10^6 observed rows: ``posterior_predictive`` holds
 ``2 x 50 x 10^6`` float32 values (381 MiB). The process reports its peak resident memory (RSS)
 before the call (data, result, the PPL warmed up on 10 rows) and after it; the difference is
 what the call cost: the output, the program traced once on all the data, and one chunk's work.
+One PPL per process (the peak is the process's). Writes ``benchmarks/results/predictive_memory_<ppl>.{json,md}``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import pathlib
+import platform
 import resource
-import sys
 import time
 import warnings
 
@@ -46,7 +50,7 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(ppl: str, budget_mib: int, n: int = 10**6, d: int = 5) -> None:
+def main(ppl: str, budget_mib: int, n: int = 10**6, d: int = 5) -> dict:
     import ppzoo
     from ppzoo.diagnostics import arviz_compat
 
@@ -64,10 +68,29 @@ def main(ppl: str, budget_mib: int, n: int = 10**6, d: int = 5) -> None:
     before, start = peak_mib(), time.perf_counter()
     ppzoo.predict(result, model, x, y=y, memory_budget=budget_mib * 2**20)
     out = result.posterior_predictive["y"]
-    print(f"{ppl}, memory_budget {budget_mib} MiB: peak RSS {before:.0f} MiB before, {peak_mib():.0f} MiB after "
-          f"(+{peak_mib() - before:.0f} MiB); output {out.nbytes / 2**20:.0f} MiB {out.shape}; "
-          f"{time.perf_counter() - start:.1f} s")
+    row = {"ppl": ppl, "n": n, "d": d, "draws": 100, "memory_budget_mib": budget_mib,
+           "peak_rss_before_mib": round(before), "peak_rss_after_mib": round(peak_mib()),
+           "rise_mib": round(peak_mib() - before), "output_mib": round(out.nbytes / 2**20),
+           "seconds": round(time.perf_counter() - start, 1)}
+    print(f"{ppl}, memory_budget {budget_mib} MiB: peak RSS {row['peak_rss_before_mib']} MiB before, "
+          f"{row['peak_rss_after_mib']} MiB after (+{row['rise_mib']} MiB); output {row['output_mib']} MiB "
+          f"{tuple(out.shape)}; {row['seconds']} s")
+    return row
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "numpyro", int(sys.argv[2]) if len(sys.argv) > 2 else 256)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ppl", choices=["numpyro", "pyro"], default="numpyro")
+    parser.add_argument("--budget-mib", type=int, default=256, help="ppzoo.predict's memory_budget, in MiB")
+    parser.add_argument("--n", type=int, default=10**6, help="rows predicted")
+    parser.add_argument("--out", default=None, help="result path without suffix")
+    opts = parser.parse_args()
+    row = main(opts.ppl, opts.budget_mib, opts.n)
+    out = pathlib.Path(opts.out or pathlib.Path(__file__).resolve().parent / "results" / f"predictive_memory_{opts.ppl}")
+    row["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}"
+    out.with_suffix(".json").write_text(json.dumps(row, indent=1) + "\n")
+    out.with_suffix(".md").write_text(
+        "# ppzoo.predict's peak memory\n\n`python benchmarks/predictive_memory.py --ppl {ppl} --budget-mib "
+        "{memory_budget_mib} --n {n}` on {machine}\n\n| PPL | N | draws | budget (MiB) | output (MiB) | peak RSS rise (MiB) "
+        "| seconds |\n|---|---|---|---|---|---|---|\n| {ppl} | {n:,} | {draws} | {memory_budget_mib} | {output_mib} | "
+        "{rise_mib} | {seconds} |\n".format(**row))

@@ -49,6 +49,7 @@ SCRIPTS = {
     ],
     "benchmarks/full_gradient_bandwidth.py": ["--sizes", "3000", "--dim", "3", "--repeats", "1", "--out", "{tmp}/fgb"],
     "benchmarks/svi_overhead.py": ["--quick", "--out", "{tmp}/svi_overhead"],
+    "benchmarks/predictive_memory.py": ["--ppl", "numpyro", "--n", "2000", "--out", "{tmp}/predictive_memory"],
     "benchmarks/iwae_throughput.py": [
         "--steps", "5", "--repeats", "1", "--num-particles", "5", "--batch-size", "10", "--lml-samples", "20",
         "--chunk-sizes", "10", "--backends", "pyro", "--out", "{tmp}/iwae",
