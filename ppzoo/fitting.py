@@ -11,12 +11,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ppzoo.backends import check_guide_ppl, resolve_backend
+from ppzoo.backends.batching import check_real_arguments
+from ppzoo.backends.sites import check_data_given, fixed_observed
 from ppzoo.backends.svi_adapter import svi_adapter
 from ppzoo.checks import (
     check_count,
     check_data_not_empty,
     check_flag,
     check_model_keywords,
+    check_number,
     check_seed,
     pandas_values,
 )
@@ -63,6 +66,7 @@ def _objective(objective, num_particles, estimator, data_plate):
     if isinstance(objective, SVIObjective):
         return objective
     if objective in ("iwae", "elbo"):
+        check_count("num_particles", num_particles)  # before the cache, where True == 1
         try:
             return _named_objective(objective, num_particles, estimator, data_plate)
         except TypeError as err:  # unhashable settings: let the constructor name the argument
@@ -72,6 +76,20 @@ def _objective(objective, num_particles, estimator, data_plate):
     raise ValueError(
         f"objective must be 'elbo', 'iwae' or an objective object such as ppzoo.inference.AnnealedELBO(...), got {objective!r}"
     )
+
+
+def _with_data_plate(asked, objective, num_particles, estimator, data_plate):
+    """The objective of ``fit(objective=asked, ...)`` with the data plate ``data_plate``: a named one
+    made anew, an objective object copied unless it names its own data plate."""
+    if not isinstance(asked, SVIObjective):
+        return _objective(asked, num_particles, estimator, data_plate)
+    if objective.data_plate is not None:
+        return objective
+    import copy
+
+    objective = copy.copy(objective)
+    objective.data_plate = data_plate
+    return objective
 
 
 @lru_cache(maxsize=32)
@@ -197,6 +215,10 @@ class Fit:
         ``site`` may be omitted when the guide has one such latent.
         """
         check_count("num_samples", num_samples, 1)
+        check_seed(seed)
+        check_number("threshold", threshold, low=0.0)
+        if site is not None and not isinstance(site, str):
+            raise TypeError(f"site must be the name (str) of a per-datum latent of the guide, or None; got {site!r}")
         guide, params = self._posterior_guide()
         normals = self._adapter.local_normals(
             self.model, guide, self.args, self.kwargs, params=params, data_plate=self.data_plate,
@@ -297,6 +319,7 @@ class Fit:
         idata = svi_draws_to_inference_data(
             result.latents, result.log_likelihood, result.observed, log_weights, local=result.local,
             data_plate=self.data_plate, attrs=attrs,
+            fixed=fixed_observed(self.model, self.args, self.kwargs, self.backend, self.data_plate)[0],
         )
         if collapse:
             report = self.collapse(site=None if collapse is True else collapse, seed=seed)
@@ -408,8 +431,14 @@ class Fit:
         """Write this fit to ``path``: parameters, the PPL's state and the fit's record, in a NumPy
         ``.npz`` archive that loads without running code from it; ``ppzoo.load_fit(path, model,
         guide, *args, **kwargs)`` reads it back (:mod:`ppzoo.fit_io`)."""
+        import os
+
+        from ppzoo.files import check_writable
         from ppzoo.fit_io import save_fit
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+        check_writable(path, option="path")
         save_fit(self, path)
 
     def log_marginal_likelihood(self, num_samples: int = 5000, chunk_size: int = 100, seed: int = 0):
@@ -429,6 +458,7 @@ def fit(
     optimizer=None,
     num_steps: int | None = None,
     batch_size: int | None = None,
+    batch_args=None,
     seed: int = 0,
     device=None,
     backend: str | None = None,
@@ -472,7 +502,17 @@ def fit(
             ``step_kwargs``) needs ``num_steps``, and keeps its first learning rate.
         batch_size: subsample the data plate, ``B`` indices per step drawn
             uniformly with replacement, data terms scaled by ``N / B``
-            (default: the model's own plate settings, usually all data).
+            (default: the model's own plate settings, usually all data). As
+            ``ppzoo.sample``: a program that indexes its data by the plate's
+            indices (``with plate("data", N, subsample_size=B) as idx``) is given
+            the indices; one written for all its data (``with plate("data",
+            x.shape[0]): sample("y", ..., obs=y)``) is given the minibatch's rows
+            of every argument with N rows (``batch_args``), its likelihood
+            scaled by ``N / B``; one that reads its data beyond the rows it is
+            given (``n = x.shape[0]`` in a prior) runs full-batch with a warning
+            on small data and is refused on large.
+        batch_args: with ``batch_size``, the per-datum arguments to slice
+            (positions and keyword names), where the rule above would guess wrong.
         seed: the random stream (draws and minibatches).
         device: torch device (Pyro) or JAX device / platform name (NumPyro).
         backend: ``"pyro"`` or ``"numpyro"`` (default: detected).
@@ -514,28 +554,56 @@ def fit(
     parameters of its last finite loss. Observations with NaN or infinite
     values are refused before anything runs.
     """
-    objective = _objective(objective, num_particles, estimator, data_plate)
+    asked_objective, objective = objective, _objective(objective, num_particles, estimator, data_plate)
     if num_steps is not None:
         check_count("num_steps", num_steps, 1)
     check_seed(seed)
     check_flag("progress_bar", progress_bar)
     if not callable(guide):
         raise TypeError(f"guide must be a callable Pyro or NumPyro program, got {type(guide).__name__}")
+    if isinstance(guide, type):
+        raise TypeError(
+            f"guide is the class {guide.__name__}, not a guide: make one from the model, guide={guide.__name__}(model)"
+        )
+    if guide is model:
+        raise ValueError(
+            "guide is the model itself: a guide is a separate program that samples the model's latent sites from "
+            "distributions with param statements (or an autoguide, e.g. AutoNormal(model))"
+        )
     if step_kwargs is not None and not callable(step_kwargs):
         raise TypeError(f"step_kwargs must be a function t -> dict of keyword arguments, got {type(step_kwargs).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function (t, loss) -> None, got {type(callback).__name__}")
+    if callback is not None and not _takes_positional(callback, 2):
+        raise TypeError(f"callback must be a function (t, loss) -> None, taking two arguments; got {_described(callback)}")
     check_flag("jit_compile", jit_compile)
     if refine is not None:
         check_flag("refine", refine)
     if batch_size is not None:  # its type and lower bound before the model is traced; N is known after
         check_count("batch_size", batch_size, 1)
+    if batch_args is not None and batch_size is None:
+        raise ValueError(
+            "batch_args names the per-datum arguments to slice to each minibatch, and needs batch_size= as well "
+            f"(got batch_args={batch_args!r} and batch_size=None)"
+        )
     args, kwargs = pandas_values(args, kwargs)
     check_model_keywords(model, kwargs, fit)
     check_data_not_empty(model, args, kwargs)
+    check_real_arguments(model, args, kwargs)
+    _check_guide_arguments(guide, args, kwargs)
+    if step_kwargs is not None:
+        _check_step_kwargs(step_kwargs, model)
     backend = resolve_backend(model, args, kwargs, backend,
                               proper_priors="SVI initialises its guide from draws of the prior, which it has none of")
     check_guide_ppl(guide, backend)
+    _check_guide_of(guide, model)
+    check_data_given(model, args, kwargs, backend)
+    if data_plate is None:
+        # a latent fixed by a conditioning handler is no observation: the data plate is around the others
+        _, implied = fixed_observed(model, args, kwargs, backend, None)
+        if implied is not None:
+            data_plate = implied
+            objective = _with_data_plate(asked_objective, objective, num_particles, estimator, data_plate)
     annealed = isinstance(objective, AnnealedELBO) and callable(objective.beta)
     # a loss that changes with the step (annealed beta, step_kwargs) has no plateau to judge
     changing = annealed or step_kwargs is not None
@@ -558,7 +626,7 @@ def fit(
             callback(t, loss)
 
     settings = dict(num_steps=max_steps, seed=seed, annealed=annealed, on_step=on_step, step_kwargs=step_kwargs,
-                    control=schedule)
+                    control=schedule, batch_args=batch_args)
     try:
         # Ctrl-C is honoured between steps (blocks of steps on NumPyro): ppzoo.interrupt
         with deferred_interrupt():
@@ -634,6 +702,102 @@ def _warn_unconverged(trend, refinement, losses, start, num_steps, stop_reason, 
             f"ppzoo.fit had not levelled off: {trend.describe(len(losses) - start)}"
             + (f" since its learning rate was last lowered, at step {start:,}" if start else "") + f"; {advice} or, if it falls slowly, "
             "raise the learning rate (optimizer=)", FitConvergenceWarning, stacklevel=3,
+        )
+
+
+def _innermost(program):
+    """The user's function under a program's handler wrappers (NumPyro's ``Messenger`` objects, Pyro's
+    ``poutine`` partials, ``functools.partial``)."""
+    import functools
+
+    for _ in range(100):
+        inner = getattr(program, "fn", None)
+        if inner is None and isinstance(program, functools.partial):
+            wraps = getattr(program.func, "__name__", None) == "_context_wrap" and len(program.args) >= 2
+            inner = program.args[1] if wraps else program.func
+        if inner is None or not callable(inner):
+            return program
+        program = inner
+    return program
+
+
+def _check_guide_of(guide, model) -> None:
+    """An autoguide made for another program (``AutoNormal(other_model)``) would fail on the model's
+    shapes deep inside the PPL: a ``ValueError`` naming both."""
+    made_for = getattr(guide, "model", None)
+    if made_for is None or not callable(made_for) or not hasattr(guide, "prototype_trace"):
+        return
+    if _innermost(made_for) is not _innermost(model):
+        name = lambda program: getattr(_innermost(program), "__name__", type(program).__name__)  # noqa: E731
+        raise ValueError(
+            f"guide {type(guide).__name__} was made for model {name(made_for)!r}, not for the model fitted, "
+            f"{name(model)!r}: make it from this model, {type(guide).__name__}({name(model)})"
+        )
+
+
+def _takes_positional(fn, count: int) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments (``True`` where its signature
+    cannot be read)."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
+
+
+def _described(fn) -> str:
+    import inspect
+
+    try:
+        return f"{getattr(fn, '__name__', type(fn).__name__)}{inspect.signature(fn)}"
+    except (TypeError, ValueError):
+        return repr(fn)
+
+
+def _check_guide_arguments(guide, args, kwargs) -> None:
+    """The guide is called with the model's arguments: a ``TypeError`` naming it where its signature
+    cannot take them."""
+    import inspect
+
+    try:
+        inspect.signature(guide).bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(
+            f"guide {_described(guide)} cannot be called with the model's arguments ({err}): a guide takes the "
+            "same arguments as the model"
+        ) from None
+    except ValueError:
+        return
+
+
+def _check_step_kwargs(step_kwargs, model) -> None:
+    """``step_kwargs(0)`` must be a dict of keyword arguments of the model: a ``TypeError`` naming
+    step_kwargs otherwise (a wrong value fails inside the compiled step, far from it)."""
+    import inspect
+
+    try:
+        first = step_kwargs(0)
+    except Exception:  # noqa: BLE001 - a function of a traced integer only: it runs in the fit
+        return
+    if not isinstance(first, dict) or not all(isinstance(k, str) for k in first):
+        raise TypeError(
+            f"step_kwargs must be a function t -> dict of keyword arguments of the model; step_kwargs(0) gave {first!r}"
+        )
+    try:
+        params = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(first) - set(params) - {"annealing_step"})
+    if unknown:
+        raise TypeError(
+            f"step_kwargs gives keyword(s) {unknown} that are no parameters of the model {tuple(params)}: "
+            "the model and the guide are called with them at every step"
         )
 
 

@@ -69,7 +69,7 @@ def log_likelihood(idata, model, *args, thin: int = 1, chunk_size: int = 256, de
     """
     from ppzoo.backends import make_backend
     from ppzoo.checks import check_count
-    from ppzoo.diagnostics.inference_data import _pointwise
+    from ppzoo.diagnostics.inference_data import _pointwise, split_fixed
 
     check_count("thin", thin, 1)
     check_count("chunk_size", chunk_size, 1)
@@ -94,11 +94,14 @@ def log_likelihood(idata, model, *args, thin: int = 1, chunk_size: int = 256, de
     ])
     lp, loglik = _pointwise(backend, flat, chunk_size)
     shape = (num_chains, num_draws)
+    observed, constant = split_fixed(backend, backend.observed_data())
     groups = {
         "posterior": {k: np.asarray(kept[k].values) for k in kept.data_vars},
-        "log_likelihood": {k: v.reshape(shape + v.shape[1:]) for k, v in loglik.items()},
-        "observed_data": backend.observed_data(),
+        "log_likelihood": {k: v.reshape(shape + v.shape[1:]) for k, v in loglik.items() if k not in constant},
+        "observed_data": observed,
     }
+    if constant:
+        groups["constant_data"] = constant
     stats = {"lp": lp.reshape(shape)}
     if arviz_compat.has_group(idata, "sample_stats"):
         old = arviz_compat.get_group(idata, "sample_stats").isel(draw=slice(None, None, thin))

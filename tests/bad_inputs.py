@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from ppzoo.inference import SGLD
 
+from ppzoo.diagnostics.convergence import ConvergenceWarning
+
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 
 #: functions whose rows run on both PPLs; the others (kernels, schedules, the CLI) run once
@@ -58,7 +60,7 @@ class Row:
     def label(self) -> str:
         if self.shown is not None:
             text = self.shown
-        elif isinstance(self.value, (Data, Program)):
+        elif isinstance(self.value, (Data, Program, PerPPL)):
             text = self.value.shown
         else:
             text = repr(self.value)
@@ -72,7 +74,7 @@ class Row:
 
 
 def _shown(value) -> str:
-    return value.shown if isinstance(value, (Data, Program)) else repr(value)
+    return value.shown if isinstance(value, (Data, Program, PerPPL)) else repr(value)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,15 @@ class Program:
 
 class WrongPPL:
     """The other PPL's version of the argument (its optimiser, its guide, its init strategy)."""
+
+
+@dataclass(frozen=True)
+class PerPPL:
+    """A value made in the PPL the row runs on (``tests/test_bad_inputs.py`` makes each one by name):
+    an optimiser, a guide, an objective."""
+
+    name: str
+    shown: str
 
 
 WRONG_PPL = WrongPPL()
@@ -395,6 +406,146 @@ ROWS += [
         "and the plate N=20", ppls=("numpyro",)),
     Row("sample", "model", Program("short_index", _SHORT), IndexError,
         r"model '.*_short_index' \(pyro\) raised IndexError.*argument 'y' has 15 rows", ppls=("pyro",)),
+]
+
+# -- more of what new users pass: types, names and values that look right and are not -------------
+_STRINGS_X = Data(lambda rng: np.full((40, 2), "1.0"), "x of strings (dtype <U3)")
+_COMPLEX_X = Data(lambda rng: rng.normal(size=(40, 2)).astype(np.complex64), "x of complex numbers")
+_GUIDE_CALL = r"guide <lambda>\(\) cannot be called with the model's arguments"
+_NO_PARAMS = "guide: neither the guide nor the model has a param statement, so there is nothing to fit"
+_OPTIMIZER_STEP = r"optimizer .* cannot take a step .*check its arguments: a learning rate is a positive number"
+ROWS += [Row("fit", a, v, e, m, s) for a, v, e, m, s in [
+    ("num_steps", 1e3, TypeError, "num_steps must be an integer >= 1, got 1000.0", "1e3"),
+    ("num_particles", -1, ValueError, "num_particles must be an integer >= 1, got -1", None),
+    ("num_particles", True, TypeError, "num_particles must be an integer >= 1, got True", None),
+    ("objective", "ELBO", ValueError, "objective must be 'elbo', 'iwae' or an objective object.*got 'ELBO'", None),
+    ("objective", PerPPL("Trace_ELBO", "the PPL's own Trace_ELBO()"), ValueError,
+     "objective must be 'elbo', 'iwae' or an objective object", None),
+    ("batch_size", -3, ValueError, "batch_size must be an integer >= 1, got -3", None),
+    ("batch_size", True, TypeError, "batch_size must be an integer >= 1, got True", None),
+    ("batch_size", "10", TypeError, "batch_size must be an integer >= 1, got '10'", None),
+    ("batch_args", [0], ValueError, r"batch_args names the per-datum arguments .* needs batch_size= as well", None),
+    ("refine", "yes", TypeError, "refine must be True or False, got 'yes'", None),
+    ("jit_compile", None, TypeError, "jit_compile must be True or False, got None", None),
+    ("estimator", None, ValueError, "estimator must be one of .* got None", None),
+    ("data_plate", "Data", ValueError, r"data_plate='Data' is not a plate of the model; its plates are \['data'\]", None),
+    ("device", 0, TypeError, "device must be None, a device name such as 'cpu', 'cuda' or 'cuda:0'", None),
+    ("device", "gpu", ValueError, "device='gpu' (is not available to JAX|was asked for but CUDA is not available to torch)",
+     None),
+    ("callback", lambda t: None, TypeError, r"callback must be a function \(t, loss\) -> None, taking two arguments",
+     "lambda t: None (one argument)"),
+    ("step_kwargs", lambda t: 3, TypeError,
+     r"step_kwargs must be a function t -> dict of keyword arguments of the model; step_kwargs\(0\) gave 3", "lambda t: 3"),
+    ("step_kwargs", lambda t: {"beta": 0.5}, TypeError,
+     r"step_kwargs gives keyword\(s\) \['beta'\] that are no parameters of the model \('x',\)",
+     "lambda t: {'beta': 0.5} (not a parameter of the model)"),
+    ("learning_rate", 0.01, TypeError, "unknown keyword 'learning_rate': it is neither an option of ppzoo.fit", None),
+    ("num_samples", 100, TypeError, r"unknown keyword 'num_samples'.*did you mean 'num_steps'\?", None),
+    ("x", Data(lambda rng: rng.normal(size=(40, 3)).astype(np.float32), "x of shape (40, 3) (theta has 2)"), ValueError,
+     r"observed site 'x': its value has shape \(40, 3\) but its distribution has shape \(40, 2\)", None),
+    ("x", Data(lambda rng: rng.normal(size=40).astype(np.float32), "x of shape (40,)"), ValueError,
+     r"observed site 'x': its value has shape \(40,\) but its distribution has shape \(40, 2\)", None),
+    ("x", _STRINGS_X, TypeError, r"x is an array of dtype <U3: pass numbers", None),
+    ("x", _COMPLEX_X, TypeError, r"x is an array of complex numbers \(dtype .*complex64\): pass real numbers", None),
+    ("guide", PerPPL("AutoNormal class", "the class AutoNormal (not an instance)"), TypeError,
+     r"guide is the class AutoNormal, not a guide: make one from the model, guide=AutoNormal\(model\)", None),
+    ("guide", PerPPL("the model", "the model itself"), ValueError, "guide is the model itself", None),
+    ("guide", PerPPL("AutoNormal of another model", "AutoNormal of the regression model"), ValueError,
+     r"guide AutoNormal was made for model '.*_regression', not for the model fitted, '.*_location'", None),
+    ("guide", lambda: None, TypeError, _GUIDE_CALL, "lambda: None (takes no arguments)"),
+    ("guide", PerPPL("no params", "a guide with no param statement"), ValueError, _NO_PARAMS, None),
+    ("optimizer", PerPPL("string learning rate", "Adam with the learning rate '0.01'"), TypeError, _OPTIMIZER_STEP, None),
+    ("optimizer", PerPPL("zero learning rate", "Adam with the learning rate 0"), ValueError,
+     r"optimizer Adam leaves the parameters where they are .*: is its learning rate 0\?", None),
+    ("optimizer", PerPPL("Adam class", "the PPL's Adam class (not an instance)"), TypeError,
+     "optimizer must be a .*optim optimiser for a .* model", None),
+]]
+ROWS += [
+    Row("fit", "optimizer", PerPPL("negative learning rate", "Adam with the learning rate -0.01"), ValueError,
+        r"optimizer Adam cannot take a step \(Invalid learning rate: -0.01\)", ppls=("pyro",)),
+    Row("fit", "optimizer", PerPPL("optax", "optax.adam(0.01) (not wrapped by optax_to_numpyro)"), TypeError,
+        "optimizer must be a numpyro.optim optimiser for a NumPyro model, got GradientTransformationExtraArgs",
+        ppls=("numpyro",)),
+    Row("fit", "y", None, ValueError, r"y=None: the model has no observed site, and its site 'y' is a latent",
+        model="regression"),
+    Row("fit", "batch_args", [0], ValueError, r"batch_args: with argument 0 sliced to a minibatch of 2 of the N=40 rows "
+        r"of plate 'data', the observed sites in it have sizes \{'y': \(2, 40\)\}", model="regression",
+        given=(("batch_size", 10),)),
+    Row("fit", "batch_args", ["y"], ValueError, r"batch_args: with y= sliced to a minibatch of 2 .* batch_args must name "
+        "every per-datum argument", model="regression", given=(("batch_size", 10),)),
+    Row("fit", "batch_size", 10, ValueError, r"batch_size: model '.*_per_datum' has latent site\(s\) \['z'\] in the data "
+        r"plate 'data' and uses its data whole.*the autoguide AutoNormal would then make its per-datum parameters",
+        model="per_datum"),
+    Row("fit", "batch_size", 5, ValueError, r"batch_size=5, but the model's data plate 'data' declares subsample_size=10, "
+        "and a Pyro plate takes exactly that many indices", model="own_subsample", ppls=("pyro",)),
+    Row("fit", "model", Program("reads_count", "a prior sd 1 / sqrt(n), n = y.shape[0]"), UserWarning,
+        r"model '.*_reads_count' reads its data outside the rows of the data plate 'data' \(N=20\).*ppzoo runs it "
+        "full-batch", given=(("batch_size", 10),)),
+    Row("fit", "model", Program("conditioned_float", "pyro.condition(model, data={'sigma': 1.0}) (a float)"), TypeError,
+        r"observed site 'sigma': its value is a float.*pyro.condition\(model, data=\{...\}\)\) must be a torch tensor",
+        ppls=("pyro",)),
+    Row("Fit.to_arviz", "draws", "posterior", ValueError, r"draws must be one of \('reweighted', 'guide'\)"),
+    Row("Fit.to_arviz", "pool_size", 5, ValueError, "pool_size must be an integer >= 1000, got 5"),
+    Row("Fit.to_arviz", "num_samples", True, TypeError, "num_samples must be an integer >= 2, got True"),
+    Row("Fit.psis_khat", "per_datum", "yes", TypeError, "per_datum must be True or False, got 'yes'"),
+    Row("Fit.psis_khat", "num_samples", 1e3, TypeError, r"num_samples must be an integer >= 30, got 1000.0", "1e3"),
+    Row("Fit.collapse", "threshold", -1.0, ValueError, "threshold must be a finite number >= 0, got -1.0"),
+    Row("Fit.collapse", "seed", -1, ValueError, SEED_RANGE + ", got -1"),
+    Row("Fit.collapse", "site", 3, TypeError, r"site must be the name \(str\) of a per-datum latent of the guide"),
+    Row("Fit.save", "path", "no/such/folder/fit.npz", OSError, "path no/such/folder/fit.npz: the folder .* does not exist"),
+    Row("Fit.save", "path", 3, TypeError, r"path must be a file name \(str or os.PathLike\), got 3"),
+    Row("Fit.log_marginal_likelihood", "num_samples", 1.5, TypeError, "num_samples must be an integer >= 1, got 1.5"),
+    Row("log_marginal_likelihood", "num_samples", True, TypeError, "num_samples must be an integer >= 1, got True"),
+    Row("log_marginal_likelihood", "chunk_size", 1.5, TypeError, "chunk_size must be an integer >= 1, got 1.5"),
+    Row("log_marginal_likelihood", "backend", "jax", ValueError, r"backend must be one of \('numpyro', 'pyro'\) or None"),
+]
+_MORE_SAMPLE = [
+    # (argument, value, error, match, shown, given)
+    ("num_chains", -1, ValueError, "num_chains must be an integer >= 1, got -1", None, ()),
+    ("num_chains", "4", TypeError, "num_chains must be an integer >= 1, got '4'", None, ()),
+    ("num_warmup", "100", TypeError, "num_warmup must be an integer >= 0, got '100'", None, ()),
+    ("thinning", -1, ValueError, 'thinning must be an integer >= 1 or "auto", got -1', None, ()),
+    ("step_size", True, TypeError, "step_size must be a positive number, ppzoo.inference.Constant", None, ()),
+    ("batch_size", True, TypeError, "batch_size must be an integer >= 1, got True", None, ()),
+    ("batch_size", -5, ValueError, "batch_size must be an integer >= 1, got -5", None, ()),
+    ("method", "SGLD", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'SGLD'",
+     None, ()),
+    ("method", "nuts", ValueError, "method must be one of .* got 'nuts'", None, ()),
+    ("method", None, TypeError, "method must be a method name or a ppzoo Langevin kernel, got None", None, ()),
+    ("temperature", 0.0, ConvergenceWarning, "the draws are not posterior draws: temperature=0: the chains ran without noise",
+     None, ()),
+    ("init_params", {"w": [math.inf, 0.0, 0.0]}, ValueError, r"init_params: on model .* the starting values of \['w'\] are "
+     "not finite", "{'w': [inf, 0.0, 0.0]}", ()),
+    ("init_params", {"W": [0.0, 0.0, 0.0]}, ValueError, r"not latent sites of the model: \['W'\]; missing: \['w'\]", None, ()),
+    ("device", 0, TypeError, "device must be None, a device name such as 'cpu', 'cuda' or 'cuda:0'", None, ()),
+    ("device", "gpu", ValueError, "device='gpu' (is not available to JAX|was asked for but CUDA is not available to torch)",
+     None, ()),
+    ("checkpoint_every", 2.5, TypeError, "checkpoint_every must be an integer >= 1, got 2.5", None, (("checkpoint", "run.nc"),)),
+    ("batch_args", [True], TypeError, r"batch_args entries are argument positions \(int\) or keyword names \(str\), got True",
+     None, ()),
+    ("batch_args", [0], ValueError, r"batch_args: with argument 0 sliced to a minibatch of 2 of the N=40 rows of plate "
+     r"'data', the observed sites in it have sizes \{'y': \(2, 40\)\}", None, ()),
+    ("batch_args", "y", ValueError, r"batch_args: with y= sliced to a minibatch of 2 .* batch_args must name every "
+     "per-datum argument", None, ()),
+    ("data_plate", "", ValueError, r"data_plate='' is not a plate of the model; its plates are \['data'\]", None, ()),
+    ("adapt", None, TypeError, "adapt must be True or False, got None", None, ()),
+    ("preconditioner", None, ValueError, r"preconditioner must be one of \('auto', 'dense', 'diagonal'\), got None", None, ()),
+    ("inverse_mass", np.full(3, np.inf), ValueError, "inverse_mass must hold positive finite numbers; entry 0 is inf",
+     "np.full(3, np.inf)", ()),
+    ("jit_compile", "no", TypeError, "jit_compile must be True or False, got 'no'", None, ()),
+    ("num_chain", 2, TypeError, r"unknown keyword 'num_chain'.*did you mean 'num_chains'\?", None, ()),
+    ("warmup", 10, TypeError, r"unknown keyword 'warmup'.*did you mean 'num_warmup'\?", None, ()),
+    ("x", Data(lambda rng: np.full((40, 3), "1.0"), "x of strings (dtype <U3)"), TypeError,
+     "x is an array of dtype <U3: pass numbers", None, ()),
+    ("y", Data(lambda rng: rng.normal(size=(40, 1)).astype(np.float32), "y of shape (40, 1)"), ValueError,
+     _SHAPE.format("40, 1", "40,"), None, ()),
+    ("y", None, ValueError, r"y=None: the model has no observed site, and its site 'y' is a latent", None, ()),
+]
+ROWS += [Row("sample", a, v, e, m, s, model="regression", given=g) for a, v, e, m, s, g in _MORE_SAMPLE]
+ROWS += [
+    Row("sample", "x", Data(lambda rng: rng.normal(size=(40, 3)).astype(np.complex64), "x of complex numbers"), TypeError,
+        r"x is an array of complex numbers \(dtype complex64\): pass real numbers", model="regression",
+        ppls=("numpyro",)),
 ]
 
 # -- the kernels' and schedules' constructors (once) -----------------------------------------------

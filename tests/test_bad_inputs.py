@@ -21,7 +21,7 @@ import pyro.infer.autoguide
 import pyro.optim
 import pytest
 import torch
-from bad_inputs import DOC, ROWS, Data, Misspelt, Program, WrongPPL, render
+from bad_inputs import DOC, ROWS, Data, Misspelt, PerPPL, Program, WrongPPL, render
 from numpyro.infer import autoguide as nag
 from pyro.infer import autoguide as pag
 
@@ -172,6 +172,28 @@ def not_a_program(y):
     return y * 2
 
 
+def pyro_own_subsample(y):
+    """The subsampling idiom with the plate's own subsample_size (10 of 20)."""
+    mu = pyro.sample("mu", pdist.Normal(0.0, 1.0))
+    with pyro.plate("data", y.shape[0], subsample_size=10) as idx:
+        pyro.sample("y", pdist.Normal(mu, 1.0), obs=y[idx])
+
+
+def pyro_spread(y):
+    mu = pyro.sample("mu", pdist.Normal(0.0, 1.0))
+    sigma = pyro.sample("sigma", pdist.HalfNormal(1.0))
+    with pyro.plate("data", y.shape[0]):
+        pyro.sample("y", pdist.Normal(mu, sigma), obs=y)
+
+
+def numpyro_no_params_guide(x):
+    numpyro.sample("theta", ndist.Normal(0.0, 1.0).expand([2]).to_event(1))
+
+
+def pyro_no_params_guide(x):
+    pyro.sample("theta", pdist.Normal(0.0, 1.0).expand([2]).to_event(1))
+
+
 def numpyro_renamed(x, y=None):
     b = numpyro.sample("b", ndist.Normal(0.0, 1.0).expand([3]).to_event(1))
     with numpyro.plate("data", x.shape[0]):
@@ -202,6 +224,8 @@ PROGRAMS = {
     "self_scaled": {"numpyro": numpyro_self_scaled, "pyro": pyro_self_scaled},
     "short_index": {"numpyro": numpyro_short_index, "pyro": pyro_short_index},
     "masked_nan": {"numpyro": numpyro_masked_nan, "pyro": pyro_masked_nan},
+    "own_subsample": {"pyro": pyro_own_subsample},
+    "conditioned_float": {"pyro": pyro.condition(pyro_spread, data={"sigma": 1.0})},
 }
 #: data of the programs above: N = 20, except where a row is about N
 PROGRAM_DATA = {"per_datum": 1001, "reads_count_large": 1001, "short_index": 15}
@@ -213,7 +237,37 @@ SAMPLE = dict(method="sgld", num_warmup=0, num_samples=2, num_chains=1, step_siz
 
 
 def to_ppl(backend, x):
-    return torch.as_tensor(x) if backend == "pyro" and isinstance(x, np.ndarray) and x.dtype != object else x
+    """NumPy data as the PPL's arrays (torch tensors for Pyro; arrays of objects or strings, which torch
+    cannot hold, stay NumPy, as a user would pass them)."""
+    return torch.as_tensor(x) if backend == "pyro" and isinstance(x, np.ndarray) and x.dtype.kind not in "OUS" else x
+
+
+def per_ppl(backend, name):
+    """The :class:`PerPPL` value ``name`` made in ``backend``'s terms."""
+    ppl_optim = numpyro.optim if backend == "numpyro" else pyro.optim
+    if name == "Trace_ELBO":
+        return (numpyro.infer if backend == "numpyro" else pyro.infer).Trace_ELBO()
+    if name == "AutoNormal class":
+        return (nag if backend == "numpyro" else pag).AutoNormal
+    if name == "the model":
+        return MODEL[backend]
+    if name == "AutoNormal of another model":
+        return guide_of(backend, model=PER_DATUM_MODELS["regression"][backend])
+    if name == "no params":
+        return numpyro_no_params_guide if backend == "numpyro" else pyro_no_params_guide
+    if name == "string learning rate":
+        return numpyro.optim.Adam("0.01") if backend == "numpyro" else pyro.optim.Adam({"lr": "0.01"})
+    if name == "zero learning rate":
+        return numpyro.optim.Adam(0.0) if backend == "numpyro" else pyro.optim.Adam({"lr": 0.0})
+    if name == "negative learning rate":
+        return numpyro.optim.Adam(-0.01) if backend == "numpyro" else pyro.optim.Adam({"lr": -0.01})
+    if name == "Adam class":
+        return ppl_optim.Adam
+    if name == "optax":
+        import optax
+
+        return optax.adam(0.01)
+    raise AssertionError(f"no per-PPL value {name!r}")
 
 
 def data(backend):
@@ -234,6 +288,8 @@ def resolve(backend, argument, value, fits=None):
         return to_ppl(backend, value.make(np.random.default_rng(0)))
     if isinstance(value, Program):
         return PROGRAMS[value.name][backend]
+    if isinstance(value, PerPPL):
+        return per_ppl(backend, value.name)
     if isinstance(value, WrongPPL):
         other = OTHER[backend]
         if argument == "backend":

@@ -173,6 +173,7 @@ def start_slow_run(tmp_path, thinning, steps_into_sampling):
     return proc, seen, reader
 
 
+@pytest.mark.slow
 def test_first_ctrl_c_ends_a_run_of_long_blocks_within_seconds(tmp_path):
     # one block of 100 draws of 1,000 steps would take over a minute; calls of about half a
     # second (here one draw, the least a call makes) end the run soon after the signal, with its
@@ -192,6 +193,7 @@ def test_first_ctrl_c_ends_a_run_of_long_blocks_within_seconds(tmp_path):
     assert 3 <= int(draws) < 5000 and interrupted == "1"
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_ends_the_process_inside_a_compiled_call(tmp_path):
     # one draw of 50,000 steps is one compiled call of tens of seconds: no signal handler runs in
     # it (the signals are sent once the call is compiled, some seconds into sampling: while it is

@@ -167,7 +167,7 @@ def test_new_data_keyword(ppl, regression_data):
             ppzoo.predict(result, LINEAR_REGRESSION[ppl], x[:9], new_data=False)
 
 
-@pytest.mark.parametrize("ppl", PPLS)
+@pytest.mark.parametrize("ppl", slow_for(PPLS, lambda p: p == "numpyro"))
 def test_subsampling_idiom_predicts_every_row_with_deterministic_sites(ppl):
     rng = np.random.default_rng(6)
     x, y = rng.standard_normal((20, 2)).astype(np.float32), rng.standard_normal(20).astype(np.float32)

@@ -211,6 +211,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file-size limits")
 def test_a_write_failing_inside_hdf5_does_not_crash_ppzoo_run(folders):
     env = {**os.environ, "HOME": str(folders["home"]), "TMPDIR": str(folders["temp"])}

@@ -40,6 +40,7 @@ def test_every_entry_has_a_reference_and_a_description():
         assert params and all({"mean", "sd"} <= set(v) for v in params.values()), name
 
 
+@pytest.mark.slow
 def test_the_catalog_that_ppzoo_list_reads_is_up_to_date():
     import json
 

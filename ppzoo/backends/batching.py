@@ -31,10 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ppzoo.backends.layout import model_name
+from ppzoo.backends.layout import PlateRecord, model_name, reads_data_elsewhere
 
 __all__ = ["BatchArgs", "per_datum_arguments", "plate_sizes", "take_batch", "choose_batch_args", "check_data_reading",
-           "check_indexed_lengths", "check_point", "plan_minibatches", "indexed_arguments"]
+           "check_indexed_lengths", "check_point", "plan_minibatches", "indexed_arguments", "plan_fit_minibatches",
+           "SVIProbe", "NO_PARAMS", "NO_BATCH_ARGS", "UNMOVED_STEPS", "unmoved", "check_real_arguments", "unobserved_data"]
 
 
 class BatchArgs(NamedTuple):
@@ -52,6 +53,10 @@ class BatchArgs(NamedTuple):
         return ", ".join(parts) if parts else "none"
 
 
+#: no per-datum arguments: the program indexes its data itself
+NO_BATCH_ARGS = BatchArgs()
+
+
 def _leading(value):
     shape = getattr(value, "shape", None)
     return shape[0] if shape is not None and len(shape) >= 1 else None
@@ -67,6 +72,36 @@ def _named_arguments(model, args: Sequence, kwargs: dict) -> dict:
     except (TypeError, ValueError):
         names = []
     return {(names[i] if i < len(names) else f"argument {i}"): a for i, a in enumerate(args)} | dict(kwargs)
+
+
+def check_real_arguments(model, args: Sequence, kwargs: dict) -> None:
+    """A ``TypeError`` naming the first argument that is an array of complex numbers: neither PPL's
+    distributions take them, and they fail deep inside its gradient or its matrix products."""
+    for name, value in _named_arguments(model, args, kwargs).items():
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and getattr(value, "ndim", 0) >= 0 and "complex" in str(dtype):
+            raise TypeError(f"{name} is an array of complex numbers (dtype {dtype}): pass real numbers")
+
+
+def unobserved_data(model, args: Sequence, kwargs: dict, latent: Sequence[str], observed: Sequence[str]) -> list[str]:
+    """The latent sites named after a parameter of ``model`` whose value is ``None`` (given, or its
+    default), in a program with no observed site: ``model(x, y=None)`` run without ``y`` samples
+    ``y`` as a latent, and the posterior is the prior. Empty otherwise."""
+    if observed:
+        return []
+    return sorted(set(latent) & none_arguments(model, args, kwargs))
+
+
+def none_arguments(model, args: Sequence, kwargs: dict) -> set:
+    """The names of the parameters of ``model`` whose value is ``None``, given or by default."""
+    import inspect
+
+    try:
+        bound = inspect.signature(model).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return set()
+    bound.apply_defaults()
+    return {name for name, value in bound.arguments.items() if value is None}
 
 
 def check_observed_lengths(model, args: Sequence, kwargs: dict, observed: Sequence[str], plate: str, num_data: int) -> None:
@@ -160,10 +195,12 @@ def choose_batch_args(run: Callable, args: tuple, kwargs: dict, *, plate: str, n
     if that works, those are the batch arguments. If neither works a
     ``ValueError`` says what was tried and how to say it.
     """
-    if batch_args is not None:
-        return _given(batch_args, args, kwargs, num_data, plate)
     batch = int(probe.shape[0])
     run = _quietly(run)
+    if batch_args is not None:
+        given = _given(batch_args, args, kwargs, num_data, plate)
+        _check_given(run, given, args, kwargs, probe, batch, plate, num_data, model)
+        return given
     try:
         sizes = run(args, kwargs, probe)
     except Exception as err:  # noqa: BLE001 - a program written for whole data fails here; it is tried sliced next
@@ -198,6 +235,26 @@ def choose_batch_args(run: Callable, args: tuple, kwargs: dict, *, plate: str, n
             "per-datum with batch_args=[...]"
         )
     return candidates
+
+
+def _check_given(run, given: BatchArgs, args, kwargs, probe, batch, plate, num_data, model) -> None:
+    """The arguments named by ``batch_args=``, sliced to a few rows, must minibatch the data plate's
+    observed sites: a per-datum argument left out would be paired, whole, with another's rows."""
+    sliced_args, sliced_kwargs = take_batch(args, kwargs, given, probe)
+    try:
+        sizes = run(sliced_args, sliced_kwargs, probe)
+    except Exception as err:  # noqa: BLE001 - reported with what was tried
+        raise ValueError(
+            f"batch_args: with {given.describe()} sliced to a minibatch of {batch} of the N={num_data} rows of plate "
+            f"{plate!r}, model {model!r} raised {type(err).__name__}: {_first_line(err).rstrip('.')}; batch_args must "
+            "name every per-datum argument (the data and the covariates with N rows)"
+        ) from err
+    if not _minibatched(sizes, batch):
+        raise ValueError(
+            f"batch_args: with {given.describe()} sliced to a minibatch of {batch} of the N={num_data} rows of plate "
+            f"{plate!r}, the observed sites in it have sizes {sizes} (distribution, value) rather than {batch}; "
+            "batch_args must name every per-datum argument (the data and the covariates with N rows)"
+        )
 
 
 def _quietly(run):
@@ -435,3 +492,93 @@ def plan_minibatches(run: Callable, view: Callable, indexed_past: Callable, mode
     how = (f"given {k} of its N={num_data} rows (its per-datum arguments, {chosen.describe()}, sliced to them)"
            if chosen else f"given {k} of its N={num_data} rows (the plate's indices fixed to them)")
     return chosen, findings, how
+
+
+# -- ppzoo.fit: the same minibatches for SVI ------------------------------------------------------
+#: steps an optimiser takes on a throwaway parameter before a fit, to see that it moves it
+UNMOVED_STEPS = 3
+
+
+def unmoved(name: str, example: str) -> str:
+    """The message for an optimiser that leaves a parameter where it is (a learning rate of 0): the
+    fit would return the guide's initial values, with a loss that looks levelled off."""
+    return (f"optimizer {name} leaves the parameters where they are (a test parameter with gradient 1 did not move in "
+            f"{UNMOVED_STEPS} steps): is its learning rate 0? A learning rate is a positive number, e.g. {example}")
+
+
+#: a guide and model with no param statement have nothing to fit
+NO_PARAMS = ("guide: neither the guide nor the model has a param statement, so there is nothing to fit (the result "
+             "would be the guide as written); give the guide's distributions parameters (numpyro.param / "
+             "pyro.param), or use an autoguide such as AutoNormal(model)")
+
+class SVIProbe(NamedTuple):
+    """What :func:`plan_fit_minibatches` needs of a PPL, for a model and guide of it.
+
+    ``run``, ``view``, ``indexed_past``: as :func:`plan_minibatches`' (the model alone, its latents
+    at fixed values, its parameters at their initial values); ``param_shapes(program, args,
+    kwargs)``: ``{name: shape}`` of the ``param`` statements of one run of ``program`` (the
+    model or the guide) with those arguments, the user's state (Pyro's parameter store, the
+    random streams) left as it was; ``local_latents``: the model's latent sites in the data plate;
+    ``autoguide``: the guide is one of the PPL's autoguides (its parameters are shaped by the
+    arguments of its first call); ``own_subsample``: the subsample size the data plate sets itself
+    (``None`` if none)."""
+
+    run: Callable
+    view: Callable
+    indexed_past: Callable
+    param_shapes: Callable
+    local_latents: tuple
+    autoguide: bool
+    own_subsample: int | None
+
+
+def plan_fit_minibatches(probe: SVIProbe, model, guide, args: tuple, kwargs: dict, *, plate: str, num_data: int,
+                         arange: Callable, batch_args=None) -> tuple[BatchArgs, bool]:
+    """How ``ppzoo.fit(..., batch_size=B)`` takes minibatches of the data plate: ``(the arguments to
+    slice, whether the fit runs full-batch instead)``, as ``ppzoo.sample`` does
+    (:func:`plan_minibatches`; a program that reads its data beyond the rows it is given runs
+    full-batch with a warning, or is refused, :func:`~.layout.reads_data_elsewhere`).
+
+    Where the arguments are sliced, a ``param`` statement whose shape follows them (a per-datum
+    parameter ``param("z_loc", zeros(x.shape[0]))`` would hold B rows that stand for different data
+    at every step), or an autoguide of a model with latents in the data plate (whose per-datum
+    parameters are made from the arguments of its first call), is refused with a ``ValueError``.
+    """
+    if num_data <= 1 or probe.own_subsample is not None:  # a plate that subsamples itself indexes its data
+        return BatchArgs(), False
+    chosen, findings, how = plan_minibatches(probe.run, probe.view, probe.indexed_past, model, args, kwargs, plate=plate,
+                                             num_data=num_data, arange=arange, batch_args=batch_args)
+    if findings:
+        reads_data_elsewhere(PlateRecord(plate, num_data, probe.own_subsample), model_name(model), findings, how)
+        return BatchArgs(), True
+    if not chosen:
+        return chosen, False
+    idiom = (f"index the data by the plate's indices (with plate({plate!r}, N, subsample_size=B) as idx: ... x[idx]), "
+             "and the per-datum parameters as well, as the subsampling idiom does")
+    if probe.local_latents and probe.autoguide:
+        raise ValueError(
+            f"batch_size: model {model_name(model)!r} has latent site(s) {sorted(probe.local_latents)} in the data "
+            f"plate {plate!r} and uses its data whole, so ppzoo would take minibatches by slicing its arguments with "
+            f"N={num_data} rows ({chosen.describe()}); the autoguide {type(guide).__name__} would then make its "
+            f"per-datum parameters with B rows, the same for every minibatch. Fit with batch_size=None, or {idiom}"
+        )
+    k = min(2, num_data - 1)
+    part_args, part_kwargs = take_batch(args, kwargs, chosen, arange(0, k, 1))
+    # an autoguide is set up on its first call (which it has had, on all the data): it is not run again here
+    for role, program in (("model", model),) + ((("guide", guide),) if not probe.autoguide else ()):
+        try:
+            whole = probe.param_shapes(program, args, kwargs)
+            part = probe.param_shapes(program, part_args, part_kwargs)
+        except Exception:  # noqa: BLE001 - a program that cannot run here fails, with its own message, when fitted
+            continue
+        changed = sorted(n for n in whole.keys() & part.keys() if tuple(whole[n]) != tuple(part[n]))
+        if changed:
+            name = changed[0]
+            raise ValueError(
+                f"batch_size: the {role}'s parameter(s) {changed} take their shape from the data ({name!r} has "
+                f"shape {tuple(whole[name])} on all N={num_data} rows, {tuple(part[name])} on {k}); ppzoo takes "
+                f"minibatches of plate {plate!r} by slicing the arguments with N rows ({chosen.describe()}), so a "
+                f"per-datum parameter would hold B rows that stand for different data at every step. Fit with "
+                f"batch_size=None, or {idiom}"
+            )
+    return chosen, False

@@ -25,9 +25,11 @@ from ppzoo.backends.batching import (
     BatchArgs,
     check_observed_lengths,
     check_point,
+    check_real_arguments,
     plan_minibatches,
     plate_sizes,
     take_batch,
+    unobserved_data,
 )
 from ppzoo.backends.layout import (
     DeterministicSite,
@@ -40,11 +42,13 @@ from ppzoo.backends.layout import (
 from ppzoo.backends.sites import (
     Site,
     constrain,
+    fixed_sites,
     log_density,
     log_joint,
     plate_scale,
     pointwise_log_likelihood,
     program_view,
+    raise_unobserved,
     site_records,
     unconstrain,
 )
@@ -135,7 +139,9 @@ def trace_numpyro(model, args, kwargs, data=None, point=_feasible):
 
 
 def numpyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
-    """The trace's sample statements as :class:`~.sites.Site` and its plates as ``PlateRecord``."""
+    """The trace's sample statements as :class:`~.sites.Site` and its plates as ``PlateRecord``; an
+    observed value given as a Python number (``handlers.condition(model, data={"sigma": 1.0})``)
+    becomes an array of the default float dtype."""
     sites, plates = [], {}
     for name, site in trace.items():
         if site["type"] == "plate":
@@ -144,8 +150,43 @@ def numpyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
         elif site["type"] == "sample":
             scale = 1.0 if site.get("scale") is None else site["scale"]
             frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"])
-            sites.append(Site(name, site["fn"], site["value"], bool(site["is_observed"]), scale, site.get("mask"), frames))
+            value = site["value"]
+            if site["is_observed"] and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = jnp.asarray(value, dtype=jnp.result_type(float))
+            sites.append(Site(name, site["fn"], value, bool(site["is_observed"]), scale, site.get("mask"), frames))
     return sites, plates
+
+
+def site_names(model, args, kwargs) -> tuple[list, list]:
+    """``(latent sites, observed sites)`` of one trace of ``model``."""
+    trace = trace_numpyro(model, _to_jax(tuple(args)), _to_jax(dict(kwargs)))
+    sites = [(n, s["is_observed"]) for n, s in trace.items() if s["type"] == "sample"]
+    return [n for n, o in sites if not o], [n for n, o in sites if o]
+
+
+def observed_plates(model, args, kwargs) -> dict:
+    """``{observed site: {plate name: dim}}`` of one trace of ``model``."""
+    trace = trace_numpyro(model, _to_jax(tuple(args)), _to_jax(dict(kwargs)))
+    return {n: {f.name: f.dim for f in s["cond_indep_stack"]} for n, s in trace.items()
+            if s["type"] == "sample" and s["is_observed"]}
+
+
+def conditioned_names(model) -> set:
+    """The names of the sites that ``numpyro.handlers.condition`` wrappers around ``model`` give
+    values (``handlers.condition(model, data={"sigma": 1.0})``, possibly under other handlers)."""
+    from numpyro.primitives import Messenger
+
+    found, fn = set(), model
+    for _ in range(100):
+        if isinstance(fn, handlers.condition) and isinstance(getattr(fn, "data", None), dict):
+            found |= set(fn.data)
+        if isinstance(fn, Messenger):
+            fn = fn.fn
+        elif isinstance(fn, partial):
+            fn = fn.func
+        else:
+            break
+    return found
 
 
 def numpyro_deterministic(trace) -> tuple[DeterministicSite, ...]:
@@ -171,12 +212,17 @@ class NumPyroBackend(Backend):
         self.device = _jax_device(device)
         self.args = _to_jax(tuple(args), self.device)
         self.kwargs = _to_jax(dict(kwargs or {}), self.device)
+        check_real_arguments(model, self.args, self.kwargs)
         if trace is None:
             trace = trace_numpyro(model, self.args, self.kwargs)
         full = {n: jnp.arange(s["args"][0]) for n, s in trace.items() if s["type"] == "plate" and s["args"][1] not in (None, s["args"][0])}
         if full:  # see the full data, not the model's own subsample
             trace = trace_numpyro(model, self.args, self.kwargs, data=full)
         sites, plates = numpyro_sites(trace)
+        missing = unobserved_data(model, self.args, self.kwargs, [s.name for s in sites if not s.observed],
+                                  [s.name for s in sites if s.observed])
+        if missing:
+            raise_unobserved(missing)
         records = site_records(sites, _inverse_shape, np.asarray)
         self.layout = plan_layout(records, plates, data_plate, model, numpyro_deterministic(trace))
         self._transforms = {
@@ -198,6 +244,8 @@ class NumPyroBackend(Backend):
         self._observed = {
             s.name: trace[s.name]["value"] for s in self.layout.all_observed
         }
+        #: latents given a value by a conditioning handler: fixed values, not data (:func:`~.sites.fixed_sites`)
+        self.fixed = fixed_sites(self.layout, conditioned_names(model))
         self._block_cache = {}  # compiled blocks and optimisers, by settings
 
         self._data_as_arguments = True

@@ -10,6 +10,7 @@ each particle splits its key into the model's and the guide's seeds.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import jax
@@ -18,7 +19,18 @@ import numpy as np
 from jax import random
 from numpyro import handlers
 
-from ppzoo.backends.batching import check_observed_lengths
+from ppzoo.backends.batching import (
+    NO_BATCH_ARGS,
+    NO_PARAMS,
+    UNMOVED_STEPS,
+    BatchArgs,
+    SVIProbe,
+    check_observed_lengths,
+    plan_fit_minibatches,
+    plate_sizes,
+    take_batch,
+    unmoved,
+)
 from ppzoo.backends.sites import check_observed_site, log_prob
 from ppzoo.backends.svi_common import (
     LogDensityTerms,
@@ -181,17 +193,117 @@ def log_density_terms(
 SUBSAMPLE_KW = "_ppzoo_subsample"
 
 
-def _subsampled(fn, plate):
-    """``fn`` whose data plate takes its indices from the keyword ``_ppzoo_subsample`` (traceable)."""
+def _subsampled(fn, plate, batch_args=NO_BATCH_ARGS, num_data=None):
+    """``fn`` whose data plate takes its indices from the keyword ``_ppzoo_subsample`` (traceable);
+    with ``batch_args``, the per-datum arguments sliced to those rows and the plate seen at its
+    full size ``num_data`` (:class:`_AtFullSize`)."""
 
     def wrapped(*args, **kwargs):
         idx = kwargs.pop(SUBSAMPLE_KW, None)
         if idx is None:
             return fn(*args, **kwargs)
+        if batch_args:
+            args, kwargs = take_batch(args, kwargs, batch_args, idx)
+            with _AtFullSize(plate, num_data), handlers.substitute(data={plate: idx}):
+                return fn(*args, **kwargs)
         with handlers.substitute(data={plate: idx}):
             return fn(*args, **kwargs)
 
     return wrapped
+
+
+class _AtFullSize(handlers.Messenger):
+    """The data plate ``plate`` of a program given B rows of its data (sized by them) seen as the
+    subsampling idiom's: its size recorded as ``N`` and its sites scaled by ``N`` over the size the
+    program gave it, so the plate's scale is ``N / B`` and the objectives apply it once."""
+
+    def __init__(self, plate, num_data):
+        super().__init__()
+        self.plate, self.num_data, self.factor = plate, num_data, 1.0
+
+    def process_message(self, msg):
+        if msg["type"] == "plate" and msg["name"] == self.plate:
+            self.factor = self.num_data / msg["args"][0]
+            msg["args"] = (self.num_data, *msg["args"][1:])
+        elif (msg["type"] == "sample" and self.factor != 1.0
+              and any(f.name == self.plate for f in msg["cond_indep_stack"])):
+            msg["scale"] = self.factor if msg["scale"] is None else msg["scale"] * self.factor
+
+
+def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
+    """The :class:`~.batching.SVIProbe` of a NumPyro model and guide with data plate ``plate``
+    (:func:`~.batching.plan_fit_minibatches`): the model traced alone, its latents at feasible or
+    check-point values, its parameters at their initial values."""
+    from numpyro.infer.autoguide import AutoGuide
+
+    from ppzoo.backends.numpyro_backend import (
+        _at_check_point,
+        _feasible,
+        numpyro_sites,
+        trace_numpyro,
+    )
+    from ppzoo.backends.sites import program_view
+
+    first = trace_numpyro(model, args, kwargs)
+    frame = lambda site: next((f for f in site.get("cond_indep_stack", ()) if f.name == plate), None)  # noqa: E731
+    local = tuple(n for n, s in first.items() if s["type"] == "sample" and not s["is_observed"] and frame(s))
+    own = next((s["args"][1] for n, s in first.items() if s["type"] == "plate" and n == plate), None)
+    whole_local = {}
+
+    def run(a, kw, idx):
+        trace = trace_numpyro(model, a, kw, data={plate: idx})
+        return {n: plate_sizes(s, frame(s).dim) for n, s in trace.items()
+                if s["type"] == "sample" and s["is_observed"] and frame(s)}
+
+    def view(a, kw, idx):
+        whole = int(idx.shape[0]) == int(first[plate]["args"][0]) if plate in first else False
+        given = {} if whole else {n: jnp.take(v, idx, axis=axis) for n, (v, axis) in whole_local.items()}
+        trace = trace_numpyro(model, a, kw, data={plate: idx, **given}, point=_at_check_point)
+        if whole:
+            for n in local:
+                site = trace[n]
+                axis = jnp.ndim(site["value"]) - site["fn"].event_dim + frame(site).dim
+                if axis >= 0:
+                    whole_local[n] = (site["value"], axis)
+        plates = {n: (int(s["args"][0]), int(jnp.shape(s["value"])[0])) for n, s in trace.items() if s["type"] == "plate"}
+        deterministic = [(n, s["value"], [f.name for f in s.get("cond_indep_stack", ())])
+                         for n, s in trace.items() if s["type"] == "deterministic"]
+        latent = {n for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
+        return program_view(numpyro_sites(trace)[0], plates, deterministic, _DataPlate(plate), latent, local_given=True)
+
+    def indexed_past(a, kw, idx):
+        from jax.experimental import checkify
+
+        def go(indices):
+            trace_numpyro(model, a, kw, data={plate: indices})
+
+        try:
+            error, _ = checkify.checkify(go, errors=checkify.index_checks)(idx)
+        except Exception:  # noqa: BLE001 - a program checkify cannot follow goes unchecked
+            return None
+        found = re.search(r"array of shape \((\d+)", error.get() or "")
+        return int(found.group(1)) if found else None
+
+    def param_shapes(program, a, kw):
+        trace = handlers.trace(handlers.substitute(handlers.seed(program, 0), substitute_fn=_feasible)).get_trace(*a, **kw)
+        return {n: jnp.shape(s["value"]) for n, s in trace.items() if s["type"] == "param"}
+
+    return SVIProbe(run, view, indexed_past, param_shapes, local, isinstance(guide, AutoGuide), own)
+
+
+class _DataPlate:
+    """The one thing :func:`~.sites.program_view` reads of a layout: the data plate's name."""
+
+    def __init__(self, data_plate):
+        self.data_plate = data_plate
+
+
+def plan_batches(model, guide, args, kwargs, plate, batch_args=None) -> tuple[BatchArgs, bool]:
+    """``(the arguments to slice, full-batch instead)`` for fitting with minibatches of ``plate =
+    (name, N)`` (:func:`~.batching.plan_fit_minibatches`)."""
+    probe = minibatch_probe(model, guide, args, kwargs, plate[0])
+    return plan_fit_minibatches(probe, model, guide, args, kwargs, plate=plate[0], num_data=plate[1],
+                                arange=jnp.arange, batch_args=batch_args)
 
 
 def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
@@ -205,7 +317,10 @@ def data_plate_of(model, guide, args, kwargs, data_plate=None, params=None):
                                      for n, s in observed.items()})
     for n, site in alone.items():
         if site["type"] == "sample" and site["is_observed"]:
-            check_observed_site(n, site["fn"], site["value"], [(f.name, f.dim) for f in site["cond_indep_stack"]])
+            value = site["value"]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):  # handlers.condition(model, {"sigma": 1.0})
+                value = jnp.asarray(value, dtype=jnp.result_type(float))
+            check_observed_site(n, site["fn"], value, [(f.name, f.dim) for f in site["cond_indep_stack"]])
     g = handlers.seed(handlers.substitute(guide, data=params or {}), 0)
     guide_trace = handlers.trace(g).get_trace(*args, **kwargs)
     m = handlers.substitute(handlers.replay(handlers.seed(model, 1), guide_trace), data=params or {})
@@ -247,14 +362,18 @@ def _split_static(args, kwargs):
     return arrays, rebuild, key
 
 
-def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs=None):
+def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs=None,
+             batch_args=NO_BATCH_ARGS):
     """``(svi, block)`` for these settings, compiled once and cached when the settings are hashable."""
     from numpyro.infer import SVI
 
-    key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key, step_kwargs)
+    key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key,
+                                           step_kwargs, batch_args)
     if key is not None and key in _PROGRAMS:
         return _PROGRAMS[key]
-    m, g = (_subsampled(model, plate[0]), _subsampled(guide, plate[0])) if batch_size is not None else (model, guide)
+    m, g = model, guide
+    if batch_size is not None:
+        m, g = (_subsampled(p, plate[0], batch_args, plate[1]) for p in (model, guide))
     svi = SVI(m, g, optimizer, loss=objective)
 
     def step(arrays, carry, t):
@@ -295,7 +414,7 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
 
 
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
-            step_kwargs=None, control=None):
+            step_kwargs=None, control=None, batch_args=None):
     """Fit with NumPyro's ``SVI`` and ``objective``; returns ``(params, losses, stop_reason)``.
 
     Steps run in compiled ``lax.scan`` blocks of :data:`BLOCK`; inside a block a
@@ -308,16 +427,31 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     learning rate from the parameters' names and, after each block, a new one
     or the signal to stop; a learning rate goes into the state of the default
     optimiser (``optax.inject_hyperparams``), so the compiled block is reused.
+
+    With ``batch_size``, minibatches are taken as ``ppzoo.sample`` takes them
+    (:func:`plan_batches`): a program that indexes its data by the plate's
+    indices gets them; one written for all its data gets its per-datum
+    arguments (``batch_args``, or those with N rows) sliced to the minibatch,
+    its plate scaled by ``N / B``.
     """
+    chosen = BatchArgs()
+    if batch_size is not None and plate[0] is not None:
+        chosen, full_batch = plan_batches(model, guide, args, kwargs, plate, batch_args)
+        if full_batch:
+            batch_size = None
     arrays, rebuild, static_key = _split_static(args, kwargs)
-    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs)
+    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs,
+                          chosen)
     key, init_key = random.split(random.PRNGKey(seed))
     init_kw = dict(kwargs)
     if batch_size is not None:
         init_kw[SUBSAMPLE_KW] = jnp.arange(batch_size) % plate[1]
     if step_kwargs is not None:
         init_kw.update(step_kwargs(jnp.asarray(0)))
+    _check_optimizer(optimizer)
     state = svi.init(init_key, *args, **init_kw)
+    if not svi.get_params(state):
+        raise ValueError(NO_PARAMS)
     if control is not None and (first := control.begin(set(svi.get_params(state)))) is not None:
         state = _with_learning_rate(state, first)
 
@@ -352,6 +486,28 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     # a parameter may be a pytree (an Equinox module's weights registered by eqx_module)
     params = {k: jax.tree_util.tree_map(np.asarray, v) for k, v in svi.get_params(state).items()}
     return params, losses, reason
+
+
+def _check_optimizer(optimizer) -> None:
+    """One step of ``optimizer`` on a throwaway parameter: a ``TypeError`` naming the optimizer where it
+    cannot take one (a learning rate given as a string, say), which would otherwise fail inside the
+    compiled fit with JAX's words."""
+    import inspect
+
+    try:
+        state = optimizer.init({"probe": jnp.zeros(2)})
+        extra = {"value": jnp.zeros(())} if "value" in inspect.signature(optimizer.update).parameters else {}
+        for _ in range(UNMOVED_STEPS):
+            state = optimizer.update({"probe": jnp.ones(2)}, state, **extra)
+        moved = bool(jnp.any(optimizer.get_params(state)["probe"] != 0))
+    except Exception as err:  # noqa: BLE001 - said with the optimizer's name
+        said = (str(err).strip().splitlines() or [""])[0]
+        raise TypeError(
+            f"optimizer {type(optimizer).__name__} cannot take a step ({type(err).__name__}: {said}); "
+            "check its arguments: a learning rate is a positive number, e.g. numpyro.optim.Adam(0.01)"
+        ) from err
+    if not moved:
+        raise ValueError(unmoved(type(optimizer).__name__, "numpyro.optim.Adam(0.01)"))
 
 
 def _with_learning_rate(state, learning_rate):

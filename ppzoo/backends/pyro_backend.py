@@ -30,6 +30,7 @@ from functools import partial
 import array_api_compat
 import numpy as np
 import pyro
+import pyro.util
 import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
@@ -44,6 +45,7 @@ from ppzoo.backends.batching import (
     plan_minibatches,
     plate_sizes,
     take_batch,
+    unobserved_data,
 )
 from ppzoo.backends.layout import (
     DeterministicSite,
@@ -57,11 +59,13 @@ from ppzoo.backends.pyro_guard import RTOL, CheckedGraph, chain_rows, eager_warn
 from ppzoo.backends.sites import (
     Site,
     constrain,
+    fixed_sites,
     log_density,
     log_joint,
     plate_scale,
     pointwise_log_likelihood,
     program_view,
+    raise_unobserved,
     site_records,
     unconstrain,
 )
@@ -79,10 +83,15 @@ MAX_COMPILED_CHAINS = 64
 def _torch_device(device):
     if device is None:
         return torch.device("cpu")
+    asked = device
+    if isinstance(device, str) and device.split(":")[0] == "gpu":  # JAX's name for it, as ppzoo.checks allows
+        device = "cuda" + device[3:]
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device: {err}") from None
+        raise ValueError(f"device={asked!r} is not a torch device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={asked!r} was asked for but CUDA is not available to torch")
     if device.type == "cpu" and device.index not in (None, 0):
         raise ValueError(f"device={str(device)!r}: torch has 1 cpu device(s), numbered 0 to 0")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -161,10 +170,60 @@ def pyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
         if site["infer"].get("_deterministic"):  # pyro.deterministic: reported, not data
             continue
         frames = tuple((f.name, f.dim) for f in site["cond_indep_stack"] if f.vectorized)
+        value = site["value"]
+        if site["is_observed"] and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = torch.as_tensor(value, dtype=torch.get_default_dtype())  # pyro.condition(model, {"sigma": 1.0})
         sites.append(
-            Site(name, site["fn"], site["value"], bool(site["is_observed"]), site.get("scale", 1.0), site.get("mask"), frames)
+            Site(name, site["fn"], value, bool(site["is_observed"]), site.get("scale", 1.0), site.get("mask"), frames)
         )
     return sites, plates
+
+
+def site_names(model, args, kwargs) -> tuple[list, list]:
+    """``(latent sites, observed sites)`` of one trace of ``model``, in a throwaway parameter store
+    (the random streams left as they were)."""
+    state = pyro.util.get_rng_state()
+    try:
+        with pyro.get_param_store().scope(), torch.no_grad():
+            trace = trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
+    finally:
+        pyro.util.set_rng_state(state)
+    sites = [(n, s["is_observed"]) for n, s in trace.nodes.items() if s["type"] == "sample"
+             and not site_is_subsample(s) and not s["infer"].get("_deterministic")]
+    return [n for n, o in sites if not o], [n for n, o in sites if o]
+
+
+def observed_plates(model, args, kwargs) -> dict:
+    """``{observed site: {plate name: dim}}`` of one trace of ``model``, in a throwaway parameter store
+    (the random streams left as they were)."""
+    state = pyro.util.get_rng_state()
+    try:
+        with pyro.get_param_store().scope(), torch.no_grad():
+            trace = trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
+    finally:
+        pyro.util.set_rng_state(state)
+    return {n: {f.name: f.dim for f in s["cond_indep_stack"] if f.vectorized} for n, s in trace.nodes.items()
+            if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s)
+            and not s["infer"].get("_deterministic")}
+
+
+def conditioned_names(model) -> set:
+    """The names of the sites that ``pyro.condition`` / ``poutine.condition`` wrappers around
+    ``model`` give values (``pyro.condition(model, data={"sigma": 1.0})``, possibly under other handlers)."""
+    from pyro.poutine.condition_messenger import ConditionMessenger
+    from pyro.poutine.messenger import _context_wrap
+
+    found, fn = set(), model
+    for _ in range(100):
+        if isinstance(fn, partial) and fn.func is _context_wrap and len(fn.args) >= 2:
+            messenger, fn = fn.args[0], fn.args[1]
+            if isinstance(messenger, ConditionMessenger) and isinstance(getattr(messenger, "data", None), dict):
+                found |= set(messenger.data)
+        elif isinstance(fn, partial):
+            fn = fn.func
+        else:
+            break
+    return found
 
 
 def pyro_deterministic(trace) -> tuple[DeterministicSite, ...]:
@@ -344,6 +403,10 @@ class PyroBackend(Backend):
         if full:  # see the full data, not the model's own subsample
             trace = trace_pyro(model, self.args, self.kwargs, data=full)
         sites, plates = pyro_sites(trace)
+        missing = unobserved_data(model, self.args, self.kwargs, [s.name for s in sites if not s.observed],
+                                  [s.name for s in sites if s.observed])
+        if missing:
+            raise_unobserved(missing)
         records = site_records(sites, _inverse_shape, _numpy)
         self.layout = plan_layout(records, plates, data_plate, model, pyro_deterministic(trace))
         self._transforms = {s.name: biject_to(trace.nodes[s.name]["fn"].support) for s in self.layout.latent}
@@ -361,7 +424,11 @@ class PyroBackend(Backend):
                 reads_data_elsewhere(plates[self.layout.data_plate], model_name(model), findings, how)
                 self.layout = plan_layout(records, plates, data_plate, model, pyro_deterministic(trace), full_batch=True)
                 self.batch_args = BatchArgs()
-        self._observed = {s.name: trace.nodes[s.name]["value"] for s in self.layout.all_observed}
+        self._observed = {s.name: torch.as_tensor(trace.nodes[s.name]["value"], dtype=torch.get_default_dtype())
+                          if isinstance(trace.nodes[s.name]["value"], (int, float)) else trace.nodes[s.name]["value"]
+                          for s in self.layout.all_observed}
+        #: latents given a value by a conditioning handler: fixed values, not data (:func:`~.sites.fixed_sites`)
+        self.fixed = fixed_sites(self.layout, conditioned_names(model))
         self._compiled = {}
         #: how each ``(function, theta shape, idx shape, dtype)`` was compiled (see ``_compile``)
         self.compiled_as = {}

@@ -9,24 +9,170 @@ with the last finite parameters.
 
 from __future__ import annotations
 
+import copy
+import re
+
 import pyro
 import pyro.infer.util
+import pyro.util
 import torch
 from pyro import poutine
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.util import site_is_subsample
 
+from ppzoo.backends.batching import (
+    NO_BATCH_ARGS,
+    NO_PARAMS,
+    UNMOVED_STEPS,
+    BatchArgs,
+    SVIProbe,
+    plan_fit_minibatches,
+    plate_sizes,
+    take_batch,
+    unmoved,
+)
 from ppzoo.interrupt import check_interrupt
 
 __all__ = ["run_svi", "MIN_COMPILED_STEPS", "CONTROL_EVERY", "set_learning_rate"]
 
 
-def _with_indices(fn, plate, current):
-    """``fn`` with the data plate's subsample indices fixed to ``current["idx"]``."""
+def _with_indices(fn, plate, current, batch_args=NO_BATCH_ARGS, num_data=None):
+    """``fn`` with the data plate's subsample indices fixed to ``current["idx"]``; with ``batch_args``,
+    the per-datum arguments sliced to those rows and the plate seen at its full size ``num_data``
+    (:class:`_AtFullSize`)."""
 
     def wrapped(*args, **kwargs):
-        return poutine.condition(fn, data={plate: current["idx"]})(*args, **kwargs)
+        conditioned = poutine.condition(fn, data={plate: current["idx"]})
+        if not batch_args:
+            return conditioned(*args, **kwargs)
+        args, kwargs = take_batch(args, kwargs, batch_args, current["idx"])
+        with _AtFullSize(plate, num_data):
+            return conditioned(*args, **kwargs)
 
     wrapped.__wrapped__ = fn  # a warning about the program names the user's own (``pyro_svi.warn_looped``)
     return wrapped
+
+
+class _AtFullSize(Messenger):
+    """The data plate ``plate`` of a program given B rows of its data (sized by them) seen as the
+    subsampling idiom's: its size recorded as ``N`` and its sites scaled by ``N`` over the size the
+    program gave it, so the plate's scale is ``N / B`` and the objective applies it once."""
+
+    def __init__(self, plate, num_data):
+        super().__init__()
+        self.plate, self.num_data, self.factor = plate, num_data, 1.0
+
+    def _pyro_sample(self, msg):
+        if msg["name"] == self.plate and site_is_subsample(msg):
+            fn = copy.copy(msg["fn"])
+            self.factor = self.num_data / fn.size
+            fn.size = self.num_data
+            msg["fn"] = fn
+        elif self.factor != 1.0 and any(f.name == self.plate for f in msg["cond_indep_stack"]):
+            msg["scale"] = msg["scale"] * self.factor
+
+
+class _DataPlate:
+    """The one thing :func:`~.sites.program_view` reads of a layout: the data plate's name."""
+
+    def __init__(self, data_plate):
+        self.data_plate = data_plate
+
+
+def _quiet_state(fn):
+    """``fn`` run in a throwaway parameter store, the random streams left as they were."""
+
+    def run(*args):
+        state = pyro.util.get_rng_state()
+        try:
+            with pyro.get_param_store().scope(), pyro.validation_enabled(False), torch.no_grad():
+                return fn(*args)
+        finally:
+            pyro.util.set_rng_state(state)
+
+    return run
+
+
+def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
+    """The :class:`~.batching.SVIProbe` of a Pyro model and guide with data plate ``plate``
+    (:func:`~.batching.plan_fit_minibatches`): the model traced alone in a throwaway parameter store,
+    its latents at feasible or check-point values, the random streams left as they were."""
+    from pyro.infer.autoguide import AutoGuide
+
+    from ppzoo.backends.pyro_backend import _at_check_point, _feasible, pyro_sites, trace_pyro
+    from ppzoo.backends.sites import program_view
+
+    frame = lambda site: next((f for f in site["cond_indep_stack"] if f.name == plate), None)  # noqa: E731
+    first = _quiet_state(trace_pyro)(model, args, kwargs)
+    nodes = first.nodes
+    local = tuple(n for n, s in nodes.items() if s["type"] == "sample" and not s["is_observed"]
+                  and not site_is_subsample(s) and frame(s))
+    own = None
+    if plate in nodes and site_is_subsample(nodes[plate]):
+        fn = nodes[plate]["fn"]
+        own = None if fn.subsample_size in (None, fn.size) else int(fn.subsample_size)
+    num_data = int(nodes[plate]["fn"].size) if plate in nodes else None
+    whole_local = {}
+
+    @_quiet_state
+    def run(a, kw, idx):
+        trace = trace_pyro(model, a, kw, data={plate: idx})
+        return {n: plate_sizes(s, frame(s).dim) for n, s in trace.nodes.items()
+                if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s) and frame(s)}
+
+    @_quiet_state
+    def view(a, kw, idx):
+        whole = int(idx.shape[0]) == num_data
+        given = {} if whole else {n: v.index_select(axis, idx) for n, (v, axis) in whole_local.items()}
+        trace = trace_pyro(model, a, kw, data={plate: idx, **given}, point=_at_check_point)
+        if whole:
+            for n in local:
+                site = trace.nodes[n]
+                axis = site["value"].dim() - site["fn"].event_dim + frame(site).dim
+                if axis >= 0:
+                    whole_local[n] = (site["value"], axis)
+        plates = {n: (int(s["fn"].size), int(s["value"].shape[0])) for n, s in trace.nodes.items()
+                  if s["type"] == "sample" and site_is_subsample(s)}
+        deterministic = [(n, s["value"], [f.name for f in s["cond_indep_stack"] if f.vectorized])
+                         for n, s in trace.nodes.items() if s["type"] == "sample" and s["infer"].get("_deterministic")]
+        latent = {n for n, s in nodes.items() if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)}
+        return program_view(pyro_sites(trace)[0], plates, deterministic, _DataPlate(plate), latent, local_given=True)
+
+    @_quiet_state
+    def indexed_past(a, kw, idx):
+        try:
+            trace_pyro(model, a, kw, data={plate: idx})
+        except IndexError as err:
+            found = re.search(r"with size (\d+)", str(err))
+            return int(found.group(1)) if found else None
+        except Exception:  # noqa: BLE001 - the program's other errors are reported where it is run
+            return None
+        return None
+
+    @_quiet_state
+    def param_shapes(program, a, kw):
+        from pyro.infer.autoguide.initialization import InitMessenger
+
+        trace = poutine.trace(InitMessenger(_feasible)(program)).get_trace(*a, **kw)
+        return {n: tuple(s["value"].shape) for n, s in trace.nodes.items() if s["type"] == "param"}
+
+    return SVIProbe(run, view, indexed_past, param_shapes, local, isinstance(guide, AutoGuide), own)
+
+
+def plan_batches(model, guide, args, kwargs, plate, batch_args=None, batch_size=None) -> tuple[BatchArgs, bool]:
+    """``(the arguments to slice, full-batch instead)`` for fitting with minibatches of ``plate =
+    (name, N)`` (:func:`~.batching.plan_fit_minibatches`). A plate that declares its own
+    ``subsample_size`` takes exactly that many indices in Pyro: another ``batch_size`` is a ``ValueError``."""
+    device = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+    probe = minibatch_probe(model, guide, args, kwargs, plate[0])
+    if probe.own_subsample is not None and batch_size is not None and batch_size != probe.own_subsample:
+        raise ValueError(
+            f"batch_size={batch_size}, but the model's data plate {plate[0]!r} declares subsample_size="
+            f"{probe.own_subsample}, and a Pyro plate takes exactly that many indices: pass "
+            f"batch_size={probe.own_subsample}, or leave batch_size out (the plate's own setting)"
+        )
+    return plan_fit_minibatches(probe, model, guide, args, kwargs, plate=plate[0], num_data=plate[1],
+                                arange=lambda a, b, c: torch.arange(a, b, c, device=device), batch_args=batch_args)
 
 
 #: steps between calls of ``control`` (as NumPyro's compiled blocks)
@@ -47,7 +193,7 @@ MIN_COMPILED_STEPS = 20
 
 
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
-            step_kwargs=None, jit_compile=True, control=None):
+            step_kwargs=None, jit_compile=True, control=None, batch_args=None):
     """Fit with ``objective`` for ``num_steps``; returns ``(params, losses, stop_reason, compiled_as)``.
 
     Each step: the loss and its gradient, then the optimiser step only if the
@@ -68,7 +214,19 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     learning rate from the parameters' names, before the first update, and
     every :data:`CONTROL_EVERY` steps a new one or the signal to stop; a
     learning rate is set in every torch optimiser of ``optimizer``.
+
+    With ``batch_size``, minibatches are taken as ``ppzoo.sample`` takes them
+    (:func:`plan_batches`): a program that indexes its data by the plate's
+    indices gets them; one written for all its data gets its per-datum
+    arguments (``batch_args``, or those with N rows) sliced to the minibatch,
+    its plate scaled by ``N / B``.
     """
+    _check_optimizer(optimizer)
+    chosen = BatchArgs()
+    if batch_size is not None and plate[0] is not None:
+        chosen, full_batch = plan_batches(model, guide, args, kwargs, plate, batch_args, batch_size)
+        if full_batch:
+            batch_size = None
     pyro.set_rng_seed(seed)
     losses, reason = [], None
     validate = pyro.infer.util.is_validation_enabled()
@@ -78,7 +236,7 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     current = {}
     m, g = model, guide
     if batch_size is not None:
-        m, g = _with_indices(model, plate[0], current), _with_indices(guide, plate[0], current)
+        m, g = (_with_indices(p, plate[0], current, chosen, plate[1]) for p in (model, guide))
 
     def inputs_at(t):
         """What changes from step to step: indices, the objective's numbers, the programs' arguments."""
@@ -132,9 +290,14 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
                 _restore(leaves, saved)
                 break
             saved = [leaf.detach().clone() for leaf in leaves]  # the last parameters with a finite loss
+            if t == 0 and not first_params:
+                raise ValueError(NO_PARAMS)
             if t == 0 and control is not None and (first := control.begin(set(first_params))) is not None:
                 set_learning_rate(optimizer, first)
-            optimizer(leaves)
+            if t == 0:
+                _first_step(optimizer, leaves)
+            else:
+                optimizer(leaves)
             pyro.infer.util.zero_grads(leaves)
             losses.append(value)
             on_step(t, value)
@@ -154,6 +317,41 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     store = pyro.get_param_store()
     values = {name: store[name].detach().cpu().numpy() for name in store.keys()}
     return values, losses, reason, compiled_as
+
+
+def _check_optimizer(optimizer) -> None:
+    """The torch optimiser ``optimizer`` makes, on a throwaway parameter with gradient 1 for
+    :data:`~.batching.UNMOVED_STEPS` steps: a ``ValueError`` where it does not move it (a learning rate
+    of 0). Optimisers it cannot be tried on that way (a learning-rate scheduler, arguments given as a
+    function of the parameter's name) are not tried; errors in their arguments are said at the
+    first step (:func:`_first_step`)."""
+    args = getattr(optimizer, "pt_optim_args", None)
+    constructor = getattr(optimizer, "pt_optim_constructor", None)
+    if not isinstance(args, dict) or not isinstance(constructor, type) or not issubclass(constructor, torch.optim.Optimizer):
+        return
+    probe = torch.zeros(2, requires_grad=True)
+    try:
+        optim = constructor([probe], **args)
+        for _ in range(UNMOVED_STEPS):
+            probe.grad = torch.ones(2)
+            optim.step()
+    except Exception:  # noqa: BLE001 - said with the optimizer's name at the first step
+        return
+    if not bool((probe != 0).any()):
+        raise ValueError(unmoved(constructor.__name__, "pyro.optim.Adam({'lr': 0.01})"))
+
+
+def _first_step(optimizer, leaves) -> None:
+    """The optimiser's first step, where torch makes its optimisers from the arguments given to the
+    ``pyro.optim`` one: their errors (a learning rate that is negative or a string) name the optimizer."""
+    try:
+        optimizer(leaves)
+    except (TypeError, ValueError) as err:
+        name = getattr(getattr(optimizer, "pt_optim_constructor", None), "__name__", type(optimizer).__name__)
+        raise type(err)(
+            f"optimizer {name} cannot take a step ({err}); check its arguments: a learning rate "
+            "is a positive number, e.g. pyro.optim.Adam({'lr': 0.01})"
+        ) from err
 
 
 def _all_finite(store) -> bool:

@@ -34,7 +34,7 @@ from ppzoo.backends.layout import ModelLayout, SiteRecord
 __all__ = [
     "Site", "site_records", "masked_log_prob", "log_prob", "constrain", "unconstrain", "plate_scale", "log_joint",
     "log_density",
-    "pointwise_log_likelihood", "ProgramView", "program_view",
+    "pointwise_log_likelihood", "ProgramView", "program_view", "fixed_sites", "fixed_observed",
 ]
 
 
@@ -65,9 +65,11 @@ def check_observed_site(name, fn, value, frames=()) -> None:
     names neither the site nor the argument."""
     shape = getattr(value, "shape", None)
     if shape is None:
+        given = ("; a value given by a conditioning handler (pyro.condition(model, data={...})) must be a "
+                 "torch tensor too, e.g. torch.tensor(1.0)" if isinstance(value, (int, float)) else "")
         raise TypeError(
             f"observed site {name!r}: its value is a {type(value).__name__}, not an array; pass an array "
-            "(numpy.asarray(...), or a torch tensor for Pyro)"
+            f"(numpy.asarray(...), or a torch tensor for Pyro){given}"
         )
     dist_shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
     plates = ", ".join(f"{plate!r}" for plate, _ in frames)
@@ -97,6 +99,73 @@ def check_observed_site(name, fn, value, frames=()) -> None:
             f"observed site {name!r}: its distribution {type(fn).__name__} cannot score its value "
             f"(dtype {dtype}, shape {tuple(shape)}): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{hint}"
         ) from err
+
+
+def fixed_sites(layout: ModelLayout, conditioned) -> tuple[str, ...]:
+    """The observed sites of ``layout`` that are latents given a value by a conditioning handler
+    (``conditioned``: their names; ``numpyro.handlers.condition``, ``pyro.condition``) rather than
+    data: those outside the data plate, unless that would leave no observation as data. They are
+    fixed values of the model (``constant_data``), with no log-likelihood of their own."""
+    fixed = tuple(s.name for s in layout.other_observed if s.name in set(conditioned))
+    return fixed if len(fixed) < len(layout.all_observed) else ()
+
+
+#: where each PPL's ``conditioned_names`` and ``observed_plates`` live
+_PPL_MODULES = {"numpyro": "ppzoo.backends.numpyro_backend", "pyro": "ppzoo.backends.pyro_backend"}
+
+
+def fixed_observed(model, args, kwargs, backend: str, data_plate) -> tuple[tuple[str, ...], str | None]:
+    """``(fixed sites, data plate)`` of ``model(*args, **kwargs)`` of PPL ``backend`` for
+    ``ppzoo.fit``: the observed sites that are latents a conditioning handler fixed
+    (:func:`conditioned_outside`), and the data plate (``data_plate``, or where it is ``None`` and
+    some sites are fixed, the outermost plate around every other observation: a fixed value
+    outside the data plate would otherwise leave the model without one)."""
+    import importlib
+
+    ppl = importlib.import_module(_PPL_MODULES[backend])
+    conditioned = ppl.conditioned_names(model)
+    if not conditioned:
+        return (), data_plate
+    observed = ppl.observed_plates(model, args, kwargs)
+    plate = data_plate
+    if plate is None:
+        data = [n for n in observed if n not in conditioned] or [n for n, plates in observed.items() if plates]
+        common = set.intersection(*(set(observed[n]) for n in data)) if data else set()
+        plate = min(common, key=observed[data[0]].__getitem__) if common else None
+    fixed = conditioned_outside({n: set(p) for n, p in observed.items()}, conditioned, plate)
+    return fixed, (plate if fixed else data_plate)
+
+
+def check_data_given(model, args, kwargs, backend: str) -> None:
+    """A ``ValueError`` naming the argument where ``model(x, y=None)`` is called without its data
+    (:func:`~.batching.unobserved_data`): its observed site is then a latent, and a fit or a run
+    would give the prior predictive, not the posterior."""
+    import importlib
+
+    from ppzoo.backends.batching import none_arguments, unobserved_data
+
+    if not none_arguments(model, args, kwargs):
+        return
+    ppl = importlib.import_module(_PPL_MODULES[backend])
+    latent, observed = ppl.site_names(model, args, kwargs)
+    missing = unobserved_data(model, args, kwargs, latent, observed)
+    if missing:
+        raise_unobserved(missing)
+
+
+def raise_unobserved(missing) -> None:
+    name = missing[0]
+    raise ValueError(
+        f"{name}=None: the model has no observed site, and its site {name!r} is a latent because its data {name} "
+        f"is None, so ppzoo would sample or fit the prior. Pass the data, e.g. {name}={name}"
+    )
+
+
+def conditioned_outside(observed: Mapping[str, set], conditioned, data_plate) -> tuple[str, ...]:
+    """The rule of :func:`fixed_sites` on ``observed`` (``{observed site: names of the plates
+    around it}``): the ``conditioned`` sites outside ``data_plate``, unless they are all the observations."""
+    fixed = tuple(n for n, plates in observed.items() if n in set(conditioned) and data_plate not in plates)
+    return fixed if len(fixed) < len(observed) else ()
 
 
 def site_records(sites: list[Site], inverse_shape: Callable, to_numpy: Callable) -> list[SiteRecord]:
@@ -284,16 +353,20 @@ class ProgramView(NamedTuple):
 
 
 def program_view(sites: list[Site], plates: Mapping[str, tuple[int, int]], deterministic, layout: ModelLayout,
-                 latent) -> ProgramView:
+                 latent, local_given: bool = False) -> ProgramView:
     """The :class:`ProgramView` of one run: its ``sites``, its ``plates`` (``{name: (size, number of
     indices)}``) and its ``deterministic`` statements (``(name, value, plate names)``); ``latent``:
-    the names of the latent sites (Pyro marks a latent it was given a value for as observed)."""
+    the names of the latent sites (Pyro marks a latent it was given a value for as observed).
+    ``local_given``: the latent sites in the data plate were given the rows of one run's values that
+    the run's indices select (SVI's per-datum latents), so they are left out of the view."""
     data = layout.data_plate
     plate_factor = plate_scale(plates, layout)
     outside = {f"plate {name!r}": {"size": np.asarray(size)} for name, (size, _) in plates.items() if name != data}
     per_datum, own_scale = {}, {}
     for site in sites:
         frames = dict(site.frames)
+        if local_given and data in frames and site.name in latent:
+            continue
         if data in frames and site.name not in latent:
             per_datum[site.name] = _per_index(site, frames[data])
             own_scale[site.name] = _numpy(site.scale) / plate_factor

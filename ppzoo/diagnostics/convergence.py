@@ -9,7 +9,9 @@ naming the worst parameters, when Stan's thresholds are crossed: R-hat above
 :data:`RHAT_MAX`, or bulk or tail ESS below :data:`ESS_PER_CHAIN` per chain
 (Vehtari et al. 2021). A parameter whose draws do not move (constant within a chain: a posterior
 sd below float32 resolution at its value, say) or whose R-hat or ESS is NaN fails too: R-hat and ESS
-say nothing about such chains, and ArviZ's NaN is not a pass. NumPy's warnings from those computations
+say nothing about such chains, and ArviZ's NaN is not a pass. An element its constraint fixes (the unit
+diagonal of an ``LKJCholesky`` draw: the same value in every draw of every chain while the variable's
+other elements move) is a constant, and is left out (:func:`fixed_elements`). NumPy's warnings from those computations
 (a division by a zero variance) are silenced here and said in words instead (:func:`quiet_arithmetic`).
 ``ppzoo summary`` prints the report of a stored run.
 
@@ -36,7 +38,7 @@ import pandas as pd
 from ppzoo.diagnostics import arviz_compat
 
 __all__ = ["RHAT_MAX", "ESS_PER_CHAIN", "MIN_DRAWS", "ConvergenceWarning", "convergence_report", "problems", "assess",
-           "attach", "stored_report", "check_convergence", "still_chains", "quiet_arithmetic"]
+           "attach", "stored_report", "check_convergence", "still_chains", "fixed_elements", "quiet_arithmetic"]
 
 #: Stan's threshold for the rank-normalised split R-hat
 RHAT_MAX = 1.01
@@ -63,12 +65,48 @@ def quiet_arithmetic():
         yield
 
 
+@contextlib.contextmanager
+def _arviz_logs_quiet():
+    """ArviZ's own log lines (``Shape validation failed`` for one chain or a few draws) held back
+    inside the block: :func:`problems` says what a report that cannot be computed means."""
+    import logging
+
+    logger = logging.getLogger("arviz")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def convergence_report(idata) -> pd.DataFrame:
     """Per scalar parameter of the posterior, ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``
     and ``mcse_sd`` (ArviZ's, of the installed line)."""
-    with quiet_arithmetic():
+    with quiet_arithmetic(), _arviz_logs_quiet():
         table = arviz_compat.summary(idata, kind="diagnostics")
     return table[list(_COLUMNS)].astype(float)
+
+
+def fixed_elements(idata, variables=None) -> list[str]:
+    """The scalar parameters that are fixed by their variable's constraint: the same value in every
+    draw of every chain while other elements of the same variable move (the unit diagonal and the
+    zeros above it of an ``LKJCholesky`` draw, say). They are constants, not chains that do not move:
+    R-hat and ESS do not apply to them, and :func:`problems` leaves them out."""
+    posterior = arviz_compat.get_group(idata, "posterior")
+    found = []
+    for name, variable in posterior.data_vars.items():
+        if variables is not None and name not in variables:
+            continue
+        values = np.asarray(variable.transpose("chain", "draw", ...).values)
+        if values.ndim < 3 or values.shape[1] < 2:
+            continue
+        flat = values.reshape(values.shape[0] * values.shape[1], -1)
+        with quiet_arithmetic():
+            same = np.all(flat == flat[:1], axis=0)
+        if same.any() and not same.all():
+            found += [_element_name(name, values.shape[2:], k) for k in np.flatnonzero(same)]
+    return found
 
 
 def still_chains(idata, variables=None) -> pd.Series:
@@ -192,7 +230,19 @@ def assess(idata, report: pd.DataFrame | None = None, latent=None) -> tuple[pd.D
         latent = json.loads(str(posterior.attrs["latent_sites"]))
     sizes = posterior.sizes
     still = still_chains(idata, latent)
-    return report, problems(report, int(sizes["chain"]), int(sizes["draw"]), still, latent)
+    fixed = fixed_elements(idata, latent)
+    if fixed:  # constants of the constraint, not chains that do not move
+        still = still.drop(fixed, errors="ignore")
+        report = report.drop(fixed, errors="ignore")
+    found = problems(report, int(sizes["chain"]), int(sizes["draw"]), still, latent)
+    temperature = posterior.attrs.get("temperature")
+    if found and temperature is not None and float(temperature) == 0.0:
+        found = [
+            "temperature=0: the chains ran without noise, so they optimise towards a mode of the posterior rather "
+            "than sample it, and once there their draws do not move; R-hat and ESS do not apply (temperature > 0 "
+            "samples: 1 the posterior, below 1 a cold posterior)"
+        ]
+    return report, found
 
 
 def check_convergence(idata, *, warn: bool = True, stacklevel: int = 3, latent=None) -> pd.DataFrame:
@@ -202,12 +252,12 @@ def check_convergence(idata, *, warn: bool = True, stacklevel: int = 3, latent=N
     report, found = assess(idata, latent=latent)
     attach(idata, report, converged=not found, latent=latent)
     if warn and found:
-        warnings.warn(
-            "the chains may not have converged (" + "; ".join(found) + "); run longer (num_warmup, num_samples, "
-            "thinning) or reparameterise, and do not trust these draws until the report is clean",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
+        if found[0].startswith("temperature=0"):
+            message = f"the draws are not posterior draws: {found[0]}"
+        else:
+            message = ("the chains may not have converged (" + "; ".join(found) + "); run longer (num_warmup, "
+                       "num_samples, thinning) or reparameterise, and do not trust these draws until the report is clean")
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
     return report
 
 

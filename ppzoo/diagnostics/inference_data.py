@@ -6,7 +6,8 @@
 ``<site>_dim_k``), ``sample_stats`` (ArviZ's schema names: ``step_size``,
 ``diverging``, ``lp``; and ppzoo's cumulative per-datum ``grad_evals`` and
 ``full_gradient``), ``log_likelihood`` (per observed site and datum, dim
-named after the data plate, so ``az.loo`` works) and ``observed_data``.
+named after the data plate, so ``az.loo`` works), ``observed_data`` and, for
+latents a conditioning handler fixed, ``constant_data``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def _pointwise(backend, flat, chunk):
     return lp, {k: np.concatenate([p[1][k] for p in parts], axis=0) for k in parts[0][1]}
 
 
+def split_fixed(backend, observed: dict) -> tuple[dict, dict]:
+    """``(observed data, constant data)``: the latents a conditioning handler gave values
+    (``backend.fixed``, :func:`ppzoo.backends.sites.fixed_sites`) are fixed values of the model, not
+    data: they go to ``constant_data``, and have no ``log_likelihood`` (so ``az.loo`` sees the data alone)."""
+    fixed = set(getattr(backend, "fixed", ()))
+    return ({k: v for k, v in observed.items() if k not in fixed},
+            {k: np.asarray(v) for k, v in observed.items() if k in fixed})
+
+
 def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     """The ArviZ result (``DataTree`` / ``InferenceData``) of a
     :class:`~ppzoo.inference.sgmcmc.driver.SamplerRun` on ``backend``.
@@ -75,19 +85,22 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         warmup = _constrained(backend, run.last_position[:, None, :])
         posterior = {k: v[:, :0] for k, v in warmup.items()}
         log_likelihood = False
-    observed = backend.observed_data()
+    observed, constant = split_fixed(backend, backend.observed_data())
     # observed values and log-likelihood terms named after their plates (value_dims)
     dims = {s.name: list(s.dims) for s in layout.all_observed}
     # a latent inside a plate is named after it (as az.from_numpyro names it), the others <site>_dim_k
     dims.update({site.name: list(site.dims) for site in layout.latent + layout.deterministic if site.dims})
     groups = {"posterior": posterior, "observed_data": observed}
+    if constant:
+        groups["constant_data"] = constant
     if warmup is not None:
         groups["warmup_posterior"] = warmup
     stats = dict(run.stats)
     stats["diverging"] = stats["diverging"].astype(bool)
     if log_likelihood:
         lp, loglik = _pointwise(backend, flat, _LOGLIK_CHUNK)
-        groups["log_likelihood"] = {k: v.reshape((num_chains, num_draws) + v.shape[1:]) for k, v in loglik.items()}
+        groups["log_likelihood"] = {k: v.reshape((num_chains, num_draws) + v.shape[1:]) for k, v in loglik.items()
+                                    if k not in constant}
         stats["lp"] = lp.reshape(num_chains, num_draws)
         # a log density that is not finite at a finite position diverged as well
         stats["diverging"] = stats["diverging"] | ~np.isfinite(stats["lp"])
@@ -100,7 +113,7 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
         # chains' draws, not finite from their divergence on, are kept in a group of their own
         set_aside = {"posterior": {k: v[[d["chain"] for d in diverged]] for k, v in posterior.items()}}
         groups = {
-            name: (values if name == "observed_data" else {k: v[healthy] for k, v in values.items()})
+            name: (values if name in ("observed_data", "constant_data") else {k: v[healthy] for k, v in values.items()})
             for name, values in groups.items()
         }
     kernel = run.kernel

@@ -140,7 +140,7 @@ def _latent_dims(name, value, local, data_dim):
     return ([data_dim] if local else []) + [f"{name}_dim_{k}" for k in range(event)]
 
 
-def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, *, local, data_plate, attrs):
+def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, *, local, data_plate, attrs, fixed=()):
     """The ArviZ result (``DataTree`` / ``InferenceData``) of ``S`` guide draws (one chain).
 
     Args:
@@ -152,7 +152,13 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
         local: names of the latents inside the data plate (their first axis after ``S`` is the datum).
         data_plate: the data plate's name (dim of the per-datum arrays), or ``None``.
         attrs: recorded in every group's attrs.
+        fixed: observed sites that are latents a conditioning handler fixed
+            (:func:`ppzoo.backends.sites.fixed_observed`): ``constant_data``, no log-likelihood.
     """
+    fixed = set(fixed)
+    constant = {n: np.asarray(v) for n, v in observed.items() if n in fixed}
+    observed = {n: v for n, v in observed.items() if n not in fixed}
+    log_likelihood = {n: v for n, v in log_likelihood.items() if n not in fixed}
     data_dim = data_plate or "datum"
     latent_dims = {n: _latent_dims(n, np.asarray(v), n in local, data_dim) for n, v in latents.items()}
     observed_dims = {}
@@ -165,6 +171,7 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
     # an observed site's value and its per-datum log-likelihood share a name: the
     # log-likelihood takes the leading (datum) dim of the observed value's dims
     dims = {**latent_dims, **observed_dims}
+    dims.update({n: [f"{n}_dim_{k}" for k in range(np.ndim(v))] for n, v in constant.items()})
     for name in log_likelihood:
         dims.setdefault(name, [data_dim])
     groups = {
@@ -172,6 +179,8 @@ def svi_draws_to_inference_data(latents, log_likelihood, observed, log_weights, 
         "log_likelihood": {n: np.asarray(v)[None] for n, v in log_likelihood.items()},
         "observed_data": {n: np.asarray(v) for n, v in observed.items()},
     }
+    if constant:
+        groups["constant_data"] = constant
     if log_weights is not None:
         groups["sample_stats"] = {"log_weight": np.asarray(log_weights)[None]}
     attrs = {"inference_library": "ppzoo", "inference_library_version": __version__, **attrs}
