@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,13 @@ def log_marginal_likelihood(
     check_count("num_samples", num_samples)
     check_count("chunk_size", chunk_size)
     check_seed(seed)
+    if not callable(guide):
+        raise TypeError(f"guide must be a guide program (an autoguide, or a function of the model's arguments), got {guide!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a dict of parameter values by name (a fit's params) or None, got {type(params).__name__}: "
+            "the data come after it, log_marginal_likelihood(model, guide, params, *data)"
+        )
     args, kwargs = tuple(args), dict(kwargs)
     check_model_keywords(model, kwargs, log_marginal_likelihood)
     check_data_not_empty(model, args, kwargs)

@@ -16,7 +16,7 @@ __all__ = [
     "check_count", "check_number", "check_flag", "check_seed", "check_thinning", "check_batch_size", "check_data_plate",
     "check_data_not_empty", "check_observations_finite", "nonfinite_count",
     "nonfinite_arguments", "integer_arguments", "check_model_keywords", "check_draws_fit_in_memory",
-    "physical_memory", "pandas_values", "check_device", "check_fits_on_disk", "MAX_SEED",
+    "physical_memory", "pandas_values", "check_device", "non_array_arguments", "check_fits_on_disk", "MAX_SEED",
 ]
 
 #: seeds are integers in ``[0, MAX_SEED]``: what both ``jax.random.PRNGKey`` (an int64)
@@ -298,6 +298,20 @@ def integer_arguments(program, args, kwargs) -> list[str]:
         text = str(dtype).replace("torch.", "")
         if text.startswith(("int", "uint", "bool")):
             found.append(f"{name} holds {text} values: pass floats where the model computes with it")
+    return found
+
+
+def non_array_arguments(program, args, kwargs, attribute: str) -> list[str]:
+    """The arguments of ``program(*args, **kwargs)`` that are not arrays but a ``list``, ``tuple``,
+    number or ``None``, each as ``"<name> is a <type>, not an array"``: said where the program
+    failed asking a value for ``attribute`` (``.shape``, ``.dtype``) that arrays have."""
+    names = _parameter_names(program)
+    given = [(names[i] if i < len(names) else f"positional argument {i}", v) for i, v in enumerate(args)]
+    found = []
+    for name, value in given + list(kwargs.items()):
+        if value is None or isinstance(value, (list, tuple, int, float, complex)):
+            kind = "None" if value is None else type(value).__name__
+            found.append(f"{name} is {kind}, not an array: the program reads its .{attribute}")
     return found
 
 

@@ -143,6 +143,8 @@ def _temporary_beside(path, suffix):
 def check_writable(path, option="--out") -> None:
     """Raise ``OSError`` naming ``option`` unless a file can be written at ``path`` (its folder
     exists and takes a new file; an existing ``path`` is a file), before a long run needs it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{option} must be a file name (str or os.PathLike), got {path!r}")
     target = os.path.realpath(path)
     if os.path.isdir(target):
         raise OSError(f"{option} {path}: is a folder; give a file name")

@@ -193,6 +193,8 @@ ROWS += [
         r"params has name\(s\) that are no param statement of the model or guide: '.*' \(did you mean '.*'\?\)",
         "the fit's params, one name with a letter added"),
     Row("log_marginal_likelihood", "params", [1.0, 2.0], TypeError, "params must be a dict of parameter values by name"),
+    Row("log_marginal_likelihood", "params", Data(lambda rng: rng.normal(size=(40, 2)).astype(np.float32), "the data"),
+        TypeError, r"params must be a dict .* the data come after it, log_marginal_likelihood\(model, guide, params, \*data\)"),
     Row("log_marginal_likelihood", "num_samples", 0, ValueError, "num_samples must be an integer >= 1, got 0"),
     Row("log_marginal_likelihood", "num_samples", 2.0, TypeError, "num_samples must be an integer >= 1, got 2.0"),
     Row("log_marginal_likelihood", "chunk_size", 0, ValueError, "chunk_size must be an integer >= 1, got 0"),
@@ -200,6 +202,8 @@ ROWS += [
     Row("log_marginal_likelihood", "num_sample", 10, TypeError, r"unknown keyword 'num_sample'.*did you mean 'num_samples'\?"),
     Row("log_marginal_likelihood", "x", NAN_DATA, ValueError, r"observed site 'x' contains NaN or infinite values"),
     Row("log_marginal_likelihood", "guide", "AutoDelta", ValueError, "point mass", "an AutoDelta guide"),
+    Row("log_marginal_likelihood", "guide", None, TypeError,
+        r"guide must be a guide program \(an autoguide, or a function of the model's arguments\), got None"),
 ]
 
 # -- per-datum arguments: the regression model(x, y=y), x 40 x 3 ----------------------------------
@@ -342,6 +346,8 @@ _SAMPLE = [
     ("x", _INF_X, ValueError, _NONFINITE_COVARIATE, None, ()),
     ("x", _EMPTY_X, ValueError, NO_ROWS.format(3), None, ()),
     ("x", _OBJECT_X, TypeError, r"x is an array of dtype object: pass numbers", None, ()),
+    ("x", None, AttributeError, r"raised AttributeError .* \(x is None, not an array: the program reads its \.shape\)", None, ()),
+    ("x", 3.0, AttributeError, r"raised AttributeError .* \(x is float, not an array: the program reads its \.shape\)", None, ()),
 ]
 ROWS += [Row("sample", a, v, e, m, s, model="regression", given=g) for a, v, e, m, s, g in _SAMPLE]
 _SIGNED_LABELS = Data(lambda rng: np.where(rng.normal(size=40) > 0, 1.0, -1.0).astype(np.float32), "y in {-1, +1}")
@@ -521,6 +527,7 @@ _MORE_SAMPLE = [
     ("device", "gpu", ValueError, "device='gpu' (is not available to JAX|was asked for but CUDA is not available to torch)",
      None, ()),
     ("checkpoint_every", 2.5, TypeError, "checkpoint_every must be an integer >= 1, got 2.5", None, (("checkpoint", "run.nc"),)),
+    ("checkpoint", 123, TypeError, r"checkpoint must be a file name \(str or os.PathLike\), got 123", None, ()),
     ("batch_args", [True], TypeError, r"batch_args entries are argument positions \(int\) or keyword names \(str\), got True",
      None, ()),
     ("batch_args", [0], ValueError, r"batch_args: with argument 0 sliced to a minibatch of 2 of the N=40 rows of plate "

@@ -8,12 +8,15 @@ log-likelihood and the array primitives the samplers are driven with.
 
 from __future__ import annotations
 
+import re
+
 from ppzoo.backends.base import Backend
 from ppzoo.backends.batching import indexed_arguments
 from ppzoo.backends.layout import ModelLayout, model_name
 from ppzoo.checks import (
     check_device,
     integer_arguments,
+    non_array_arguments,
     nonfinite_arguments,
     nonfinite_count,
     pandas_values,
@@ -108,6 +111,9 @@ def _raise_from_model(model, found: ModelRaised, args=(), kwargs=None):
         notes += indexed_arguments(model, args, kwargs or {}, str(err))
     if "type" in str(err).lower():
         notes += integer_arguments(model, args, kwargs or {})
+    asked = re.search(r"has no attribute '(\w+)'", str(err))
+    if isinstance(err, AttributeError) and asked:
+        notes += non_array_arguments(model, args, kwargs or {}, asked.group(1))
     if notes:
         message += f" ({'; '.join(notes)})"
     try:
