@@ -100,6 +100,10 @@ def log_marginal_likelihood(
             f"params must be a dict of parameter values by name (a fit's params) or None, got {type(params).__name__}: "
             "the data come after it, log_marginal_likelihood(model, guide, params, *data)"
         )
+    for name, value in (params or {}).items():
+        # text where numbers belong (a parameter may also be a pytree, an Equinox module's weights)
+        if isinstance(value, (str, bytes)) or getattr(getattr(value, "dtype", None), "kind", None) in ("U", "S"):
+            raise TypeError(f"params[{name!r}] must be numbers (an array or a float), got {value!r}")
     args, kwargs = tuple(args), dict(kwargs)
     check_model_keywords(model, kwargs, log_marginal_likelihood)
     check_data_not_empty(model, args, kwargs)

@@ -193,6 +193,8 @@ ROWS += [
         r"params has name\(s\) that are no param statement of the model or guide: '.*' \(did you mean '.*'\?\)",
         "the fit's params, one name with a letter added"),
     Row("log_marginal_likelihood", "params", [1.0, 2.0], TypeError, "params must be a dict of parameter values by name"),
+    Row("log_marginal_likelihood", "params", {"AutoNormal.locs.theta": "0.5"}, TypeError,
+        r"params\['AutoNormal.locs.theta'\] must be numbers \(an array or a float\), got '0.5'"),
     Row("log_marginal_likelihood", "params", Data(lambda rng: rng.normal(size=(40, 2)).astype(np.float32), "the data"),
         TypeError, r"params must be a dict .* the data come after it, log_marginal_likelihood\(model, guide, params, \*data\)"),
     Row("log_marginal_likelihood", "num_samples", 0, ValueError, "num_samples must be an integer >= 1, got 0"),
@@ -347,6 +349,8 @@ _SAMPLE = [
     ("x", _EMPTY_X, ValueError, NO_ROWS.format(3), None, ()),
     ("x", _OBJECT_X, TypeError, r"x is an array of dtype object: pass numbers", None, ()),
     ("x", None, AttributeError, r"raised AttributeError .* \(x is None, not an array: the program reads its \.shape\)", None, ()),
+    ("x", Data(lambda rng: rng.normal(size=(40, 3)).astype(np.complex64), "x of complex numbers"), TypeError,
+     r"x is an array of complex numbers \(dtype .*complex64\): pass real numbers", None, ()),
     ("x", 3.0, AttributeError, r"raised AttributeError .* \(x is float, not an array: the program reads its \.shape\)", None, ()),
 ]
 ROWS += [Row("sample", a, v, e, m, s, model="regression", given=g) for a, v, e, m, s, g in _SAMPLE]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ppzoo.backends.base import Backend
-from ppzoo.backends.batching import indexed_arguments
+from ppzoo.backends.batching import check_real_arguments, indexed_arguments
 from ppzoo.backends.layout import ModelLayout, model_name
 from ppzoo.checks import (
     check_device,
@@ -239,6 +239,7 @@ def make_backend(model, args=(), kwargs=None, backend=None, data_plate=None, dev
     """
     args, kwargs = pandas_values(args, kwargs or {})
     check_device(device)
+    check_real_arguments(model, args, kwargs)
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     name, cls, trace = _detect(model, args, kwargs)
