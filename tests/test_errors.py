@@ -155,3 +155,20 @@ def test_a_bare_device_number_is_one_clear_error_on_both_ppls(ppl, call):
             else:
                 from pyro.infer.autoguide import AutoNormal
             ppzoo.fit(model, AutoNormal(model), data[0], y=data[1], device=3, num_steps=5, progress_bar=False)
+
+
+def test_a_pyro_plate_with_its_own_subsample_size_says_how_to_write_it():
+    """Pyro refuses such a plate the full set of indices that the full-data gradients need: one
+    ``ValueError`` naming the plate and the way to write it, not Pyro's own words and trace shapes."""
+    import pyro
+    import pyro.distributions as pdist
+    import torch
+
+    def model(x, y):
+        w = pyro.sample("w", pdist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        with pyro.plate("rows", x.shape[0], subsample_size=10) as idx:
+            pyro.sample("y", pdist.Normal((x[idx] * w).sum(-1), 1.0), obs=y[idx])
+
+    x, y = torch.ones(40, 2), torch.ones(40)
+    with pytest.raises(ValueError, match=r"plate 'rows' fixes its own subsample_size.*pyro.plate\('rows', N, subsample_size=None\)"):
+        ppzoo.sample(model, x, y, **KW)

@@ -154,7 +154,22 @@ def trace_pyro(model, args, kwargs, data=None, point=_feasible):
     # outside the conditioning, so it sees the conditioned values and leaves them be
     fn = InitMessenger(point)(fn)
     with pyro.validation_enabled(False):
-        return poutine.trace(fn).get_trace(*args, **kwargs)
+        try:
+            return poutine.trace(fn).get_trace(*args, **kwargs)
+        except ValueError as err:
+            if "subsample_size does not match len(subsample)" not in str(err) or not data:
+                raise
+            plate = next((name for name, value in data.items() if _is_index_vector(value)), "the data plate")
+            raise ValueError(
+                f"plate {plate!r} fixes its own subsample_size, and Pyro refuses it any other set of indices: "
+                "ppzoo draws the minibatches itself (batch_size=) and needs the plate whole for its full-data "
+                f"gradients; write pyro.plate({plate!r}, N, subsample_size=None) (or leave subsample_size out), "
+                "indexing the data by the plate's indices as before"
+            ) from None
+
+
+def _is_index_vector(value) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 1 and not value.is_floating_point()
 
 
 def pyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
