@@ -364,7 +364,11 @@ def _split_static(args, kwargs):
 
 def _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs=None,
              batch_args=NO_BATCH_ARGS):
-    """``(svi, block)`` for these settings, compiled once and cached when the settings are hashable."""
+    """``(svi, block, guarded_block)`` for these settings, compiled once and cached when the settings are
+    hashable. ``block`` runs the steps alone; ``guarded_block`` (compiled only where a block failed)
+    runs them again from the same state and key, keeping the last state whose loss was finite: the
+    guard's selects make a program that takes about a quarter longer to compile, which a fit of a few
+    hundred steps of a small model would pay on every call."""
     from numpyro.infer import SVI
 
     key = None if static_key is None else (objective, model, guide, optimizer, plate, batch_size, annealed, static_key,
@@ -376,8 +380,8 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
         m, g = (_subsampled(p, plate[0], batch_args, plate[1]) for p in (model, guide))
     svi = SVI(m, g, optimizer, loss=objective)
 
-    def step(arrays, carry, t):
-        state, good, rng, stopped = carry
+    def advance(arrays, state, rng, t):
+        """One step: ``(new state, rng, loss at state's parameters, whether the new parameters are finite)``."""
         args, kwargs = rebuild(arrays)
         rng, sub = random.split(rng)
         kw = dict(kwargs)
@@ -387,11 +391,25 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
             kw["annealing_step"] = t
         if step_kwargs is not None:
             kw.update(step_kwargs(t))
-        new_state, loss = svi.update(state, *args, **kw)  # loss: at state's parameters
-        # good: the last state whose loss was finite; the run goes back to it and stops when the loss
-        # is not finite, or when the update leaves a parameter (constrained: a scale's exp can
-        # overflow) that is not
+        new_state, loss = svi.update(state, *args, **kw)
+        # a constrained parameter can overflow (a scale's exp) where the loss did not
         finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(svi.get_params(new_state))]))
+        return new_state, rng, loss, finite
+
+    @partial(jax.jit, static_argnums=4)
+    def block(state, rng, start, arrays, length):
+        def step(carry, t):
+            state, rng, loss, finite = advance(arrays, *carry, t)
+            return (state, rng), (loss, finite)
+
+        (state, rng), (losses, finite) = jax.lax.scan(step, (state, rng), start + jnp.arange(length))
+        return state, rng, losses, finite
+
+    def guarded_step(arrays, carry, t):
+        state, good, rng, stopped = carry
+        new_state, rng, loss, finite = advance(arrays, state, rng, t)
+        # good: the last state whose loss was finite; the run goes back to it and stops when the loss
+        # is not finite, or when the update leaves a parameter that is not
         select = lambda keep, a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(keep, x, y), a, b)  # noqa: E731
         good = select(~stopped & jnp.isfinite(loss), state, good)
         bad = stopped | ~jnp.isfinite(loss) | ~finite
@@ -401,16 +419,16 @@ def _program(objective, model, guide, optimizer, plate, batch_size, annealed, re
         return (state, good, rng, bad), (jnp.where(stopped | ~jnp.isfinite(loss), jnp.nan, loss), code)
 
     @partial(jax.jit, static_argnums=4)
-    def block(state, rng, start, arrays, length):
+    def guarded_block(state, rng, start, arrays, length):
         carry = (state, state, rng, jnp.array(False))
-        (state, _, rng, _), (losses, codes) = jax.lax.scan(partial(step, arrays), carry, start + jnp.arange(length))
+        (state, _, rng, _), (losses, codes) = jax.lax.scan(partial(guarded_step, arrays), carry, start + jnp.arange(length))
         return state, rng, losses, codes
 
     if key is not None:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[key] = (svi, block)
-    return svi, block
+        _PROGRAMS[key] = (svi, block, guarded_block)
+    return svi, block, guarded_block
 
 
 def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plate, batch_size, seed, annealed, on_step,
@@ -440,7 +458,8 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
         if full_batch:
             batch_size = None
     arrays, rebuild, static_key = _split_static(args, kwargs)
-    svi, block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key, step_kwargs,
+    svi, block, guarded_block = _program(objective, model, guide, optimizer, plate, batch_size, annealed, rebuild, static_key,
+                                         step_kwargs,
                           chosen)
     key, init_key = random.split(random.PRNGKey(seed))
     init_kw = dict(kwargs)
@@ -459,8 +478,14 @@ def run_svi(objective, model, guide, args, kwargs, *, optimizer, num_steps, plat
     try:
         while t < num_steps:
             length = min(BLOCK, num_steps - t)
-            state, key, block_losses, codes = block(state, key, t, arrays, length)
-            block_losses, codes = np.asarray(block_losses), np.asarray(codes)
+            start_state, start_key = state, key
+            state, key, block_losses, finite = block(state, key, t, arrays, length)
+            block_losses = np.asarray(block_losses)
+            codes = np.zeros(length, dtype=int)
+            if not (np.all(np.isfinite(block_losses)) and np.all(np.asarray(finite))):
+                # the same steps from the same state and key, stopping at the first that failed
+                state, key, block_losses, codes = guarded_block(start_state, start_key, t, arrays, length)
+                block_losses, codes = np.asarray(block_losses), np.asarray(codes)
             failed = np.flatnonzero(codes)
             n_ok = length if failed.size == 0 else int(failed[0])
             if failed.size and codes[n_ok] == 2:  # its loss was finite: the step counts, its update does not
