@@ -321,7 +321,7 @@ def test_the_default_fit_lowers_its_learning_rate_at_plateaus_and_stops_at_the_e
     assert [tuple(r) for r in json.loads(post.attrs["learning_rates"])] == fit.learning_rates
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 def test_the_users_optimiser_keeps_its_learning_rate_and_a_neural_program_starts_at_1e_3(backend, data):
     """``num_steps=None`` with the user's optimiser stops when the loss levels off at the user's
     rate, which nobody changes; a program with a neural-network module starts from Adam's 1e-3."""

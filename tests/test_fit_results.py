@@ -19,7 +19,7 @@ import pyro
 import pyro.distributions as pdist
 import pytest
 import torch
-from conftest import GAUSSIAN_LOCATION
+from conftest import GAUSSIAN_LOCATION, slow_for
 
 import ppzoo
 from ppzoo.diagnostics import arviz_compat
@@ -309,7 +309,7 @@ def pyro_programs(seed):
     return pyro_local_model, guide
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", slow_for(BACKENDS, lambda b: b == "numpyro"))
 def test_a_saved_fit_loads_and_draws_the_same(backend, tmp_path):
     """NumPyro: AutoNormal; Pyro: an amortised guide with a ``pyro.module`` network. The loaded fit,
     given programs whose network starts from other weights, draws exactly what the fit drew."""

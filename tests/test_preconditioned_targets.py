@@ -88,7 +88,7 @@ GAUSSIAN_SIZES = {
 #: smallest bulk ESS each run must reach (measured: about 7,000 and 590)
 GAUSSIAN_MIN_ESS = {"numpyro": 5000, "pyro": 400}
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "numpyro"))
 @pytest.mark.parametrize("method", slow_for(["svrg-ld", "sarah-ld", "sgld-cv"], lambda m: m != "sgld-cv"))
 def test_condition_number_1e4_gaussian_with_the_defaults(backend, method):
     """Every coordinate's mean within 0.1 sd and variance within 10% of the closed form.

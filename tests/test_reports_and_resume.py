@@ -255,6 +255,7 @@ X64_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_an_adapted_run_under_numpyro_x64():
     """The Laplace start writes into arrays that JAX hands over read-only under x64. Run in a
     subprocess: x64 is process-wide, and would change the dtypes of later tests in this worker."""

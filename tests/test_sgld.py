@@ -53,7 +53,7 @@ def test_conjugate_gaussian_mean_and_variance_at_a_small_step(backend):
     assert abs(var * LAM - 1) < 0.10  # within 10% of the posterior variance
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+@pytest.mark.parametrize("backend", slow_for(["numpyro", "pyro"], lambda b: b == "pyro"))
 def test_step_size_bias_is_visible(backend):
     h = 0.5 / LAM
     idata = ppzoo.sample(

@@ -52,6 +52,7 @@ def test_stored_curves_are_thinned_log_evenly_keeping_both_ends():
     assert bench.thin(curve[:150], at_most=200) == curve[:150]
 
 
+@pytest.mark.slow
 def test_nuts_stepped_under_a_budget_keeps_its_draws_or_says_it_stopped(monkeypatch):
     monkeypatch.setattr(bench, "NUM_WARMUP", 30)
     x, y = bench.make_data(500, 3)
