@@ -301,14 +301,16 @@ def integer_arguments(program, args, kwargs) -> list[str]:
     return found
 
 
-def non_array_arguments(program, args, kwargs, attribute: str) -> list[str]:
-    """The arguments of ``program(*args, **kwargs)`` that are not arrays but a ``list``, ``tuple``,
-    number or ``None``, each as ``"<name> is a <type>, not an array"``: said where the program
-    failed asking a value for ``attribute`` (``.shape``, ``.dtype``) that arrays have."""
+def non_array_arguments(program, args, kwargs, attribute: str, of_type: str) -> list[str]:
+    """The arguments of ``program(*args, **kwargs)`` of type ``of_type`` (as Python names it:
+    ``"list"``, ``"float"``, ``"NoneType"``) that are not arrays, each as ``"<name> is <type>, not
+    an array"``: said where the program failed asking such a value for ``attribute`` (``.shape``)."""
     names = _parameter_names(program)
     given = [(names[i] if i < len(names) else f"positional argument {i}", v) for i, v in enumerate(args)]
     found = []
     for name, value in given + list(kwargs.items()):
+        if type(value).__name__ != of_type:
+            continue
         if value is None or isinstance(value, (list, tuple, int, float, complex)):
             kind = "None" if value is None else type(value).__name__
             found.append(f"{name} is {kind}, not an array: the program reads its .{attribute}")

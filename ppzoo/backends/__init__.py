@@ -111,9 +111,9 @@ def _raise_from_model(model, found: ModelRaised, args=(), kwargs=None):
         notes += indexed_arguments(model, args, kwargs or {}, str(err))
     if "type" in str(err).lower():
         notes += integer_arguments(model, args, kwargs or {})
-    asked = re.search(r"has no attribute '(\w+)'", str(err))
+    asked = re.search(r"'(\w+)' object has no attribute '(\w+)'", str(err))
     if isinstance(err, AttributeError) and asked:
-        notes += non_array_arguments(model, args, kwargs or {}, asked.group(1))
+        notes += non_array_arguments(model, args, kwargs or {}, asked.group(2), of_type=asked.group(1))
     if notes:
         message += f" ({'; '.join(notes)})"
     try:
