@@ -210,8 +210,10 @@ class Checkpointer:
         """``idata`` with, where the last checkpoint write failed, the posterior's attr
         ``checkpoint_error`` (the error, and what the checkpoint file holds)."""
         if self.error is not None:
-            arviz_compat.get_group(idata, "posterior").attrs["checkpoint_error"] = (
-                f"checkpoint {self.path} could not be written ({_error_text(self.error)}); {self._last_good()}")
+            # update_attrs writes the group itself (get_group gives a copy under ArviZ 1.x)
+            arviz_compat.update_attrs(idata, {"checkpoint_error": (
+                f"checkpoint {self.path} could not be written ({_error_text(self.error)}); {self._last_good()}")},
+                groups=["posterior"])
         return idata
 
     def write(self, chains, kept, done, num_samples, thinning):

@@ -62,7 +62,8 @@ def check_fixed(idata):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ArviZ's own notes on few draws
         loo = az.loo(idata)
-    assert np.isfinite(float(loo["elpd_loo"]))
+    elpd = loo.elpd if arviz_compat.DATATREE else loo["elpd_loo"]  # ArviZ 1.x: an ELPDData with .elpd
+    assert np.isfinite(float(elpd))
 
 
 def sample(backend, value, **settings):

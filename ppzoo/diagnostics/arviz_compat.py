@@ -89,7 +89,10 @@ def _from_dict(groups, dims, coords):
     if DATATREE:
         from arviz_base import from_dict as base_from_dict
 
-        return base_from_dict(groups, dims=dims, coords=coords, **keep)
+        # 1.x reads the dims of the predictions groups from pred_dims (0.23 from dims for all groups)
+        predicted = any(name.startswith("predictions") for name in groups)
+        pred = {"pred_dims": dims, "pred_coords": coords} if predicted else {}
+        return base_from_dict(groups, dims=dims, coords=coords, **pred, **keep)
     return az.from_dict(**groups, dims=dims, coords=coords, **keep)
 
 
