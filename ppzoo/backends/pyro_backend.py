@@ -194,29 +194,27 @@ def pyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
     return sites, plates
 
 
-def site_names(model, args, kwargs) -> tuple[list, list]:
-    """``(latent sites, observed sites)`` of one trace of ``model``, in a throwaway parameter store
-    (the random streams left as they were)."""
+def _throwaway_trace(model, args, kwargs):
+    """One trace of ``model`` in a throwaway parameter store, the random streams left as they were."""
     state = pyro.util.get_rng_state()
     try:
         with pyro.get_param_store().scope(), torch.no_grad():
-            trace = trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
+            return trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
     finally:
         pyro.util.set_rng_state(state)
+
+
+def site_names(model, args, kwargs) -> tuple[list, list]:
+    """``(latent sites, observed sites)`` of one trace of ``model`` (:func:`_throwaway_trace`)."""
+    trace = _throwaway_trace(model, args, kwargs)
     sites = [(n, s["is_observed"]) for n, s in trace.nodes.items() if s["type"] == "sample"
              and not site_is_subsample(s) and not s["infer"].get("_deterministic")]
     return [n for n, o in sites if not o], [n for n, o in sites if o]
 
 
 def observed_plates(model, args, kwargs) -> dict:
-    """``{observed site: {plate name: dim}}`` of one trace of ``model``, in a throwaway parameter store
-    (the random streams left as they were)."""
-    state = pyro.util.get_rng_state()
-    try:
-        with pyro.get_param_store().scope(), torch.no_grad():
-            trace = trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
-    finally:
-        pyro.util.set_rng_state(state)
+    """``{observed site: {plate name: dim}}`` of one trace of ``model`` (:func:`_throwaway_trace`)."""
+    trace = _throwaway_trace(model, args, kwargs)
     return {n: {f.name: f.dim for f in s["cond_indep_stack"] if f.vectorized} for n, s in trace.nodes.items()
             if s["type"] == "sample" and s["is_observed"] and not site_is_subsample(s)
             and not s["infer"].get("_deterministic")}
