@@ -154,10 +154,12 @@ def to_netcdf(data, path) -> None:
 
 def from_netcdf(path):
     """Read a result written by :func:`to_netcdf` under either line, loaded into memory."""
-    if DATATREE:
-        with xr.open_datatree(os.fspath(path), engine="h5netcdf") as tree:
-            return tree.load()
-    return az.from_netcdf(os.fspath(path), engine="h5netcdf")
+    # one open file for all groups: ``az.from_netcdf`` (0.x) reopens the path once per group, so a
+    # file replaced meanwhile (a running sampler renames each new checkpoint over the old one)
+    # mixes two versions and fails; an open handle keeps the version it opened
+    with xr.open_datatree(os.fspath(path), engine="h5netcdf") as tree:
+        tree = tree.load()
+    return tree if DATATREE else az.InferenceData.from_datatree(tree)
 
 
 # -- statistics ------------------------------------------------------------------
