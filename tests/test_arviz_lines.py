@@ -103,3 +103,16 @@ def test_psislw_k_hat_matches_the_tail_of_known_ratios(k):
     assert float(khat) == pytest.approx(k, abs=0.05)
     assert log_weights.shape == uniform.shape
     assert float(np.logaddexp.reduce(log_weights)) == pytest.approx(0.0, abs=1e-9)  # normalised
+
+
+def test_numpyro_submodules_imported_after_arviz_are_one_copy():
+    """arviz-base (1.x) imports numpyro lazily; ``import numpyro.optim`` after it used to load a second
+    copy, whose optimisers numpyro's own ``SVI`` rejected. ppzoo runs the deferred import first."""
+    import subprocess
+    import sys
+
+    code = ("import ppzoo.diagnostics.arviz_compat\nimport numpyro.optim\nimport numpyro.infer.svi as svi\n"
+            "assert svi._NumPyroOptim is numpyro.optim._NumPyroOptim\n"
+            "numpyro.infer.SVI(lambda: None, lambda: None, numpyro.optim.Adam(0.1), numpyro.infer.Trace_ELBO())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]

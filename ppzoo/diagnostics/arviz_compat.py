@@ -16,6 +16,7 @@ netCDF-4 group per ArviZ group (written here with the ``h5netcdf`` engine).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -29,6 +30,13 @@ __all__ = [
     "from_dict", "is_result", "group_names", "has_group", "get_group", "add_group", "update_attrs",
     "to_netcdf", "from_netcdf", "summary", "compare", "psislw", "plot",
 ]
+
+# arviz-base (1.x) imports numpyro lazily (an ``importlib.util._LazyModule``): a submodule imported
+# before the lazy parent has run (``import numpyro.optim``, in ppzoo or in the user's script) is then
+# executed twice, and numpyro's SVI rejects an optimiser made from the other copy's class ("Expected
+# either an instance of numpyro.optim._NumPyroOptim ..."); reading an attribute runs numpyro's own import now
+if type(sys.modules.get("numpyro")).__name__ == "_LazyModule":
+    sys.modules["numpyro"].__version__  # noqa: B018
 
 #: the installed ArviZ version, e.g. ``"1.3.0"`` or ``"0.23.4"``
 ARVIZ_VERSION: str = az.__version__
@@ -54,6 +62,8 @@ _PLOTS = {
     "rank": ("plot_rank", "plot_rank"),
     "pair": ("plot_pair", "plot_pair"),
     "forest": ("plot_forest", "plot_forest"),
+    # drawn from the posterior_predictive and observed_data groups
+    "ppc": ("plot_ppc_dist", "plot_ppc"),
 }
 PLOT_KINDS = tuple(_PLOTS)
 
