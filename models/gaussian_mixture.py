@@ -85,10 +85,13 @@ SPEC = ModelSpec(
     pyro_model=pyro_model,
     load_data=load_data,
     data="iris petal length (standardised)",
-    sampler_defaults={"method": "sgld-cv", "num_warmup": 1000, "num_samples": 1000, "thinning": 3},
-    # bulk ESS at least about 300 (NumPyro) and 100 (Pyro, half the draws): a mean's Monte
-    # Carlo error is at most 0.1 sd, an sd's about 7% of it; the sds come out up to 10% wide (step
-    # size and minibatch noise), so the tolerances are 3 Monte Carlo errors for the means, and that
-    # widening plus 2 for the sds
+    # SGLD on all 150 rows (the default batch here): the same chain as SGLD-CV, whose control variate
+    # cancels exactly on the full batch, at half the gradients per step. Thinning 15: thinning 3 left
+    # bulk ESS near 300 and R-hat up to 1.03; 15 gives about 1,000 to 1,400
+    sampler_defaults={"method": "sgld", "num_warmup": 1000, "num_samples": 1000, "thinning": 15},
+    # set for bulk ESS of at least about 100: a mean's Monte Carlo error is then at most 0.1 sd, an
+    # sd's about 7% of it; the sds come out up to 10% wide (step size), so the tolerances are 3 Monte
+    # Carlo errors for the means, and that widening plus 2 for the sds. The defaults above give bulk
+    # ESS of 1,000 or more (errors of 0.03 sd and 2%), so they are loose, not tight
     tolerance=(0.3, 0.25),
 )

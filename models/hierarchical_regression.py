@@ -65,5 +65,11 @@ SPEC = ModelSpec(
     pyro_model=pyro_model,
     load_data=load_data,
     data="iris (standardised)",
-    sampler_defaults={"method": "sgld-cv", "num_warmup": 3000, "num_samples": 1000, "thinning": 5},
+    # three groups leave tau_a weakly identified (a funnel at small tau_a): a smaller NUTS step avoids divergences
+    reference_recipe={"target_accept_prob": 0.99},
+    # SGLD on all 150 rows (the default batch here): the same chain as SGLD-CV, whose control variate
+    # cancels exactly on the full batch, at half the gradients per step. Thinning 50: at small tau_a
+    # the step size is small (0.02 to 0.04), and thinning 5 left bulk ESS at 160 to 240 and R-hat up
+    # to 1.03; 50 gives about 1,200
+    sampler_defaults={"method": "sgld", "num_warmup": 3000, "num_samples": 1000, "thinning": 50},
 )

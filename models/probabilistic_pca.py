@@ -135,11 +135,14 @@ SPEC = ModelSpec(
     pyro_model=pyro_model,
     load_data=load_data,
     data="iris measurements (standardised)",
-    sampler_defaults={"method": "sgld-cv", "num_warmup": 1000, "num_samples": 1000, "thinning": 3},
+    # SGLD on all 150 rows (the default batch here): the same chain as SGLD-CV, whose control variate
+    # cancels exactly on the full batch, at half the gradients per step. Thinning 20: thinning 3 left
+    # bulk ESS at 190 to 270 and R-hat up to 1.02; 20 gives about 1,000 to 1,500
+    sampler_defaults={"method": "sgld", "num_warmup": 1000, "num_samples": 1000, "thinning": 20},
     derived=derived,
-    # bulk ESS at least about 250 (NumPyro) and 100 (Pyro, half the draws): a mean's Monte
-    # Carlo error is at most 0.1 sd, an sd's about 7% of it; the sds come out up to 11% wide (step
-    # size and minibatch noise), so the tolerances are 3 Monte Carlo errors for the means, and that
-    # widening plus 2 for the sds
+    # set for bulk ESS of at least about 100: a mean's Monte Carlo error is then at most 0.1 sd, an
+    # sd's about 7% of it; the sds come out up to 11% wide (step size), so the tolerances are 3 Monte
+    # Carlo errors for the means, and that widening plus 2 for the sds. The defaults above give bulk
+    # ESS of 1,000 or more (errors of 0.03 sd and 2%), so they are loose, not tight
     tolerance=(0.3, 0.25),
 )

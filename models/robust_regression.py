@@ -55,5 +55,7 @@ SPEC = ModelSpec(
     pyro_model=pyro_model,
     load_data=load_data,
     data="diabetes (standardised)",
-    sampler_defaults={"method": "sgld-cv", "num_warmup": 1000, "num_samples": 1000, "thinning": 5},
+    # thinning 15: an effective draw of sigma takes about 35 Langevin steps, so thinning 5 left its
+    # bulk ESS near 550 and its R-hat at 1.015 (a ConvergenceWarning); 15 gives about 1,500
+    sampler_defaults={"method": "sgld-cv", "num_warmup": 1000, "num_samples": 1000, "thinning": 15},
 )

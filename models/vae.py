@@ -18,23 +18,25 @@ binarises dynamically (a fresh draw each step); the default ``0`` is one fixed
 binarisation, used when the fit is evaluated. ``constant`` overrides an
 inverse-Lipschitz decoder's constant (for annealing it, the same way).
 
-The zoo's variants (:data:`VARIANTS`) are a decoder and an objective:
-VAE (MLP decoder, ELBO), IWAE (the same model under the IWAE bound), beta-VAE
-(KL annealing), IL-VAE (inverse-Lipschitz decoder), BL-VAE (bi-Lipschitz
-decoder), and the linear VAE (linear decoder and encoder, Gaussian likelihood
-with a learned noise scale: its optimum is probabilistic PCA).
+The zoo's deep entries (:data:`SPECS`, ``ppzoo.models.get(name)``) are a
+decoder and an objective, on the digits: VAE (MLP decoder, ELBO), IWAE (the
+same model under the IWAE bound), beta-VAE (KL annealing), IL-VAE
+(inverse-Lipschitz decoder), BL-VAE (bi-Lipschitz decoder), and the linear VAE
+(linear decoder and encoder, Gaussian likelihood with a learned noise scale:
+its optimum is probabilistic PCA). ``ModelSpec.fit_programs(backend,
+**options)`` builds an entry's ``(model, guide)``; ``fit_defaults`` says how
+``ppzoo fit`` trains it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ppzoo.data.images import check_unit_interval
+from ppzoo.data.images import check_unit_interval, load_digits
 from ppzoo.nn.checks import check_constant, check_dim, check_hidden
 
-__all__ = ["DECODERS", "LIKELIHOODS", "numpyro_vae", "pyro_vae", "VaeVariant", "VARIANTS", "get_variant"]
+__all__ = ["DECODERS", "DECODER_OPTIONS", "LIKELIHOODS", "SPECS", "binarize_each_step", "load_data", "numpyro_vae",
+           "programs", "pyro_vae"]
 
 DECODERS = ("mlp", "inverse_lipschitz", "bi_lipschitz", "spectral", "linear")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -42,63 +44,72 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 BINARIZE_SEED = 20230723
 
 
-@dataclass(frozen=True)
-class VaeVariant:
-    """A named zoo variant: decoder settings and the objective it is trained with (``ppzoo.fit``'s ``objective``)."""
-
-    name: str
-    description: str
-    decoder: str
-    objective: str = "elbo"
-    num_particles: int = 1
-    kl_warmup_steps: int | None = None
-    options: dict = field(default_factory=dict)
-
-    @property
-    def likelihood(self) -> str:
-        return "gaussian" if self.decoder == "linear" else "bernoulli"
-
-    def programs(self, backend: str, data_dim: int, latent_dim: int = 8, **overrides):
-        """``(model, guide)`` for ``backend`` (``"numpyro"`` or ``"pyro"``); ``overrides`` replace the variant's options."""
-        if backend not in ("numpyro", "pyro"):
-            raise ValueError(f"backend must be 'numpyro' or 'pyro', got {backend!r}")
-        make = numpyro_vae if backend == "numpyro" else pyro_vae
-        return make(data_dim, latent_dim, self.decoder, likelihood=self.likelihood, **{**self.options, **overrides})
-
-    def fit_kwargs(self) -> dict:
-        """``ppzoo.fit`` keyword arguments for the variant's objective (and dynamic binarisation of images)."""
-        from ppzoo.inference import AnnealedELBO, LinearWarmup
-
-        kw = {"objective": self.objective, "num_particles": self.num_particles}
-        if self.kl_warmup_steps:
-            kw = {"objective": AnnealedELBO(LinearWarmup(self.kl_warmup_steps))}
-        if self.likelihood == "bernoulli":
-            kw["step_kwargs"] = _binarize_each_step
-        return kw
+#: the options each decoder takes (``programs`` fills those left ``None`` from here)
+DECODER_OPTIONS = {"inverse_lipschitz": {"constant": 1.0}, "bi_lipschitz": {"alpha": 1.0, "beta": 1.0}}
+#: digits are 8 x 8 images
+DIGITS_DIM = 64
 
 
-VARIANTS = {
-    v.name: v
-    for v in (
-        VaeVariant("vae", "VAE with an MLP decoder, trained by the ELBO", "mlp"),
-        VaeVariant("iwae", "the same VAE trained by the IWAE bound (K = 5)", "mlp", "iwae", 5),
-        VaeVariant("beta_vae", "VAE with KL annealing (beta warmed up linearly to 1)", "mlp", kl_warmup_steps=2000),
-        VaeVariant("il_vae", "VAE with an inverse-Lipschitz decoder (constant c)", "inverse_lipschitz", options={"constant": 1.0}),
-        VaeVariant("bl_vae", "VAE with a bi-Lipschitz decoder", "bi_lipschitz", options={"alpha": 1.0, "beta": 1.0}),
-        VaeVariant("linear_vae", "linear VAE with a Gaussian likelihood (probabilistic PCA at the optimum)", "linear"),
-    )
-}
+def load_data():
+    """``(args, kwargs)``: the deep entries' training images, scikit-learn's digits (1,500 of 8 x 8, grey
+    levels in [0, 1]; :func:`ppzoo.data.images.load_digits`, ``"test"`` holds the other 297)."""
+    return (load_digits("train"),), {}
 
 
-def _binarize_each_step(t):
+def load_test_data():
+    """``(args, kwargs)`` of the 297 held-out digits."""
+    return (load_digits("test"),), {}
+
+
+def programs(backend: str, *, decoder: str, latent_dim: int, hidden=(100, 100), seed: int = 0,
+             noise_scale: float | None = None, data_dim: int = DIGITS_DIM, **options):
+    """``(model, guide)`` of a deep entry (``data_dim``: 64, the digits).
+
+    ``options`` are the decoder's (:data:`DECODER_OPTIONS`): left ``None``, a
+    decoder's own take its default; one given to a decoder that has no such
+    option is an error. The linear decoder has a Gaussian likelihood (its
+    ``noise_scale`` learned when ``None``), the others a Bernoulli one.
+    """
+    allowed = DECODER_OPTIONS.get(decoder, {})
+    wrong = sorted(k for k, v in options.items() if v is not None and k not in allowed)
+    if wrong:
+        raise ValueError(f"decoder {decoder!r} takes {sorted(allowed) or 'no options'}, not {wrong}")
+    options = {k: allowed[k] if options.get(k) is None else options[k] for k in allowed}
+    likelihood = "gaussian" if decoder == "linear" else "bernoulli"
+    if noise_scale is not None and likelihood != "gaussian":
+        raise ValueError(f"noise_scale is the linear decoder's Gaussian likelihood's; decoder {decoder!r} has a Bernoulli one")
+    make = numpyro_vae if backend == "numpyro" else pyro_vae
+    return make(data_dim, latent_dim, decoder, likelihood=likelihood, hidden=hidden, seed=seed,
+                noise_scale=noise_scale, **options)
+
+
+def _entry(name, description, decoder, *, objective="elbo", num_particles=1, kl_anneal=None, **options):
+    from .registry import ModelSpec
+
+    program_options = {"decoder": decoder, "latent_dim": 10, "hidden": (100, 100), "seed": 0,
+                       "noise_scale": None, "constant": None, "alpha": None, "beta": None, **options}
+    fit_defaults = {"objective": objective, "num_particles": num_particles, "kl_anneal": kl_anneal,
+                    "num_steps": 6000, "batch_size": 100, "learning_rate": 1e-3,
+                    # binarised images: a fresh binarisation of each batch every step (module docstring)
+                    "binarize_each_step": decoder != "linear"}
+    return ModelSpec(name=name, description=description, load_data=load_data, data="digits 8x8 (train split)",
+                     programs=programs, program_options=program_options, fit_defaults=fit_defaults)
+
+
+#: the deep entries: a decoder and an objective each
+SPECS = (
+    _entry("vae", "VAE with an MLP decoder, trained by the ELBO", "mlp"),
+    _entry("iwae", "the same VAE trained by the IWAE bound (K = 5)", "mlp", objective="iwae", num_particles=5),
+    _entry("beta_vae", "VAE with KL annealing (beta warmed up linearly to 1 over 1,000 steps)", "mlp", kl_anneal=1000),
+    _entry("il_vae", "VAE with an inverse-Lipschitz decoder (constant c = 1)", "inverse_lipschitz"),
+    _entry("bl_vae", "VAE with a bi-Lipschitz decoder", "bi_lipschitz"),
+    _entry("linear_vae", "linear VAE with a Gaussian likelihood (probabilistic PCA at the optimum)", "linear"),
+)
+
+
+def binarize_each_step(t):
+    """``ppzoo.fit``'s ``step_kwargs`` for a fresh binarisation of the images at every step."""
     return {"binarize_step": t}
-
-
-def get_variant(name: str) -> VaeVariant:
-    """The variant called ``name`` (one of :data:`VARIANTS`)."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown VAE variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return VARIANTS[name]
 
 
 def _check(data_dim, latent_dim, decoder, likelihood, hidden, options, noise_scale=None):

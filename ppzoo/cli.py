@@ -2,17 +2,24 @@
 
     ppzoo list
     ppzoo run [MODEL] [--backend numpyro|pyro] [--method sgld|svrg-ld|sarah-ld|sgld-cv|psgld]
-              [--num-samples S] [--num-chains C] [--seed K] [--device D] [--out FILE.nc] ...
+              [--num-samples S] [--num-chains C] [--seed K] [--device D] [--out FILE.nc]
+              [--no-predictive] ...
+    ppzoo fit MODEL [--backend numpyro|pyro] [--objective elbo|iwae] [--num-particles K]
+              [--estimator reparam|stl|dreg] [--guide normal|mvn|laplace]
+              [--decoder mlp|inverse_lipschitz|bi_lipschitz] [--constant C] [--kl-anneal STEPS]
+              [--num-steps T] [--out FILE.nc] ...
     ppzoo summary FILE.nc
     ppzoo compare A.nc B.nc ...
-    ppzoo plot FILE.nc --kind trace|posterior|rank|pair|forest --out FILE.png
+    ppzoo plot FILE.nc --kind trace|posterior|rank|pair|forest|ppc|images|collapse --out FILE.png
 
 ``ppzoo run`` with no arguments runs the default job: SGLD-CV on Bayesian
 logistic regression of the bundled breast-cancer data (NumPyro backend),
 prints ArviZ's summary of a few parameters and writes the result (an
 ``xarray.DataTree`` under ArviZ 1.x, an ``InferenceData`` under 0.23; the
-file reads under either) to ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
-(``ModelSpec.sampler_defaults``). Bad arguments end with one line on stderr
+file reads under either), with its posterior predictive (``ppzoo.predict``;
+``--no-predictive`` leaves it out), to ``ppzoo-run.nc``. Settings left unset take the zoo entry's defaults
+(``ModelSpec.sampler_defaults``). ``ppzoo fit NAME`` fits any entry with
+``ppzoo.fit`` (:mod:`ppzoo.zoo_fit`) and writes ``ppzoo-fit.nc``. Bad arguments end with one line on stderr
 and exit status 2; ``--out`` is checked writable, and its folder checked to
 have the free space the result will take (with the checkpoint's, on the same
 disk), before the run starts. A result that cannot be written there (a full
@@ -44,6 +51,8 @@ __all__ = ["main", "write_netcdf", "check_writable"]
 
 #: what ``ppzoo run`` uses where neither the user nor the zoo entry says
 RUN_DEFAULTS = {"method": "sgld-cv", "num_warmup": 20000, "thinning": 50, "num_samples": 1000}
+#: ``ppzoo plot``'s kinds for a deep entry's fit result (``ppzoo fit``): image grids, collapse diagnostics
+FIT_PLOT_KINDS = ("images", "collapse")
 #: ``ppzoo run``'s defaults for options a resumed run takes from its checkpoint (``None`` on the
 #: parser, so that ``--resume`` can tell a given option from a default)
 RUN_OPTION_DEFAULTS = {"backend": "numpyro", "num_chains": 4, "seed": 0}
@@ -124,6 +133,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser():
     from ppzoo.diagnostics.arviz_compat import PLOT_KINDS, SUMMARY_INTERVAL
     from ppzoo.inference import SAMPLERS
+    from ppzoo.models.registry import AUTOGUIDES
 
     # argparse formats help texts with %: a literal percent sign is written %%
     interval = f"{100 * SUMMARY_INTERVAL[1]:.0f}%% {SUMMARY_INTERVAL[0].upper()}"
@@ -131,7 +141,7 @@ def _parser():
     parser = _Parser(prog="ppzoo", description="Sample Pyro and NumPyro models with stochastic-gradient Langevin dynamics.")
     parser.add_argument("--version", action="version", version=f"ppzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the zoo's models")
+    sub.add_parser("list", help="the zoo's models: kind, backends, data, N, latent dimensions")
     run = sub.add_parser("run", help="sample a zoo model and write its ArviZ result (netCDF)")
     run.add_argument("model", nargs="?", default="logistic_regression", help="zoo model (default: logistic_regression on the breast-cancer data)")
     run.add_argument("--backend", choices=["numpyro", "pyro"], default=None, help="PPL that runs the model (default: numpyro)")
@@ -151,6 +161,32 @@ def _parser():
     run.add_argument("--checkpoint", default=None, metavar="FILE", help="write the run's state and draws here as it goes (netCDF)")
     run.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K", help="draws between checkpoints (default: a tenth of the draws)")
     run.add_argument("--resume", default=None, metavar="FILE", help="continue the run of this checkpoint (it goes on writing there); sampler settings come from it")
+    run.add_argument("--no-predictive", action="store_true", help="leave out the posterior predictive (ppzoo.predict)")
+    fit = sub.add_parser("fit", help="fit a zoo model by SVI (ppzoo.fit) and write its ArviZ result (netCDF)")
+    fit.add_argument("model", help="zoo model (ppzoo list): a sampled one with an autoguide, a deep one with its encoder")
+    fit.add_argument("--backend", choices=["numpyro", "pyro"], default="numpyro", help="PPL (default: numpyro)")
+    fit.add_argument("--objective", choices=["elbo", "iwae"], default=None, help="objective (default: the entry's, else elbo)")
+    fit.add_argument("--num-particles", type=_positive_int, default=None, help="particles K per step (IWAE's K; default: the entry's, else 1)")
+    fit.add_argument("--estimator", choices=["reparam", "stl", "dreg"], default=None, help="gradient estimator (default: reparam; dreg for iwae only)")
+    fit.add_argument("--guide", choices=sorted(AUTOGUIDES), default="normal", help="sampled entries: the PPL's "
+                     "autoguide (normal: AutoNormal, mvn: AutoMultivariateNormal, laplace: AutoLaplaceApproximation)")
+    fit.add_argument("--decoder", choices=["mlp", "inverse_lipschitz", "bi_lipschitz"], default=None,
+                     help="deep entries: the decoder (default: the entry's)")
+    fit.add_argument("--constant", type=float, default=None, help="deep entries, inverse_lipschitz decoder: its constant c (default 1)")
+    fit.add_argument("--latent-dim", type=_positive_int, default=None, help="deep entries: latent dimensions (default: the entry's, 10)")
+    fit.add_argument("--kl-anneal", type=_positive_int, default=None, metavar="STEPS",
+                     help="deep entries: warm the KL term's weight up linearly to 1 over STEPS steps (ELBO)")
+    fit.add_argument("--num-steps", type=_positive_int, default=None, help="optimisation steps (default: the entry's; "
+                     "sampled entries: until the fit converges)")
+    fit.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: the entry's, else all data)")
+    fit.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: the entry's, "
+                     "else ppzoo.fit's schedule from 1e-2)")
+    fit.add_argument("--num-draws", type=_positive_int, default=None, help="posterior draws in the result "
+                     "(default: 1000; deep entries 100)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fit.add_argument("--device", default=None, help="device, e.g. cpu or cuda (default: the backend's default)")
+    fit.add_argument("--out", default="ppzoo-fit.nc", help="netCDF file to write (default: ppzoo-fit.nc)")
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     summary = sub.add_parser(
         "summary", help=f"ArviZ's summary of a run (mean, sd, {interval}, ESS, R-hat, MCSE), its gradient evaluations and divergences"
     )
@@ -159,8 +195,9 @@ def _parser():
     compare.add_argument("files", nargs="+", help="two or more netCDF files of runs with log_likelihood")
     plot = sub.add_parser("plot", help="an ArviZ plot of a run, saved as an image")
     plot.add_argument("file", help="netCDF file of a run (ArviZ 1.x or 0.23)")
-    plot.add_argument("--kind", choices=PLOT_KINDS, default="trace", help="plot (default: trace; under ArviZ 1.x: "
-                      "plot_trace_dist, plot_dist, plot_rank, plot_pair, plot_forest)")
+    plot.add_argument("--kind", choices=PLOT_KINDS + FIT_PLOT_KINDS, default="trace", help="plot (default: trace; "
+                      "under ArviZ 1.x: plot_trace_dist, plot_dist, plot_rank, plot_pair, plot_forest, plot_ppc_dist; "
+                      "images and collapse: a deep entry's fit, as ppzoo fit writes it)")
     plot.add_argument("--var-names", nargs="+", default=None, help="variables to plot (default: all, or the first few for pair)")
     plot.add_argument("--out", required=True, help="image file to write (.png, .pdf, .svg)")
     return parser
@@ -187,12 +224,21 @@ def _list(opts) -> int:
 
     # the catalog the zoo keeps (models/references/catalog.json), read without importing a PPL
     where = importlib.util.find_spec("ppzoo.models").submodule_search_locations[0]
-    entries = json.loads((pathlib.Path(where) / "references" / "catalog.json").read_text())
-    rows = [("name", "description", "backends", "N", "latent dims")]
-    rows += [(e["name"], e["description"], ", ".join(e["backends"]), str(e["N"]), str(e["dim"])) for e in entries]
+    folder = pathlib.Path(where)
+    entries = json.loads((folder / "references" / "catalog.json").read_text())
+    rows = [("name", "kind", "backends", "data", "N", "latent dims", "description")]
+    rows += [(e["name"], e["kind"], ", ".join(e["backends"]), e["data"], str(e["N"]),
+              str(e["dim"]) + (" per datum" if e["kind"] == "deep" else ""), e["description"]) for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("\nppzoo run NAME samples a sampled entry; ppzoo fit NAME fits any entry")
+    # a module added since the catalog was made is an entry this list does not show yet
+    listed = {e.get("module") for e in entries}
+    new = sorted(p.stem for p in folder.glob("*.py") if p.stem not in listed and p.stem not in ("__init__", "registry"))
+    if new:
+        print(f"note: {', '.join(p + '.py' for p in new)} not in the catalog yet: "
+              "python models/references/make_references.py NAME adds an entry's reference and lists it", file=sys.stderr)
     return 0
 
 
@@ -220,11 +266,11 @@ def _summary(opts) -> int:
     from ppzoo.diagnostics import arviz_compat
 
     idata = _load(opts.file)
-    _print_summary(idata)
     attrs = arviz_compat.get_group(idata, "posterior").attrs
     if "objective" in attrs:  # ppzoo.fit's result: no chains, so chain diagnostics say nothing
-        _print_fit(attrs)
+        _report_fit(idata)
         return 0
+    _print_summary(idata)
     stats = arviz_compat.get_group(idata, "sample_stats") if arviz_compat.has_group(idata, "sample_stats") else None
     if stats is not None and "grad_evals" in stats:
         total = int(stats["grad_evals"].isel(draw=-1).sum())
@@ -281,6 +327,10 @@ def _print_fit(attrs) -> None:
     if "draws" in attrs:
         print(f"draws ({attrs['draws']}): {attrs.get('draws_note', '')}")
     if "psis" not in attrs:
+        from ppzoo.diagnostics.svi import PSIS_MIN_DRAWS
+
+        print(f"no PSIS k-hat: it needs at least {PSIS_MIN_DRAWS} draws of a guide with a density "
+              "(not a point mass); nothing here says how far to trust these draws")
         return
     summary = json.loads(attrs["psis"])
     print(describe_khat(summary, attrs.get("pool_size")))
@@ -329,12 +379,22 @@ def _plot(opts) -> int:
 
     idata = _load(opts.file)
     check_writable(opts.out)
-    posterior = arviz_compat.get_group(idata, "posterior")
+    if opts.kind in FIT_PLOT_KINDS:
+        group = "images" if opts.kind == "images" else "collapse"
+        if not arviz_compat.has_group(idata, group):
+            raise ValueError(f"--kind {opts.kind}: {opts.file} has no {group} group (ppzoo fit writes it for deep entries)")
+        if opts.var_names:
+            raise ValueError(f"--var-names: --kind {opts.kind} draws the whole {group} group")
+    plotted = "posterior_predictive" if opts.kind == "ppc" else "posterior"
+    if not arviz_compat.has_group(idata, plotted) or (opts.kind == "ppc" and not arviz_compat.has_group(idata, "observed_data")):
+        raise ValueError(f"--kind ppc: {opts.file} has no posterior_predictive and observed_data groups "
+                         "(ppzoo run writes them unless --no-predictive; ppzoo.predict adds them)")
+    posterior = arviz_compat.get_group(idata, plotted)
     var_names = opts.var_names
     if var_names:
         missing = sorted(set(var_names) - set(posterior.data_vars))
         if missing:
-            raise ValueError(f"--var-names {missing} not in the posterior; it has {sorted(posterior.data_vars)}")
+            raise ValueError(f"--var-names {missing} not in the {plotted} group; it has {sorted(posterior.data_vars)}")
     elif opts.kind == "pair":
         var_names = list(posterior.data_vars)[:2]
     folder = os.path.dirname(os.path.abspath(opts.out))
@@ -343,13 +403,32 @@ def _plot(opts) -> int:
     suffix = os.path.splitext(opts.out)[1] or ".png"
     tmp = _temporary_beside(opts.out, suffix)
     try:
-        arviz_compat.plot(idata, opts.kind, tmp, var_names=var_names)
+        if opts.kind == "images":
+            from ppzoo.zoo_fit import plot_images
+
+            plot_images(idata, tmp)
+        elif opts.kind == "collapse":
+            _plot_collapse(idata, tmp)
+        else:
+            arviz_compat.plot(idata, opts.kind, tmp, var_names=var_names)
         os.replace(tmp, opts.out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     print(f"wrote {opts.out}")
     return 0
+
+
+def _plot_collapse(idata, path) -> None:
+    import matplotlib.pyplot as plt
+
+    from ppzoo.diagnostics.collapse import plot_collapse
+
+    try:
+        ax = plot_collapse(idata)
+        ax.get_figure().savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close("all")
 
 
 def _run(opts) -> int:
@@ -389,6 +468,9 @@ def _run(opts) -> int:
         opts.model = (run_settings.get("model_module") or opts.model).rsplit(".", 1)[-1]
     else:
         spec = models.get(opts.model)
+        if spec.kind != "sampled":
+            raise ValueError(f"model {opts.model!r} is a deep entry: its networks are fitted, not sampled; "
+                             f"ppzoo fit {opts.model} fits it")
         args, kwargs = spec.load_data()
         settings = {**RUN_DEFAULTS, **spec.sampler_defaults}
         given = {
@@ -413,6 +495,11 @@ def _run(opts) -> int:
                 **kwargs,
             )
     posterior = arviz_compat.get_group(idata, "posterior")
+    if posterior.sizes["draw"] and not opts.no_predictive and not posterior.attrs.get("stopped_in"):
+        if opts.resume is not None:
+            spec = models.get(opts.model)
+            args, kwargs = spec.load_data()
+        ppzoo.predict(idata, spec.model(opts.backend), *args, seed=opts.seed or 0, **kwargs)
     if posterior.sizes["draw"]:
         _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
         stats = arviz_compat.get_group(idata, "sample_stats")
@@ -442,6 +529,58 @@ def _run(opts) -> int:
     return 0
 
 
+def _fit(opts) -> int:
+    from ppzoo import models, zoo_fit
+
+    spec = models.get(opts.model)
+    check_writable(opts.out)
+    program_options = {"decoder": opts.decoder, "constant": opts.constant, "latent_dim": opts.latent_dim}
+    if opts.constant is not None and (opts.decoder or spec.program_options.get("decoder")) != "inverse_lipschitz":
+        raise ValueError("--constant is the inverse_lipschitz decoder's constant; "
+                         f"{opts.model!r} here has decoder {opts.decoder or spec.program_options.get('decoder')!r}")
+    fit_options = {"objective": opts.objective, "num_particles": opts.num_particles, "estimator": opts.estimator,
+                   "num_steps": opts.num_steps, "batch_size": opts.batch_size, "learning_rate": opts.learning_rate,
+                   "kl_anneal": opts.kl_anneal}
+    if opts.estimator == "dreg" and (opts.objective or spec.fit_defaults.get("objective", "elbo")) != "iwae":
+        raise ValueError("--estimator dreg is an estimator of the IWAE bound's gradient: give --objective iwae")
+    result_file = writing_result_to(opts.out, "--out")
+    with result_file:
+        fit, result = zoo_fit.fit_entry(spec, opts.backend, guide=opts.guide, program_options=program_options,
+                                        fit_options=fit_options, num_draws=opts.num_draws, seed=opts.seed,
+                                        device=opts.device, progress_bar=not opts.no_progress)
+    _report_fit(result)
+    write_netcdf(result, opts.out)
+    print(f"wrote {opts.out}")
+    return 0
+
+
+def _report_fit(result) -> None:
+    """What ``ppzoo fit`` and ``ppzoo summary`` print of a fit result: the table of its draws (not of
+    a deep entry's per-datum latents), the fit's report, and a deep entry's collapse diagnostics."""
+    from ppzoo.diagnostics import arviz_compat
+
+    posterior = arviz_compat.get_group(result, "posterior")
+    if arviz_compat.has_group(result, "collapse"):
+        shapes = ", ".join(f"{name} {tuple(posterior[name].shape[2:])}" for name in posterior.data_vars)
+        print(f"per-datum latents ({shapes}, {posterior.sizes['draw']} draws each): not tabulated")
+    else:
+        _print_summary(result, rows=12)
+    _print_fit(posterior.attrs)
+    if arviz_compat.has_group(result, "collapse"):
+        _print_collapse(arviz_compat.get_group(result, "collapse"))
+
+
+def _print_collapse(group) -> None:
+    from ppzoo.diagnostics.collapse import CollapseReport
+
+    report = CollapseReport.from_dataset(group)
+    kl = " ".join(f"{v:.2f}" for v in report.kl)
+    print(f"\nposterior collapse ({report.site}): {report.active_units} of {len(report.kl)} latent dimensions active "
+          f"(Var_x E_q[z_j] > {report.threshold:g}); rate {report.rate:.3g} nats, distortion {report.distortion:.4g} "
+          f"nats, I(x; z) {report.mutual_information:.3g} nats")
+    print(f"KL to the prior per latent dimension (nats): {kl}")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the parser's choices come from the samplers and ArviZ (seconds of imports): these two need neither
@@ -452,7 +591,7 @@ def main(argv=None) -> int:
         return 0
     opts = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
-    commands = {"list": _list, "run": _run, "summary": _summary, "compare": _compare, "plot": _plot}
+    commands = {"list": _list, "run": _run, "fit": _fit, "summary": _summary, "compare": _compare, "plot": _plot}
     try:
         return commands[opts.command](opts)
     except (ValueError, TypeError, OSError, FloatingPointError) as err:

@@ -219,23 +219,7 @@ class Fit:
         check_number("threshold", threshold, low=0.0)
         if site is not None and not isinstance(site, str):
             raise TypeError(f"site must be the name (str) of a per-datum latent of the guide, or None; got {site!r}")
-        guide, params = self._posterior_guide()
-        normals = self._adapter.local_normals(
-            self.model, guide, self.args, self.kwargs, params=params, data_plate=self.data_plate,
-            scope=self._scope,
-        )
-        if not normals:
-            raise ValueError(
-                "collapse diagnostics need a guide with a Normal latent inside the data plate (an encoder q(z|x))"
-                + (f"; site={site!r} is not one" if site is not None else "")
-            )
-        if site is None:
-            if len(normals) > 1:
-                raise ValueError(f"the guide has several per-datum Normal latents {sorted(normals)}; pass site=")
-            site = next(iter(normals))
-        if site not in normals:
-            raise ValueError(f"site must be one of the guide's per-datum Normal latents {sorted(normals)}, got {site!r}")
-        loc, scale = normals[site]
+        site, loc, scale = self._local_normal(self.args, self.kwargs, site, "collapse diagnostics need")
         _, _, loglik, *_ = self._evaluator()(num_samples, seed)
         reconstruction = sum(np.asarray(v, dtype=np.float64) for v in loglik.values())
         return collapse_report(loc, scale, reconstruction, threshold=threshold, seed=seed, site=site)
@@ -440,6 +424,45 @@ class Fit:
             raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
         check_writable(path, option="path")
         save_fit(self, path)
+
+    def observed_means(self, latents: dict, *args, **kwargs) -> dict:
+        """``{site: mean}`` of the model's observed sites, with the fitted parameters and the latents
+        held at ``latents`` (``{site: array}``): a decoder's output at chosen codes.
+
+        ``args`` / ``kwargs``: the model's arguments (default: the fitted data); a
+        per-datum latent ``(M, d)`` goes with data of ``M`` rows. For the zoo's
+        VAEs, ``fit.observed_means({"z": z}, x[:M])["x"]`` is the decoder's
+        Bernoulli mean (grey levels) at ``z``.
+        """
+        if not isinstance(latents, dict) or not latents:
+            raise TypeError(f"latents must be a non-empty dict {{site: array}}, got {type(latents).__name__}")
+        if not args and not kwargs:
+            args, kwargs = self.args, self.kwargs
+        return self._adapter.observed_means(self.model, args, kwargs, params=self.params, latents=latents,
+                                            scope=self._scope)
+
+    def encoder_means(self, *args, site: str | None = None, **kwargs):
+        """The guide's per-datum Normal latent ``site``'s means ``(N, d)`` on ``args`` (default: the fitted data)."""
+        if not args and not kwargs:
+            args, kwargs = self.args, self.kwargs
+        return self._local_normal(args, kwargs, site, "encoder_means needs")[1]
+
+    def _local_normal(self, args, kwargs, site, what):
+        """``(site, loc, scale)`` of the guide's per-datum Normal latent ``site`` (``None``: its only
+        one) on ``args`` / ``kwargs``, ``(N, d)`` each; ``what`` begins the error where there is none."""
+        guide, params = self._posterior_guide()
+        normals = self._adapter.local_normals(self.model, guide, args, kwargs, params=params,
+                                              data_plate=self.data_plate, scope=self._scope)
+        if not normals:
+            raise ValueError(f"{what} a guide with a Normal latent inside the data plate (an encoder q(z|x))"
+                             + (f"; site={site!r} is not one" if site is not None else ""))
+        if site is None:
+            if len(normals) > 1:
+                raise ValueError(f"the guide has several per-datum Normal latents {sorted(normals)}; pass site=")
+            site = next(iter(normals))
+        if site not in normals:
+            raise ValueError(f"site must be one of the guide's per-datum Normal latents {sorted(normals)}, got {site!r}")
+        return (site, *normals[site])
 
     def log_marginal_likelihood(self, num_samples: int = 5000, chunk_size: int = 100, seed: int = 0):
         """``ppzoo.log_marginal_likelihood`` of the fitted guide on the data it was fitted to."""

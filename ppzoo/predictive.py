@@ -92,6 +92,12 @@ def _constant_dims(values: dict, probe) -> dict:
     return dims
 
 
+def _is_fit(result) -> bool:
+    from ppzoo.fitting import Fit
+
+    return isinstance(result, Fit)
+
+
 def _result_of(result, model, args, kwargs, num_samples, seed):
     """``(ArviZ result, model, args, kwargs)``: a ``Fit`` gives its draws (``Fit.to_arviz``), and
     its model and data where none are given."""
@@ -181,6 +187,7 @@ def predict(result, model=None, *args, new_data: bool | None = None, seed: int =
     check_count("num_samples", num_samples, 1)
     if new_data is not None and not isinstance(new_data, (bool, np.bool_)):
         raise TypeError(f"new_data must be True, False or None, got {new_data!r}")
+    fitted = result if _is_fit(result) else None
     result, model, args, kwargs = _result_of(result, model, args, kwargs, num_samples, seed)
     posterior = arviz_compat.get_group(result, "posterior")
     observed = (arviz_compat.get_group(result, "observed_data") if arviz_compat.has_group(result, "observed_data")
@@ -196,6 +203,14 @@ def predict(result, model=None, *args, new_data: bool | None = None, seed: int =
         raise ValueError(f"the result's observed_data holds {absent}, which model has no sample site for at these "
                          "arguments: pass the model the result was made with")
     samples = _posterior_samples(posterior, probe)
+    if probe.params:  # learned values (a network's weights): only a Fit holds them
+        if fitted is None:
+            raise ValueError(
+                f"the model has learned parameters {list(probe.params)[:5]}{' ...' if len(probe.params) > 5 else ''}, "
+                "which an ArviZ result does not hold: pass the Fit itself (ppzoo.predict(fit, ...)), so that "
+                "the fitted values are used rather than their initial ones")
+        own = {k: v for k, v in fitted.params.items() if k in probe.params}  # the guide's are not the model's
+        model = fitted._adapter.with_params(model, own, fitted._scope)
     if new_data is None:
         new_data = not _same_data(probe, observed)
     elif not new_data:

@@ -31,7 +31,7 @@ def test_run_help_lists_the_options(tmp_path):
         assert option in out.stdout
 
 
-@pytest.mark.parametrize("command", [(), ("list",), ("run",), ("summary",), ("compare",), ("plot",)])
+@pytest.mark.parametrize("command", [(), ("list",), ("run",), ("fit",), ("summary",), ("compare",), ("plot",)])
 def test_every_help_prints(tmp_path, command):
     """``--help`` of the command and of each subcommand (argparse formats help texts with ``%``:
     a literal percent sign in one crashed ``ppzoo --help``)."""
@@ -60,7 +60,7 @@ def test_run_writes_inference_data(tmp_path, backend):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: bnn_regression, eight_schools, gaussian_mixture,"),
+        (["run", "no_such_model"], "unknown model 'no_such_model'; known models: beta_vae, bl_vae, bnn_regression, eight_schools,"),
         (["run", "--method", "hmc"], "invalid choice: 'hmc'"),
         (["run", "--num-samples", "0"], "expected a positive integer"),
         (["run", "--step-size", "-1", "--num-samples", "5", "--num-warmup", "0"], "step_size must be a finite number > 0"),
@@ -79,10 +79,13 @@ def test_list_shows_every_entry(tmp_path):
 
     out = run("list", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
-    assert lines[0].split()[:2] == ["name", "description"]
-    assert [line.split()[0] for line in lines[1:]] == models.list_models()
+    table = out.stdout.strip().split("\n\n")[0].splitlines()
+    assert table[0].split() == ["name", "kind", "backends", "data", "N", "latent", "dims", "description"]
+    rows = {line.split()[0]: line.split()[1] for line in table[1:]}
+    assert list(rows) == models.list_models()
+    assert rows == {name: models.get(name).kind for name in rows}
     assert "569" in out.stdout and "numpyro, pyro" in out.stdout  # N of the breast-cancer entry
+    assert "1500" in out.stdout and "10 per datum" in out.stdout  # the deep entries' digits, their latents
 
 
 # the tests that read these runs may land on either xdist worker: the first to ask makes them, in a
@@ -258,3 +261,6 @@ def test_summary_of_a_fit_says_its_draws_are_not_chains(tmp_path):
     for claim in ("r_hat", "nan", "NaN", "R-hat <="):
         assert claim not in out.stdout, claim
     assert "Shape validation" not in out.stderr
+    write_netcdf(fit.to_arviz(num_samples=10), str(tmp_path / "few.nc"))  # too few draws for PSIS: said
+    out = run("summary", "few.nc", cwd=tmp_path)
+    assert out.returncode == 0 and "no PSIS k-hat: it needs at least 30 draws" in out.stdout

@@ -12,9 +12,10 @@ estimates, so Adam ends in a noise floor around the optimum; the tolerance
 import numpy as np
 import pytest
 from conftest import slow_for
-from ppzoo.models.vae import VARIANTS, get_variant
+from ppzoo.models import vae
 
 import ppzoo
+from ppzoo import models
 from ppzoo.data.images import load_digits
 
 
@@ -45,7 +46,7 @@ def _weight(fit, backend):
 def test_linear_vae_reaches_the_closed_form_optimum(backend):
     x = _gaussian_data([4.0, 2.0, 0.5], 1000)
     lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1]
-    model, guide = get_variant("linear_vae").programs(backend, 3, 3, noise_scale=1.0, seed=0)
+    model, guide = vae.programs(backend, decoder="linear", latent_dim=3, data_dim=3, noise_scale=1.0, seed=0)
     fit = ppzoo.fit(model, guide, x, num_steps=400, optimizer=_optimizer(backend, 0.05), seed=0, progress_bar=False)
     w = _weight(fit, backend)
     norms = np.sort(np.linalg.eigvalsh(w.T @ w))[::-1]
@@ -57,21 +58,30 @@ def test_linear_vae_reaches_the_closed_form_optimum(backend):
 # NumPyro compiles each variant's training program (a minute for the bi-Lipschitz decoder's solver);
 # the variants that differ only in their objective are covered on NumPyro by tests/test_fit.py and
 # test_svi.py, and the JAX bi-Lipschitz decoder's values and gradients by tests/test_nn.py
-IMAGE_VARIANTS = [(n, "pyro") for n in VARIANTS if n != "linear_vae"] + [("vae", "numpyro"), ("il_vae", "numpyro")]
+IMAGE_VARIANTS = [(n, "pyro") for n in models.list_models(kind="deep") if n != "linear_vae"] + [("vae", "numpyro"), ("il_vae", "numpyro")]
 
 
 @pytest.mark.parametrize("name, backend", slow_for(IMAGE_VARIANTS, lambda case: case[1] == "numpyro"))
 def test_image_variants_train(name, backend):
-    variant = get_variant(name)
+    spec = models.get(name)
     x = load_digits("test")[:60]
-    model, guide = variant.programs(backend, 64, 2, hidden=(8,), seed=0)
-    fit = ppzoo.fit(model, guide, x, num_steps=30, batch_size=20, optimizer=_optimizer(backend, 0.01), seed=0,
-                    progress_bar=False, **variant.fit_kwargs())
+    model, guide = spec.fit_programs(backend, latent_dim=2, hidden=(8,))
+    settings = spec.fit_settings(backend, num_steps=30, batch_size=20, learning_rate=0.01)
+    fit = ppzoo.fit(model, guide, x, seed=0, progress_bar=False, **settings)
     assert fit.stop_reason is None and np.all(np.isfinite(fit.losses))
     assert fit.losses[-10:].mean() < fit.losses[:10].mean(), name
     assert fit.collapse(num_samples=2).kl.shape == (2,)
 
 
-def test_unknown_variant_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known variants: vae, iwae, beta_vae, il_vae, bl_vae, linear_vae"):
-        get_variant("nvae")
+def test_deep_entries_are_in_the_one_registry():
+    assert set(models.list_models(kind="deep")) == {"vae", "iwae", "beta_vae", "il_vae", "bl_vae", "linear_vae"}
+    with pytest.raises(ValueError, match="known models: beta_vae, bl_vae, bnn_regression"):
+        models.get("nvae")
+    with pytest.raises(ValueError, match="is a deep model: it is fitted"):
+        models.get("vae").model("numpyro")
+    with pytest.raises(ValueError, match=r"decoder 'mlp' takes no options, not \['constant'\]"):
+        models.get("vae").fit_programs("pyro", constant=2.0)
+    with pytest.raises(ValueError, match=r"takes the options .*got \['width'\]"):
+        models.get("vae").fit_programs("pyro", width=2)
+    with pytest.raises(ValueError, match="kl_anneal anneals the ELBO's KL term"):
+        models.get("beta_vae").fit_settings("pyro", objective="iwae")

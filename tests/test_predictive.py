@@ -328,3 +328,30 @@ def test_the_readme_example():
         az.plot_ppc_dist(idata, backend="matplotlib") if arviz_compat.DATATREE else az.plot_ppc(idata)
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+def test_a_fit_with_learned_parameters_predicts_with_its_fitted_values(backend):
+    """The linear VAE's posterior predictive given the fit: ``x_n ~ N(W z_n + b, 1)`` at the
+    guide's draws of ``z_n``, so its mean over draws is ``W E_q[z_n] + b`` (the fitted weights,
+    not the initial ones) within 4 Monte Carlo standard errors (``sqrt((1 + |W|^2 var z) / S)``,
+    bounded here by ``sqrt((1 + max row |W|^2 max var) / S)``). An ArviZ result of the same fit
+    holds no weights, and is refused."""
+    from ppzoo.models import vae
+
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    model, guide = vae.programs(backend, decoder="linear", latent_dim=2, data_dim=4, noise_scale=1.0)
+    fit = ppzoo.fit(model, guide, x, num_steps=200, seed=0, progress_bar=False, refine=False)
+    draws = 400
+    result = ppzoo.predict(fit, num_samples=draws, seed=1)
+    predicted = np.asarray(arviz_compat.get_group(result, "posterior_predictive")["x"]).reshape(draws, 30, 4)
+    z = np.asarray(arviz_compat.get_group(result, "posterior")["z"]).reshape(draws, 30, 2)
+    if backend == "numpyro":
+        w, b = np.asarray(fit.params["decoder$params"].weight), np.asarray(fit.params["decoder$params"].bias)
+    else:
+        w, b = fit.params["decoder$$$weight"], fit.params["decoder$$$bias"]
+    expected = z.mean(0) @ w.T + b
+    se = np.sqrt((1.0 + (w**2).sum(1).max() * z.var(0).max()) / draws)
+    assert np.abs(predicted.mean(0) - expected).max() < 4 * se
+    with pytest.raises(ValueError, match="learned parameters .*pass the Fit itself"):
+        ppzoo.predict(fit.to_arviz(num_samples=20), model, x)

@@ -1,15 +1,17 @@
 """Every zoo entry, on both backends, against its stored reference posterior.
 
-Each entry's sampler defaults (``ModelSpec.sampler_defaults``) are run with
-4 chains; posterior means must lie within ``tolerance[0]`` reference
-posterior sds of the reference means and sds within a factor
-``1 +- tolerance[1]`` of the reference sds. The tolerances include the run's
-own Monte Carlo error: with ``S`` effective draws a mean is off by about
-``sd / sqrt(S)`` (0.1 sd at S = 100) and an sd by about a fraction
-``1 / sqrt(2 S)`` of itself (0.07 at S = 100), plus the step-size bias of
-Langevin dynamics. Pyro runs keep half the draws (its steps are slower; the
-effective sample sizes stay above 100 for every entry but logistic
-regression and the neural network, whose tolerances say what theirs are).
+Each sampled entry is run as ``ppzoo run NAME --backend B`` runs it with no
+other flags (the entry's ``ModelSpec.sampler_defaults``, 4 chains, seed 0,
+warmup adaptation), on both backends: the run's own convergence report must
+be clean (no ``ConvergenceWarning``), posterior means must lie within
+``tolerance[0]`` reference posterior sds of the reference means and sds
+within a factor ``1 +- tolerance[1]`` of the reference sds. The tolerances
+include the run's own Monte Carlo error: with ``S`` effective draws a mean is
+off by about ``sd / sqrt(S)`` (0.1 sd at S = 100) and an sd by about a
+fraction ``1 / sqrt(2 S)`` of itself (0.07 at S = 100), plus the step-size
+bias of Langevin dynamics. The neural network's raw weights are not
+identifiable, and its report is not clean: its cases are marked as expected
+failures (``UNIDENTIFIABLE``).
 
 What is compared is what ``ModelSpec.summarize`` reports: the parameters,
 or, for entries whose parameters are not identifiable (``ModelSpec.derived``:
@@ -18,17 +20,18 @@ that are (the regression function at fixed inputs, ``W W'``).
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
 from conftest import slow_for
 from ppzoo.models import bnn_regression, probabilistic_pca
 
-import ppzoo
-from ppzoo import models
+from ppzoo import cli, models
 from ppzoo.diagnostics import arviz_compat
+from ppzoo.diagnostics.convergence import ConvergenceWarning
 
-ENTRIES = models.list_models()
+ENTRIES = models.list_models(kind="sampled")
 
 
 def test_every_entry_has_a_reference_and_a_description():
@@ -52,7 +55,7 @@ def test_the_catalog_that_ppzoo_list_reads_is_up_to_date():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known models: bnn_regression, eight_schools, "):
+    with pytest.raises(ValueError, match="known models: beta_vae, bl_vae, bnn_regression, eight_schools, "):
         models.get("no_such_model")
 
 
@@ -162,23 +165,42 @@ def test_quantities_reject_bad_posteriors():
         broken.quantities({"sigma": np.ones((2, 3))})
 
 
-# one entry per backend in the default run, every one under `pytest -m slow`
-@pytest.mark.parametrize(
-    "name, backend",
-    slow_for([(n, b) for n in ENTRIES for b in ("numpyro", "pyro")],
-             lambda case: case not in {("logistic_regression", "numpyro"), ("eight_schools", "pyro")}),
-)
-def test_entry_matches_its_reference(name, backend):
+#: the cases of the default run (each about as costly as a case of the old default run); every
+#: case runs under `pytest -m slow`
+QUICK = {("logistic_regression", "numpyro")}
+#: R-hat and ESS are judged on the raw weights, which are not identifiable: chains settle in different
+#: ones of the 2^5 5! symmetric copies of the posterior (R-hat 3.4 to 4.1, bulk ESS 4, at seeds 0 and 1
+#: on either backend; 2.6 with every chain started from one point), so `ppzoo run bnn_regression`
+#: ends with a ConvergenceWarning at any affordable length; strict, so that a fix shows
+UNIDENTIFIABLE = pytest.mark.xfail(raises=ConvergenceWarning, strict=True,
+                                   reason="the raw BNN weights are not identifiable: R-hat far above 1.01")
+
+
+def _entry_cases():
+    """Every (entry, backend): QUICK in the default run, the rest under `pytest -m slow`, the
+    neural network's marked UNIDENTIFIABLE."""
+    cases = slow_for([(n, b) for n in ENTRIES for b in ("numpyro", "pyro")], lambda case: case not in QUICK)
+    return [
+        pytest.param(*case.values, marks=[*case.marks, UNIDENTIFIABLE])
+        if getattr(case, "values", case)[0] == "bnn_regression" else case
+        for case in cases
+    ]
+
+
+@pytest.mark.parametrize("name, backend", _entry_cases())
+def test_entry_matches_its_reference(name, backend, tmp_path, monkeypatch):
+    """``ppzoo run NAME --backend B`` with the entry's own defaults (what a user gets with no flags:
+    4 chains, seed 0, warmup adaptation) ends cleanly, with no ``ConvergenceWarning``, and its draws
+    match the entry's reference within ``spec.tolerance``."""
     spec = models.get(name)
     reference = spec.reference.params  # an entry without a reference fails here, before sampling
-    args, kwargs = spec.load_data()
-    settings = dict(spec.sampler_defaults)
-    if backend == "pyro":
-        settings["num_samples"] = settings.get("num_samples", 1000) // 2
-    idata = ppzoo.sample(
-        spec.model(backend), *args, **settings, num_chains=4, seed=1, backend=backend,
-        log_likelihood=False, progress_bar=False, **kwargs,
-    )
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run.nc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the run's own report must be clean
+        code = cli.main(["run", name, "--backend", backend, "--no-progress", "--no-predictive", "--out", str(out)])
+    assert code == 0, f"ppzoo run {name} --backend {backend} exited with status {code}"
+    idata = arviz_compat.from_netcdf(str(out))
     summary = spec.summarize(idata, kind="stats")
     assert set(summary.index) == set(reference), "the run and the reference name different quantities"
     mean_tol, sd_tol = spec.tolerance

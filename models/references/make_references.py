@@ -1,21 +1,30 @@
-"""Make the zoo's reference posteriors (kept in the repository, run by hand).
+"""Make zoo entries' references (kept in the repository, run by hand), and the catalog.
 
     python models/references/make_references.py [NAME ...]
 
-Writes ``models/references/<name>.json`` for each zoo entry: per scalar
-parameter (constrained space, flattened in C order as ``"w[0]"``, ``"w[1]"``,
-...) the posterior ``mean`` and ``sd``, and under ``"how"`` how they were made.
-Entries whose parameters are not identifiable (``ModelSpec.derived`` set:
-``bnn_regression``, ``probabilistic_pca``) store their derived quantities
-instead, computed draw by draw from the NUTS draws
-(``ModelSpec.quantities``), and say so under ``"how"["quantities"]``.
+Writes ``models/references/<name>.json`` for each named zoo entry (every entry
+when none is named), by the entry's own ``ModelSpec.reference_recipe``, then
+rewrites ``models/references/catalog.json`` (what ``ppzoo list`` shows). A new
+entry is one file in ``models/`` and this one command.
 
-* ``linear_regression``: the closed form (normal-inverse-gamma conjugacy,
-  :func:`ppzoo.models.linear_regression.closed_form_posterior`).
-* every other entry: NumPyro NUTS on the entry's NumPyro program and default
-  data, 4 chains x 10,000 draws after 2,000 warmup steps (target acceptance
-  0.9, 0.99 for ``hierarchical_regression``; seed 0), with each parameter's
+A sampled entry's reference holds, per scalar parameter (constrained space,
+flattened in C order as ``"w[0]"``, ``"w[1]"``, ...), the posterior ``mean``
+and ``sd``, and under ``"how"`` how they were made. Entries whose parameters
+are not identifiable (``ModelSpec.derived`` set: ``bnn_regression``,
+``probabilistic_pca``) store their derived quantities instead, computed draw
+by draw from the NUTS draws (``ModelSpec.quantities``), and say so under
+``"how"["quantities"]``. The recipes:
+
+* a function (``linear_regression``: the closed form,
+  :func:`ppzoo.models.linear_regression.closed_form_reference`);
+* otherwise NumPyro NUTS on the entry's NumPyro program and default data, 4
+  chains x 10,000 draws after 2,000 warmup steps (target acceptance 0.9, or
+  the entry's ``reference_recipe`` settings; seed 0), with each parameter's
   Monte Carlo standard error and R-hat, and the number of divergences.
+
+A deep entry's reference is a NumPyro fit with the entry's defaults
+(:func:`fit_entry`): the held-out digits' negative log-likelihood per image,
+active units and KL per latent dimension.
 """
 
 from __future__ import annotations
@@ -86,11 +95,8 @@ def nuts_reference(
     }
 
 
-def nuts_entry(name, **settings):
-    """The NUTS reference of zoo entry ``name`` on its default data."""
-    from ppzoo import models
-
-    spec = models.get(name)
+def nuts_entry(spec, **settings):
+    """The NUTS reference of sampled entry ``spec`` on its default data."""
     args, kwargs = spec.load_data()
     quantities = spec.quantities if spec.derived is not None else None
     params, how = nuts_reference(spec.numpyro_model, args, kwargs, quantities=quantities, **settings)
@@ -99,42 +105,77 @@ def nuts_entry(name, **settings):
             f"derived (ModelSpec.derived, {spec.derived.__module__}.{spec.derived.__qualname__}): "
             + (spec.derived.__doc__ or "").strip().splitlines()[0]
         )
-    return {"model": name, "data": spec.data, "how": how, "params": params}
+    return params, how
 
 
-def linear_regression():
-    from ppzoo.models import linear_regression as lr
-
-    (x,), kwargs = lr.load_data()
-    params = lr.closed_form_posterior(x, kwargs["y"])
-    how = {"method": "closed form (normal-inverse-gamma conjugacy)", "a0": lr.A0, "b0": lr.B0, "v0": lr.V0}
-    return {"model": "linear_regression", "data": lr.SPEC.data, "how": how, "params": params}
+#: importance samples per held-out image in a deep entry's reference log-likelihood
+DEEP_LML_SAMPLES = 1000
 
 
-REFERENCES = {
-    "bnn_regression": partial(nuts_entry, "bnn_regression"),
-    "eight_schools": partial(nuts_entry, "eight_schools"),
-    "gaussian_mixture": partial(nuts_entry, "gaussian_mixture"),
-    # three groups leave tau_a weakly identified (a funnel at small tau_a): a smaller NUTS step avoids divergences
-    "hierarchical_regression": partial(nuts_entry, "hierarchical_regression", target_accept_prob=0.99),
-    "linear_regression": linear_regression,
-    "logistic_regression": partial(nuts_entry, "logistic_regression"),
-    "probabilistic_pca": partial(nuts_entry, "probabilistic_pca"),
-    "robust_regression": partial(nuts_entry, "robust_regression"),
-}
+def fit_entry(spec):
+    """A deep entry's reference: a NumPyro fit with its defaults (``ModelSpec.fit_settings``, seed 0)
+    on the training digits, then the held-out digits' ``-log p(x)`` per image (importance-sampled,
+    ``K`` = :data:`DEEP_LML_SAMPLES`) and the collapse diagnostics on the training digits."""
+    import time
+
+    from ppzoo.models.vae import load_test_data
+
+    import ppzoo
+
+    (x,), _ = spec.load_data()
+    (x_test,), _ = load_test_data()
+    model, guide = spec.fit_programs("numpyro")
+    settings = spec.fit_settings("numpyro")
+    start = time.perf_counter()
+    fit = ppzoo.fit(model, guide, x, seed=0, progress_bar=False, **settings)
+    seconds = time.perf_counter() - start
+    lml = ppzoo.log_marginal_likelihood(model, guide, fit.params, x_test, num_samples=DEEP_LML_SAMPLES,
+                                        chunk_size=100, backend="numpyro")
+    report = fit.collapse(num_samples=5)
+    params = {
+        "test_nll_per_datum": {"mean": float(-lml.total / len(x_test)), "se": float(lml.standard_error / len(x_test))},
+        "active_units": {"mean": int(report.active_units)},
+        "kl_per_dim": {"mean": [float(v) for v in report.kl]},
+        "rate": {"mean": float(report.rate)},
+    }
+    how = {"method": "ppzoo.fit (numpyro), the entry's fit_defaults, seed 0; held-out digits' log p(x) by "
+                     f"importance sampling (K = {DEEP_LML_SAMPLES})",
+           "fit_settings": {k: v for k, v in spec.fit_defaults.items()}, "program_options":
+           {k: list(v) if isinstance(v, tuple) else v for k, v in spec.program_options.items()},
+           "num_steps": len(fit.losses), "fit_seconds": round(seconds, 1), "converged": fit.converged}
+    return params, how
+
+
+def make_reference(spec) -> dict:
+    """The reference of entry ``spec`` by its ``reference_recipe`` (``ModelSpec``)."""
+    recipe = spec.reference_recipe
+    if spec.kind == "deep":
+        params, how = fit_entry(spec)
+    elif callable(recipe):
+        params, how = recipe()
+    else:
+        params, how = nuts_entry(spec, **(recipe or {}))
+    return {"model": spec.name, "data": spec.data, "how": how, "params": params}
 
 
 def main(names):
-    unknown = sorted(set(names) - set(REFERENCES))
+    from ppzoo.models import registry
+
+    from ppzoo import models
+
+    known = models.list_models()
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"no reference recipe for {unknown}; known: {sorted(REFERENCES)}")
-    for name in names or REFERENCES:
-        result = REFERENCES[name]()
+        raise SystemExit(f"unknown zoo entries {unknown}; known: {known}")
+    for name in names or known:
+        result = make_reference(models.get(name))
         path = HERE / f"{name}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
         print(f"wrote {path}")
+    registry.CATALOG.write_text(json.dumps(registry.catalog(), indent=1) + "\n")
+    print(f"wrote {registry.CATALOG}")
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def probe(model, args, kwargs, observed=None) -> Probe:
         value = trace[site.name]["value"]
         shapes[site.name], itemsize[site.name] = site.shape, jnp.result_type(value).itemsize
         dims[site.name] = site.dims
+    params = tuple(name for name, site in trace.items() if site["type"] == "param")
     return Probe(shapes, itemsize, tuple(latent), tuple(found), given, tuple(s.name for s in deterministic), dims,
-                 full, {n: size for n, (size, _) in plates.items()})
+                 full, {n: size for n, (size, _) in plates.items()}, params)
 
 
 def chunks(model, args, kwargs, *, samples, num_samples, return_sites, unobserve, full_plates, seed, chunk_size,

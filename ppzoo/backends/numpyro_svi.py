@@ -617,3 +617,14 @@ def local_normal_sites(model, guide, args, kwargs, *, params, data_plate=None):
         if found is not None:
             out[name] = found
     return out
+
+
+def observed_means(model, args, kwargs, *, params, latents):
+    """``{site: mean}`` (NumPy) of the model's observed sites with its latents held at ``latents``
+    (``{site: value}``) and its parameters at ``params``: a decoder's output, for instance."""
+    params = {k: jax.tree_util.tree_map(jnp.asarray, v) for k, v in (params or {}).items()}
+    held = {k: jnp.asarray(v) for k, v in latents.items()}
+    program = handlers.substitute(handlers.condition(handlers.seed(model, 0), data=held), data=params)
+    trace = handlers.trace(program).get_trace(*args, **kwargs)
+    return {name: np.asarray(site["fn"].mean) for name, site in trace.items()
+            if site["type"] == "sample" and site["is_observed"] and name not in held}

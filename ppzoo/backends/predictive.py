@@ -45,7 +45,9 @@ class Probe:
     ``deterministic`` statements; ``dims``: each site's axis names (a plate's name
     where the axis is that plate's dim, as ``az.from_numpyro`` names them,
     ``<site>_dim_k`` otherwise); ``full_plates``: ``{plate: size}`` of the plates that
-    subsample, each to be run on all its indices; ``plate_sizes``: every plate's size.
+    subsample, each to be run on all its indices; ``plate_sizes``: every plate's size;
+    ``params``: the names of the program's ``param`` statements (learned values: a draw of the
+    latents does not fix them).
     """
 
     shapes: dict
@@ -57,6 +59,7 @@ class Probe:
     dims: dict
     full_plates: dict
     plate_sizes: dict
+    params: tuple = ()
 
 
 def predictive_module(name: str):

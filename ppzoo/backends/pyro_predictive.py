@@ -130,8 +130,9 @@ def probe(model, args, kwargs, observed=None) -> Probe:
                          for n in given}) for kept, idx in _row_batches(size, batch)]
         given = _gather(parts, axes) if given else {}
     given = {n: torch.as_tensor(v).detach().cpu().numpy() for n, v in given.items()}
+    params = tuple(name for name, site in trace.nodes.items() if site["type"] == "param")
     return Probe(shapes, itemsize, tuple(latent), tuple(found), given, tuple(s.name for s in deterministic), dims,
-                 full, {n: size for n, (size, _) in _plates(trace).items()})
+                 full, {n: size for n, (size, _) in _plates(trace).items()}, params)
 
 
 def _run(fn, args, kwargs, part, num, return_sites, parallel):

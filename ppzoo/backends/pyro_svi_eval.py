@@ -129,3 +129,14 @@ def local_normal_sites(model, guide, args, kwargs, *, params, data_plate=None):
         if found is not None:
             out[name] = found
     return out
+
+
+def observed_means(model, args, kwargs, *, params, latents):
+    """``{site: mean}`` (NumPy) of the model's observed sites with its latents held at ``latents``
+    (``{site: tensor}``) and its parameters at ``params`` (modules: as trained, in place)."""
+    params = {k: v for k, v in (params or {}).items() if "$$$" not in k}
+    model = with_params(model, params)
+    with torch.no_grad(), pyro.validation_enabled(False), poutine.block():
+        trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(*args, **kwargs)
+    return {name: site["fn"].mean.detach().cpu().numpy() for name, site in trace.nodes.items()
+            if site["type"] == "sample" and site["is_observed"] and name not in latents}

@@ -215,6 +215,29 @@ class PyroSVI:
                 model, guide, args, kwargs, params=self._params(params), data_plate=data_plate
             )
 
+    def observed_means(self, model, args, kwargs, *, params, latents, scope=None) -> dict:
+        """``{site: mean}``: the model's observed sites' means, latents held at ``latents``, NumPy."""
+        from ppzoo.backends import pyro_svi_eval
+        from ppzoo.backends.pyro_backend import _to_torch
+
+        args, kwargs = self._data(args, kwargs)
+        latents = _to_torch({k: np.asarray(v) for k, v in latents.items()}, self.device)
+        with self.scope(scope):
+            return pyro_svi_eval.observed_means(model, args, kwargs, params=self._params(params), latents=latents)
+
+    def with_params(self, model, params, scope=None):
+        """``model`` run with the fitted parameters ``params`` (its modules' trained in place), in the
+        fit's parameter-store scope."""
+        from ppzoo.backends import pyro_svi_eval
+
+        fitted = pyro_svi_eval.with_params(model, {k: v for k, v in (self._params(params) or {}).items() if "$$$" not in k})
+
+        def run(*args, **kwargs):
+            with self.scope(scope):
+                return fitted(*args, **kwargs)
+
+        return run
+
     def saa_problem(self, objective, model, guide, args, kwargs, *, params, plate, seeds, scope=None):
         """The fit's sample-average objective over one flat vector (``pyro_svi_refine``); every
         evaluation runs in the fit's parameter-store scope and leaves the store at its point."""
@@ -339,6 +362,21 @@ class NumPyroSVI:
 
         args, kwargs = self._data(args, kwargs)
         return numpyro_svi.local_normal_sites(model, guide, args, kwargs, params=params, data_plate=data_plate)
+
+    def observed_means(self, model, args, kwargs, *, params, latents, scope=None) -> dict:
+        """``{site: mean}``: the model's observed sites' means, latents held at ``latents``, NumPy."""
+        from ppzoo.backends import numpyro_svi
+
+        args, kwargs = self._data(args, kwargs)
+        return numpyro_svi.observed_means(model, args, kwargs, params=params, latents=latents)
+
+    def with_params(self, model, params, scope=None):
+        """``model`` with its ``param`` statements substituted by the fitted ``params``."""
+        import jax
+        import jax.numpy as jnp
+        from numpyro import handlers
+
+        return handlers.substitute(model, data={k: jax.tree_util.tree_map(jnp.asarray, v) for k, v in params.items()})
 
     def saa_problem(self, objective, model, guide, args, kwargs, *, params, plate, seeds, scope=None):
         """The fit's sample-average objective over one flat vector (``numpyro_svi_refine``)."""
