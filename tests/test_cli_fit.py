@@ -163,7 +163,7 @@ def test_fit_of_a_deep_entry_reports_collapse_and_draws_image_grids(tmp_path, ba
 
 
 def test_run_adds_the_posterior_predictive_and_plot_draws_the_check(tmp_path):
-    common = ["run", "eight_schools", "--num-samples", "40", "--num-warmup", "100", "--num-chains", "2",
+    common = ["run", "eight_schools", "--num-samples", "40", "--num-warmup", "100", "--thinning", "1", "--num-chains", "2",
               "--no-progress"]
     out = run(*common, "--out", "with.nc", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
