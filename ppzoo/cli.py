@@ -495,11 +495,21 @@ def _run(opts) -> int:
                 **kwargs,
             )
     posterior = arviz_compat.get_group(idata, "posterior")
+    predictive_stopped = False
     if posterior.sizes["draw"] and not opts.no_predictive and not posterior.attrs.get("stopped_in"):
         if opts.resume is not None:
             spec = models.get(opts.model)
             args, kwargs = spec.load_data()
-        ppzoo.predict(idata, spec.model(opts.backend), *args, seed=opts.seed or 0, **kwargs)
+        # the draws are what the run is for: a predictive that fails or is stopped leaves them to be written
+        try:
+            ppzoo.predict(idata, spec.model(opts.backend), *args, seed=opts.seed or 0, **kwargs)
+        except KeyboardInterrupt:
+            predictive_stopped = True
+            print("ppzoo: interrupted during the posterior predictive; the result is written without it",
+                  file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 - said, and the draws are kept
+            print(f"ppzoo: the posterior predictive was not added ({type(err).__name__}: {err}); "
+                  "the result is written without it (ppzoo.predict adds it later)", file=sys.stderr)
     if posterior.sizes["draw"]:
         _print_summary(idata, var_names=list(posterior.data_vars)[:2], rows=8)
         stats = arviz_compat.get_group(idata, "sample_stats")
@@ -522,6 +532,8 @@ def _run(opts) -> int:
     except OSError as err:
         return _write_elsewhere(idata, image, opts.out, err)
     print(f"wrote {opts.out}")
+    if predictive_stopped:
+        return 130
     if posterior.attrs.get("stopped_in"):
         print(f"ppzoo: interrupted during {posterior.attrs['stopped_in']}; {opts.out} holds the "
               f"{posterior.sizes['draw']} draws per chain made before it stopped", file=sys.stderr)
@@ -549,7 +561,11 @@ def _fit(opts) -> int:
                                         fit_options=fit_options, num_draws=opts.num_draws, seed=opts.seed,
                                         device=opts.device, progress_bar=not opts.no_progress)
     _report_fit(result)
-    write_netcdf(result, opts.out)
+    image = netcdf_image(result)
+    try:
+        write_netcdf(result, opts.out, image=image)
+    except OSError as err:  # a full disk: the fit goes to a file elsewhere, as a run's does
+        return _write_elsewhere(result, image, opts.out, err)
     print(f"wrote {opts.out}")
     return 0
 

@@ -181,3 +181,23 @@ def test_run_adds_the_posterior_predictive_and_plot_draws_the_check(tmp_path):
     assert refused.returncode == 2 and "has no posterior_predictive and observed_data groups" in refused.stderr
     refused = run("plot", "without.nc", "--kind", "images", "--out", "x.png", cwd=tmp_path)
     assert refused.returncode == 2 and "has no images group" in refused.stderr
+
+
+def test_a_failing_predictive_leaves_the_run_written(tmp_path, monkeypatch, capsys):
+    """The draws are what a run is for: ``ppzoo run`` writes them, and says why the predictive is
+    missing, when ``ppzoo.predict`` fails."""
+    import ppzoo
+    from ppzoo import cli
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the predictive")
+
+    monkeypatch.setattr(ppzoo, "predict", broken)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "eight_schools", "--num-samples", "20", "--num-warmup", "50", "--thinning", "1",
+                     "--num-chains", "2", "--no-progress", "--out", "run.nc"])
+    assert code == 0
+    assert "the posterior predictive was not added (MemoryError: no room for the predictive)" in capsys.readouterr().err
+    result = arviz_compat.from_netcdf(tmp_path / "run.nc")
+    assert arviz_compat.get_group(result, "posterior")["mu"].shape == (2, 20)
+    assert not arviz_compat.has_group(result, "posterior_predictive")
