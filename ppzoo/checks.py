@@ -356,6 +356,20 @@ def check_data_not_empty(program, args, kwargs) -> None:
             )
 
 
+def keyword_parameters(fn):
+    """The parameters of ``fn``'s signature (``inspect.Signature.parameters``), or ``None`` where they
+    do not bound its keywords: no signature to read, or a ``**kwargs`` that takes any keyword."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return params
+
+
 def check_model_keywords(model, kwargs, function) -> None:
     """A ``TypeError`` for a keyword that is neither a parameter of ``model`` (unless it takes
     ``**kwargs``) nor an option of ``function`` (the ppzoo function it was passed to, whose own
@@ -364,11 +378,8 @@ def check_model_keywords(model, kwargs, function) -> None:
     import difflib
     import inspect
 
-    try:
-        params = inspect.signature(model).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = keyword_parameters(model)
+    if params is None:
         return
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     options = [n for n, p in inspect.signature(function).parameters.items()

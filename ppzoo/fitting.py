@@ -21,6 +21,7 @@ from ppzoo.checks import (
     check_model_keywords,
     check_number,
     check_seed,
+    keyword_parameters,
     pandas_values,
 )
 from ppzoo.diagnostics import arviz_compat, psis_khat, svi_draws_to_inference_data
@@ -800,8 +801,6 @@ def _check_guide_arguments(guide, args, kwargs) -> None:
 def _check_step_kwargs(step_kwargs, model) -> None:
     """``step_kwargs(0)`` must be a dict of keyword arguments of the model: a ``TypeError`` naming
     step_kwargs otherwise (a wrong value fails inside the compiled step, far from it)."""
-    import inspect
-
     try:
         first = step_kwargs(0)
     except Exception:  # noqa: BLE001 - a function of a traced integer only: it runs in the fit
@@ -810,11 +809,8 @@ def _check_step_kwargs(step_kwargs, model) -> None:
         raise TypeError(
             f"step_kwargs must be a function t -> dict of keyword arguments of the model; step_kwargs(0) gave {first!r}"
         )
-    try:
-        params = inspect.signature(model).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = keyword_parameters(model)
+    if params is None:
         return
     unknown = sorted(set(first) - set(params) - {"annealing_step"})
     if unknown:

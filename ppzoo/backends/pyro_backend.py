@@ -383,6 +383,20 @@ def _hvp_graph(fn, theta, v, idx):
             return None
 
 
+def length_indexed_past(run) -> int | None:
+    """The length of the array that ``run()`` (a run of a program) indexes past its end, read from
+    torch's ``IndexError`` ("... with size N"), or ``None`` (no such error; the program's other
+    errors are reported where it is run)."""
+    try:
+        run()
+    except IndexError as err:
+        found = re.search(r"with size (\d+)", str(err))
+        return int(found.group(1)) if found else None
+    except Exception:  # noqa: BLE001 - reported where the program is run
+        return None
+    return None
+
+
 class PyroBackend(Backend):
     """The gradient oracle of a Pyro program (see :class:`ppzoo.backends.base.Backend`).
 
@@ -490,15 +504,8 @@ class PyroBackend(Backend):
     def _indexed_past(self, args, kwargs, idx):
         """The length of an array that a run on the plate's indices ``idx`` indexes past its end
         (torch's ``IndexError``), or ``None``."""
-        try:
-            with torch.no_grad():
-                self._trace(args, kwargs, {}, idx)
-        except IndexError as err:
-            found = re.search(r"with size (\d+)", str(err))
-            return int(found.group(1)) if found else None
-        except Exception:  # noqa: BLE001 - the program's other errors are reported where it is run
-            return None
-        return None
+        with torch.no_grad():
+            return length_indexed_past(lambda: self._trace(args, kwargs, {}, idx))
 
     def _log_joint(self, params, idx):
         """``(log prior of the global sites, sum_{i in idx} log p(x_i | params))`` (the latter unscaled)."""

@@ -10,7 +10,6 @@ with the last finite parameters.
 from __future__ import annotations
 
 import copy
-import re
 
 import pyro
 import pyro.infer.util
@@ -99,7 +98,13 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     its latents at feasible or check-point values, the random streams left as they were."""
     from pyro.infer.autoguide import AutoGuide
 
-    from ppzoo.backends.pyro_backend import _at_check_point, _feasible, pyro_sites, trace_pyro
+    from ppzoo.backends.pyro_backend import (
+        _at_check_point,
+        _feasible,
+        length_indexed_past,
+        pyro_sites,
+        trace_pyro,
+    )
     from ppzoo.backends.sites import program_view
 
     frame = lambda site: next((f for f in site["cond_indep_stack"] if f.name == plate), None)  # noqa: E731
@@ -140,14 +145,7 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
 
     @_quiet_state
     def indexed_past(a, kw, idx):
-        try:
-            trace_pyro(model, a, kw, data={plate: idx})
-        except IndexError as err:
-            found = re.search(r"with size (\d+)", str(err))
-            return int(found.group(1)) if found else None
-        except Exception:  # noqa: BLE001 - the program's other errors are reported where it is run
-            return None
-        return None
+        return length_indexed_past(lambda: trace_pyro(model, a, kw, data={plate: idx}))
 
     @_quiet_state
     def param_shapes(program, a, kw):
