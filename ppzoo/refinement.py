@@ -27,9 +27,14 @@ than the window. The fixed-sample objective is deterministic, so its
 optimum is found to machine precision, and its error is measured by
 replication rather than assumed.
 
+A fixed sample whose draws times data values exceed
+:data:`PARTICLE_DATA_BUDGET` is evaluated in up to :data:`MAX_CHUNKS` chunks,
+each with its own fixed draws, whose values and gradients are averaged: the
+same sample-average objective, in bounded memory.
+
 Where it does not apply (an objective that changes with the step, more
 than :data:`MAX_PARAMETERS` parameters, a data set over
-:data:`PARTICLE_DATA_BUDGET` / :data:`MIN_PARTICLES` data values, a run that
+:data:`MAX_CHUNKS` x :data:`PARTICLE_DATA_BUDGET` / :data:`MIN_PARTICLES` data values, a run that
 stopped early) the fit keeps the stochastic answer and its loss-trend verdict, and says so
 (``Fit.refinement`` is ``None``, ``Fit.judged_on == "loss"``).
 """
@@ -38,13 +43,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppzoo.backends.saa_problem import SAAProblem
 from ppzoo.diagnostics.fit_convergence import Refinement, draw_moments, moment_gaps, replicate_error
 from ppzoo.inference.svi import IWAE
 from ppzoo.inference.svi.refine import minimize_sample_average
 from ppzoo.inference.svi.saa import refinable, sample_average_objective
 
 __all__ = ["refine_fit", "why_not_refined", "data_elements", "PARTICLES", "MIN_PARTICLES", "REPLICATES", "MAX_PARAMETERS",
-           "PARTICLE_DATA_BUDGET", "CHECK_DRAWS"]
+           "PARTICLE_DATA_BUDGET", "MAX_CHUNKS", "CHECK_DRAWS"]
 
 #: draws in each fixed sample (fewer on larger data sets, down to :data:`MIN_PARTICLES`)
 PARTICLES = 4096
@@ -60,6 +66,9 @@ MAX_PARAMETERS = 5000
 #: draws times data values (every array argument's entries) in one evaluation of the fixed-sample
 #: objective, at most: memory grows with it (a VAE's draws are scored on every pixel of every datum)
 PARTICLE_DATA_BUDGET = 2**21
+#: a fixed sample over that budget is evaluated in at most this many chunks (time grows with them:
+#: at 64 the breast-cancer logistic regression, 17,639 data values, gets its 4,096 draws in 35)
+MAX_CHUNKS = 64
 #: a replicate whose line search stopped short (single precision runs out of digits before SciPy's
 #: tolerances are met) is minimised again from there; it counts as converged when that moved the
 #: guide's means by less than this many sds and its sds by less than this fraction
@@ -77,16 +86,40 @@ def data_elements(args, kwargs) -> int:
     return int(sum(int(np.prod(np.shape(x))) for x in leaves if hasattr(x, "shape")))
 
 
-def _particles(data_size, objective=None) -> int:
-    """Draws in each fixed sample: :data:`PARTICLES` (IWAE: as many groups of ``K``) within the budget
-    of draws times data values (``data_size``: :func:`data_elements`)."""
+def _sample_size(data_size, objective=None) -> tuple[int, int]:
+    """``(draws per chunk, chunks)`` of each fixed sample: :data:`PARTICLES` draws (IWAE: as many
+    groups of ``K``) in chunks of at most :data:`PARTICLE_DATA_BUDGET` draws times data values
+    (``data_size``: :func:`data_elements`), at most :data:`MAX_CHUNKS` of them."""
     wanted = PARTICLES
     if isinstance(objective, IWAE):
         # the bound flattens in the guide's parameters as K grows (the fixed-sample optimum of the
         # conjugate normal model erred by 0.005 sd at K = 5 and 0.05 sd at K = 20 with 4,096 groups)
         k = objective.num_particles
         wanted = PARTICLES * k * max(1, k // 5)
-    return int(min(wanted, PARTICLE_DATA_BUDGET // max(int(data_size or 1), 1)))
+    per_chunk = PARTICLE_DATA_BUDGET // max(int(data_size or 1), 1)
+    if wanted <= per_chunk:
+        return wanted, 1
+    chunks = min(MAX_CHUNKS, -(-wanted // max(per_chunk, 1)))
+    return int(min(per_chunk, -(-wanted // chunks))), int(chunks)
+
+
+def _chunk_seeds(seed: int, chunks: int) -> list[int]:
+    """The fixed draws' seeds of one replicate's chunks: ``seed`` itself, then seeds derived from it."""
+    extra = np.random.SeedSequence([seed, 0xC4]).generate_state(chunks - 1) if chunks > 1 else []
+    return [int(seed)] + [int(s) for s in extra]
+
+
+def _chunked(problem, chunk_seeds: dict):
+    """``problem`` whose ``evaluate(x, seed)`` averages the chunks ``chunk_seeds[seed]`` (equal sizes,
+    so the mean of their means is the mean over the whole fixed sample)."""
+    if all(len(c) == 1 for c in chunk_seeds.values()):
+        return problem
+
+    def evaluate(x, seed):
+        values, grads = zip(*(problem.evaluate(x, s) for s in chunk_seeds[seed]))
+        return float(np.mean(values)), np.mean(grads, axis=0)
+
+    return SAAProblem(problem.x0, evaluate, problem.params_at, problem.draws)
 
 
 def _moved_less_than(a, b, tolerance) -> bool:
@@ -103,9 +136,10 @@ def why_not_refined(objective, data_size, stop_reason, changing) -> str | None:
         return "the fit stopped early"
     if changing or not refinable(objective):
         return f"its objective ({objective!r}) has no fixed optimum to refine to"
-    if _particles(data_size) < MIN_PARTICLES:
+    per_chunk, chunks = _sample_size(data_size)
+    if per_chunk * chunks < MIN_PARTICLES:
         return (f"its data hold {data_size:,} values, more than the refinement's budget of "
-                f"{PARTICLE_DATA_BUDGET // MIN_PARTICLES:,}")
+                f"{MAX_CHUNKS * PARTICLE_DATA_BUDGET // MIN_PARTICLES:,}")
     return None
 
 
@@ -116,10 +150,13 @@ def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate,
     (constrained, NumPy). The replicates use seeds derived from ``seed``; the
     guide draws behind the errors use one seed for every point compared.
     """
-    particles = _particles(data_elements(args, kwargs) if data_size is None else data_size, objective)
-    twin = sample_average_objective(objective, particles)
+    per_chunk, chunks = _sample_size(data_elements(args, kwargs) if data_size is None else data_size, objective)
+    twin = sample_average_objective(objective, per_chunk)
     seeds = [int(s) for s in np.random.SeedSequence([seed, 0x5AA]).generate_state(MAX_REPLICATES)]
-    problem = adapter.saa_problem(twin, model, guide, args, kwargs, params=params, plate=plate, seeds=seeds, scope=scope)
+    chunk_seeds = {s: _chunk_seeds(s, chunks) for s in seeds}
+    problem = adapter.saa_problem(twin, model, guide, args, kwargs, params=params, plate=plate,
+                                  seeds=[c for s in seeds for c in chunk_seeds[s]], scope=scope)
+    problem = _chunked(problem, chunk_seeds)
     if problem.size > MAX_PARAMETERS:
         return None, f"it has {problem.size:,} parameters, more than the refinement's {MAX_PARAMETERS:,}"
     check_seed = seeds[0] + 1
@@ -151,7 +188,7 @@ def refine_fit(adapter, objective, model, guide, args, kwargs, *, params, plate,
     moved_mean, moved_sd = moment_gaps(final, start)
     refined = problem.params_at(x)
     record = Refinement(
-        particles=int(twin.num_particles), replicates=len(runs), iterations=tuple(r.iterations for r in runs),
+        particles=int(twin.num_particles) * chunks, replicates=len(runs), iterations=tuple(r.iterations for r in runs),
         converged=tuple(converged),
         mean_error=replicate_error(np.array(mean_gaps), len(runs)),
         sd_error=replicate_error(np.array(sd_gaps), len(runs)),

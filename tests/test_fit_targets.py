@@ -210,6 +210,31 @@ def test_not_refined_says_why():
 
 
 
+def test_a_sample_over_the_memory_budget_is_refined_in_chunks(monkeypatch):
+    """With the per-evaluation budget cut to 512 draws of the 20 data values, the 4,096 fixed draws
+    are scored in 8 chunks, and the refined fit still reaches the exact posterior."""
+    from ppzoo import refinement
+
+    monkeypatch.setattr(refinement, "PARTICLE_DATA_BUDGET", 512 * N_CONJ)
+    model, guide = _numpyro_programs("conjugate", "hand")
+    fit = ppzoo.fit(model, guide, X_CONJ, progress_bar=False, seed=0)
+    assert fit.refinement.particles == refinement.PARTICLES
+    mean, sd = _guide_moments(fit, "z")
+    assert abs(mean[0] - CONJ_MEAN) / CONJ_SD <= MEAN_TOLERANCE and abs(sd[0] / CONJ_SD - 1) <= SD_TOLERANCE
+    assert fit.converged
+
+
+def test_data_beyond_every_chunk_are_not_refined_and_say_so(monkeypatch):
+    from ppzoo import refinement
+
+    monkeypatch.setattr(refinement, "PARTICLE_DATA_BUDGET", 8 * N_CONJ)
+    monkeypatch.setattr(refinement, "MAX_CHUNKS", 4)  # 32 draws in all, under MIN_PARTICLES
+    model, guide = _numpyro_programs("conjugate", "hand")
+    with pytest.warns(FitConvergenceWarning, match="levelled off"):  # 200 steps: judged on the loss
+        fit = ppzoo.fit(model, guide, X_CONJ, num_steps=200, refine=True, progress_bar=False)
+    assert fit.refinement is None and fit.judged_on == "loss"
+    assert "budget" in fit.not_refined and "20 values" in fit.not_refined
+
 
 @pytest.mark.parametrize("joint", [False, True])
 def test_grouped_iwae_is_the_mean_of_its_groups_bounds(joint):
