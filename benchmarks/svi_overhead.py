@@ -30,6 +30,12 @@ Two times per run:
   steps, for NumPyro from a ``jax.jit(svi.update)`` loop after a compiled
   warm-up of 50 steps.
 
+A third, reference-only runner is torch itself: the same model and a
+mean-field normal guide written by hand in torch (no Pyro: one ``randn``, the
+log densities, ``backward``, ``torch.optim.Adam``), ELBO with one particle.
+Its steady-state step is the floor under any Pyro program's step on this
+machine, and says how much of the Pyro-over-NumPyro gap is torch's own.
+
 Each runner is called once to warm up, then ``--repeats`` rounds call every
 runner of a case in turn (interleaved, so all see the same machine load); min
 and median are reported. Targets: ``ppzoo / own <= 1.1``, and Pyro's
@@ -170,6 +176,36 @@ def run_ppzoo(backend, model, guide_name, data, objective, num_particles, steps,
         "compiled_as": fit.compiled_as,
         "particles": way,
     }
+
+
+def torch_floor_ms(data, steps):
+    """Steady-state ms per step of a hand-written torch ELBO loop (no Pyro) for this model and a
+    mean-field normal guide, one particle, ``torch.optim.Adam``: the floor under a Pyro step."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y = data
+    d = x.shape[1] + 1  # w and b0
+    loc = torch.zeros(d, requires_grad=True)
+    raw_scale = torch.full((d,), -2.0, requires_grad=True)
+    optimizer = torch.optim.Adam([loc, raw_scale], lr=LEARNING_RATE)
+
+    def step():
+        scale = F.softplus(raw_scale)
+        z = loc + scale * torch.randn(d)
+        logits = z[0] + x @ z[1:]
+        loglik = -F.binary_cross_entropy_with_logits(logits, y, reduction="sum")
+        loss = -(loglik - 0.5 * (z**2).sum() + torch.log(scale).sum())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss)  # ppzoo and Pyro's loop read every step's loss too
+
+    marks = {}
+    for t in range(steps):
+        step()
+        marks[t] = time.perf_counter()
+    return steady_ms(marks, steps)
 
 
 def run_pyro_own(model, guide_name, data, objective, num_particles, steps, seed, vectorize):
@@ -378,6 +414,17 @@ def markdown(rows, across, meta) -> str:
                 f"| {a['guide']} | {a['objective']} | {a['pyro_call_s']:.2f} | {a['numpyro_call_s']:.2f} | "
                 f"{a['call_ratio']:.2f} | {a['pyro_step_ms']:.2f} | {a['numpyro_step_ms']:.2f} | {a['step_ratio']:.2f} |"
             )
+    floor = meta.get("torch_floor_step_ms")
+    numpyro_elbo = [r for r in rows if r["backend"] == "numpyro" and r["guide"] == "AutoNormal"
+                    and r["objective"] == "elbo K=1"]
+    if floor and numpyro_elbo:
+        numpyro_step = numpyro_elbo[0]["ppzoo_step_ms"]["median"]
+        lines += [
+            "",
+            f"The floor under any Pyro step: a hand-written torch loop (no Pyro; mean-field normal guide, ELBO "
+            f"K=1, torch.optim.Adam) takes {_pair(floor, '.3f')} ms per step, {floor['median'] / numpyro_step:.1f}x "
+            f"NumPyro's ppzoo.fit step for AutoNormal with ELBO K=1 ({numpyro_step:.3f} ms).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -424,6 +471,11 @@ def main(argv=None):
             flush=True,
         )
     across = cross_backend(rows)
+    floor = None
+    if "pyro" in opts.backends:
+        floor_runs = [torch_floor_ms(data_for("pyro"), steps) for _ in range(repeats + 1)][1:]
+        floor = {"min": float(np.min(floor_runs)), "median": float(np.median(floor_runs)), "all": floor_runs}
+        print(json.dumps({"torch_floor_step_ms": floor["median"]}), flush=True)
     import jax
     import numpyro
     import pyro
@@ -443,6 +495,7 @@ def main(argv=None):
         "load_before": load_before,
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "args": "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv)),
+        "torch_floor_step_ms": floor,
     }
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.with_suffix(".json").write_text(

@@ -4,8 +4,8 @@
 ``log_marginal_likelihood`` estimates ``log p(x)`` by importance sampling.
 
 The kernels ``SGLD``, ``SVRGLD``, ``SARAHLD``, ``SGLDCV`` and ``PSGLD`` run through
-``ppzoo.sample(method=...)`` on either backend; given a NumPyro model they are
-NumPyro ``MCMCKernel``s: ``numpyro.infer.MCMC(SARAHLD(model), ...)``.
+``ppzoo.sample(method=...)`` on either backend; wrapped for a NumPyro model they are
+NumPyro ``MCMCKernel``s: ``numpyro.infer.MCMC(NumPyroLangevin(SARAHLD(), model), ...)``.
 """
 
 from .evaluate import LogMarginalLikelihood, log_marginal_likelihood
@@ -25,4 +25,13 @@ from .svi import IWAE, AnnealedELBO, LinearWarmup, SVIObjective
 
 __all__ = [
     "IWAE", "AnnealedELBO", "LinearWarmup", "SVIObjective", "LogMarginalLikelihood", "log_marginal_likelihood",
-    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains"]
+    "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "Constant", "PolynomialDecay", "SAMPLERS", "get_sampler", "run_chains",
+    "NumPyroLangevin"]
+
+
+def __getattr__(name):
+    if name == "NumPyroLangevin":  # imports NumPyro and JAX: only when asked for
+        from .sgmcmc.numpyro_mcmc import NumPyroLangevin
+
+        return NumPyroLangevin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,6 +117,9 @@ class ModelSpec:
             ``(chain, draw, *shape)``, computed draw by draw, whose distribution
             does not depend on the symmetry that makes the parameters
             unidentifiable (hidden-unit permutations, rotations, ...).
+        step_kwargs: a deep entry's ``t -> {keyword: value}`` for ``ppzoo.fit``'s
+            ``step_kwargs=``, used when the fit setting ``binarize_each_step`` is on
+            (the VAEs' fresh binarisation of the images at every step).
         reference_recipe: how ``make_references.py`` makes the reference: ``None``
             (NumPyro NUTS with its defaults for a sampled entry, a fit with
             :attr:`fit_defaults` for a deep one), a dict of NUTS settings
@@ -137,6 +140,7 @@ class ModelSpec:
     tolerance: tuple = (0.2, 0.2)
     derived: Callable | None = None
     reference_recipe: Callable | dict | None = None
+    step_kwargs: Callable | None = None
 
     def __post_init__(self):
         if not (isinstance(self.name, str) and self.name.isidentifier()):
@@ -230,9 +234,9 @@ class ModelSpec:
 
                 kwargs["optimizer"] = pyro.optim.Adam({"lr": float(settings["learning_rate"])})
         if settings.get("binarize_each_step"):
-            from .vae import binarize_each_step
-
-            kwargs["step_kwargs"] = binarize_each_step
+            if self.step_kwargs is None:
+                raise ValueError(f"zoo entry {self.name!r} has no per-step binarisation (binarize_each_step)")
+            kwargs["step_kwargs"] = self.step_kwargs
         return kwargs
 
     def quantities(self, posterior) -> dict[str, np.ndarray]:

@@ -35,6 +35,8 @@ import numpy as np
 from ppzoo.data.images import check_unit_interval, load_digits
 from ppzoo.nn.checks import check_constant, check_dim, check_hidden
 
+from .registry import ModelSpec
+
 __all__ = ["DECODERS", "DECODER_OPTIONS", "LIKELIHOODS", "SPECS", "binarize_each_step", "load_data", "numpyro_vae",
            "programs", "pyro_vae"]
 
@@ -83,9 +85,12 @@ def programs(backend: str, *, decoder: str, latent_dim: int, hidden=(100, 100), 
                 noise_scale=noise_scale, **options)
 
 
-def _entry(name, description, decoder, *, objective="elbo", num_particles=1, kl_anneal=None, **options):
-    from .registry import ModelSpec
+def binarize_each_step(t):
+    """``ppzoo.fit``'s ``step_kwargs`` for a fresh binarisation of the images at every step."""
+    return {"binarize_step": t}
 
+
+def _entry(name, description, decoder, *, objective="elbo", num_particles=1, kl_anneal=None, **options):
     program_options = {"decoder": decoder, "latent_dim": 10, "hidden": (100, 100), "seed": 0,
                        "noise_scale": None, "constant": None, "alpha": None, "beta": None, **options}
     fit_defaults = {"objective": objective, "num_particles": num_particles, "kl_anneal": kl_anneal,
@@ -93,7 +98,8 @@ def _entry(name, description, decoder, *, objective="elbo", num_particles=1, kl_
                     # binarised images: a fresh binarisation of each batch every step (module docstring)
                     "binarize_each_step": decoder != "linear"}
     return ModelSpec(name=name, description=description, load_data=load_data, data="digits 8x8 (train split)",
-                     programs=programs, program_options=program_options, fit_defaults=fit_defaults)
+                     programs=programs, program_options=program_options, fit_defaults=fit_defaults,
+                     step_kwargs=binarize_each_step)
 
 
 #: the deep entries: a decoder and an objective each
@@ -105,11 +111,6 @@ SPECS = (
     _entry("bl_vae", "VAE with a bi-Lipschitz decoder", "bi_lipschitz"),
     _entry("linear_vae", "linear VAE with a Gaussian likelihood (probabilistic PCA at the optimum)", "linear"),
 )
-
-
-def binarize_each_step(t):
-    """``ppzoo.fit``'s ``step_kwargs`` for a fresh binarisation of the images at every step."""
-    return {"binarize_step": t}
 
 
 def _check(data_dim, latent_dim, decoder, likelihood, hidden, options, noise_scale=None):

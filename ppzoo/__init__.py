@@ -24,7 +24,7 @@ _FUNCTIONS = {
     "resume": "ppzoo.checkpoint",
     "fit": "ppzoo.fitting",
     "Fit": "ppzoo.fitting",
-    "load_fit": "ppzoo.fit_io",
+    "load_fit": "ppzoo.fitting",
     "log_marginal_likelihood": "ppzoo.inference.evaluate",
     "log_likelihood": "ppzoo.pointwise",
     "predict": "ppzoo.predictive",

@@ -36,10 +36,8 @@ returned whole, its posterior's ``checkpoint_error`` attr saying why where the l
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
-import importlib
 import inspect
 import json
 import os
@@ -135,39 +133,6 @@ def _data_differ(model, args, kwargs, settings, checkpoint) -> str:
     return message + " (pass the same arguments as the run)"
 
 
-def _encode_setting(value, arrays: dict, name: str):
-    """A kernel setting as JSON; arrays (a preconditioner) go to ``arrays``."""
-    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
-
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Preconditioner):
-        arrays[f"kernel__{name}"] = np.asarray(value.inverse_mass)
-        return {"preconditioner": f"kernel__{name}"}
-    if dataclasses.is_dataclass(value):  # a step-size schedule
-        return {"class": f"{type(value).__module__}:{type(value).__qualname__}",
-                "fields": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
-    raise TypeError(f"cannot write the kernel setting {name}={value!r} to a checkpoint")
-
-
-def _decode_setting(value, arrays):
-    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
-
-    if isinstance(value, dict) and "preconditioner" in value:
-        return Preconditioner(np.asarray(arrays[value["preconditioner"]]))
-    if isinstance(value, dict) and "class" in value:
-        return _ppzoo_class(value["class"])(**value["fields"])
-    return value
-
-
-def _ppzoo_class(reference: str):
-    """The class ``module:qualname`` of ppzoo's inference package (nothing else is imported)."""
-    module, _, name = reference.partition(":")
-    if not (module.startswith("ppzoo.") or module.startswith("inference.")):
-        raise ValueError(f"the checkpoint names a class outside ppzoo: {reference}")
-    return getattr(importlib.import_module(module), name)
-
-
 class Checkpointer:
     """``on_block`` of :func:`~ppzoo.inference.sgmcmc.driver.run_chains` that writes ``path``
     at the end of warmup, every ``every`` draws and after the last.
@@ -219,9 +184,9 @@ class Checkpointer:
     def write(self, chains, kept, done, num_samples, thinning):
         from ppzoo.diagnostics import sampler_run_to_inference_data
         from ppzoo.files import write_netcdf
-        from ppzoo.inference.sgmcmc.driver import _collect
+        from ppzoo.inference.sgmcmc.driver import collect_run
 
-        run = _collect(chains, self.backend, kept, self.settings["num_warmup"], thinning, False)
+        run = collect_run(chains, self.backend, kept, self.settings["num_warmup"], thinning, False)
         idata = sampler_run_to_inference_data(run, self.backend, log_likelihood=False)
         arviz_compat.add_group(idata, STATE_GROUP, self._state(chains, kept, done, num_samples, thinning))
         write_netcdf(idata, self.path)
@@ -230,40 +195,15 @@ class Checkpointer:
     def _state(self, chains, kept, done, num_samples, thinning):
         import xarray as xr
 
-        arrays = {}
-        state = chains.state
-        fields = {}
-        for field in state._fields:
-            value = getattr(state, field)
-            fields[field] = "python" if isinstance(value, (int, float)) else "array"
-            arrays[f"state__{field}"] = np.asarray(value) if fields[field] == "python" else self.backend.to_numpy(value)
-        arrays["rng"] = self.backend.rng_state(chains.rng)
-        tuning = chains.tuning
-        for name in ("inverse_mass", "factor"):
-            if getattr(tuning, name) is not None:
-                arrays[f"tuning__{name}"] = self.backend.to_numpy(getattr(tuning, name))
-        if chains.preconditioner is not None:
-            arrays["preconditioner"] = np.asarray(chains.preconditioner.inverse_mass)
-        arrays["spent"] = np.asarray(chains.spent)
+        from ppzoo.inference.sgmcmc.chain_state import chains_record
+
+        arrays, attrs = chains_record(chains, self.backend)
         if kept:
             arrays["kept__positions"] = np.concatenate([p for p, _ in kept], axis=0)
             for key in kept[0][1]:
                 arrays[f"kept__{key}"] = np.concatenate([i[key] for _, i in kept], axis=0)
-        kernel = chains.kernel
-        settings = {f.name: _encode_setting(getattr(kernel, f.name), arrays, f.name) for f in dataclasses.fields(kernel)}
         attrs = {
-            "format": FORMAT,
-            "state_class": f"{type(state).__module__}:{type(state).__qualname__}",
-            "state_fields": json.dumps(fields),
-            "kernel_class": f"{type(kernel).__module__}:{type(kernel).__qualname__}",
-            "kernel_settings": json.dumps(settings),
-            "tuning": json.dumps({"step_size": float(tuning.step_size),
-                                  "decay": None if tuning.decay is None else list(tuning.decay)}),
-            "chains": json.dumps({"adapting": chains.adapting, "dense": chains.dense, "adapt_mass": chains.adapt_mass,
-                                  "autocorrelation": chains.autocorrelation,
-                                  "warmup_r_hat": [float(r) for r in chains.warmup_r_hat],
-                                  "remedies": list(chains.remedies), "extra_warmup": int(chains.extra_warmup),
-                                  "steps": int(chains.steps)}),
+            "format": FORMAT, **attrs,
             "run": json.dumps({**self.settings, "done": int(done), "num_samples": int(num_samples),
                                "thinning": int(thinning), "dim": int(self.backend.dim)}),
         }
@@ -326,33 +266,11 @@ def _unreadable(path, err) -> str:
 
 
 def _restore_chains(state, backend):
-    """The driver's chains as the checkpoint left them, on ``backend``."""
-    from ppzoo.inference.sgmcmc.diffusions import Tuning
-    from ppzoo.inference.sgmcmc.driver import _Chains
-    from ppzoo.inference.sgmcmc.preconditioner import Preconditioner
+    """The driver's chains as the checkpoint left them, on ``backend``, and the draws kept so far."""
+    from ppzoo.inference.sgmcmc.chain_state import restore_chains
 
     arrays = {k: np.asarray(v.values) for k, v in state.data_vars.items()}
-    attrs = state.attrs
-    to_backend = backend.restore_array
-    fields = json.loads(attrs["state_fields"])
-    values = {}
-    for field, kind in fields.items():
-        value = arrays[f"state__{field}"]
-        values[field] = value.item() if kind == "python" else to_backend(value)
-    kernel_state = _ppzoo_class(attrs["state_class"])(**values)
-    settings = {k: _decode_setting(v, arrays) for k, v in json.loads(attrs["kernel_settings"]).items()}
-    kernel = _ppzoo_class(attrs["kernel_class"])(**settings)
-    tuning = json.loads(attrs["tuning"])
-    decay = None if tuning["decay"] is None else tuple(tuning["decay"])
-    tuning = Tuning(tuning["step_size"], *(to_backend(arrays[f"tuning__{n}"]) if f"tuning__{n}" in arrays else None
-                                           for n in ("inverse_mass", "factor")), decay)
-    rng = backend.restore_rng(arrays["rng"])
-    info = json.loads(attrs["chains"])
-    preconditioner = Preconditioner(arrays["preconditioner"]) if "preconditioner" in arrays else None
-    chains = _Chains(kernel, kernel_state, rng, arrays["spent"].astype(np.int64), preconditioner,
-                     info["adapt_mass"], info["dense"], 1.0 if info["adapting"] else None, tuning,
-                     autocorrelation=info["autocorrelation"], warmup_r_hat=info["warmup_r_hat"],
-                     remedies=info["remedies"], extra_warmup=info["extra_warmup"], steps=info["steps"])
+    chains = restore_chains(arrays, state.attrs, backend)
     kept = []
     if "kept__positions" in arrays:
         infos = {k[len("kept__"):]: v for k, v in arrays.items() if k.startswith("kept__") and k != "kept__positions"}
@@ -386,7 +304,7 @@ def _resume(checkpoint, model, args, kwargs, num_samples, checkpoint_every, prog
     from ppzoo.files import check_run_fits_on_disk
     from ppzoo.inference import run_chains
     from ppzoo.inference.sgmcmc.driver import Resumed
-    from ppzoo.sampling import finish_result
+    from ppzoo.sampler_result import finish_result
 
     check_flag("progress_bar", progress_bar)
     _, state, settings = read_checkpoint(checkpoint)

@@ -40,7 +40,7 @@ import warnings
 
 from ppzoo._version import __version__
 from ppzoo.files import (
-    _temporary_beside,
+    temporary_beside,
     check_writable,
     netcdf_image,
     write_netcdf,
@@ -401,7 +401,7 @@ def _plot(opts) -> int:
     if not os.path.isdir(folder):
         raise ValueError(f"--out {opts.out}: folder {folder} does not exist")
     suffix = os.path.splitext(opts.out)[1] or ".png"
-    tmp = _temporary_beside(opts.out, suffix)
+    tmp = temporary_beside(opts.out, suffix)
     try:
         if opts.kind == "images":
             from ppzoo.zoo_fit import plot_images

@@ -67,7 +67,7 @@ def write_netcdf(idata, path: str, image=None) -> None:
             image = netcdf_image(idata)
         except MemoryError:  # no room for a second copy of the result: HDF5 writes it to the file
             image = None
-    tmp = _temporary_beside(path, ".nc.tmp")
+    tmp = temporary_beside(path, ".nc.tmp")
     try:
         if image is None:
             _write_through_hdf5(idata, tmp)
@@ -123,7 +123,7 @@ def _forget_open_files(path) -> None:
                 obj._closed = True
 
 
-def _temporary_beside(path, suffix):
+def temporary_beside(path, suffix):
     """A new empty file in ``path``'s folder, with the permissions a plain ``open`` would give: an
     existing file's own mode, else what the umask leaves of 0666 (``mkstemp`` makes it private,
     and the file is renamed to ``path`` at the end)."""
@@ -152,7 +152,7 @@ def check_writable(path, option="--out") -> None:
     if not os.path.isdir(folder):
         raise OSError(f"{option} {path}: the folder {folder} does not exist")
     try:
-        os.remove(_temporary_beside(target, ".check"))
+        os.remove(temporary_beside(target, ".check"))
     except OSError as err:
         raise OSError(f"{option} {path}: cannot write in {folder} ({err.strerror or err})") from None
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from ppzoo._version import __version__
 
-__all__ = ["save_fit", "load_fit", "FORMAT", "VERSION"]
+__all__ = ["save_fit", "read_fit", "FORMAT", "VERSION"]
 
 #: the ``format`` of the JSON record, and its version (a file of a later version is refused)
 FORMAT = "ppzoo-fit"
@@ -90,19 +90,15 @@ def save_fit(fit, path) -> None:
     _write_atomically(path, arrays)
 
 
-def load_fit(path, model, guide, *args, device=None, **kwargs):
-    """The fit saved at ``path`` (by ``Fit.save``), for ``model`` and ``guide`` on the data
-    ``*args, **kwargs``.
-
-    ``model`` and ``guide`` must be the programs the fit was made with (or programs of the same PPL
-    with the same ``param`` statements), and the data those it was fitted to for its draws to be
-    the saved fit's (other data give a warning). ``device``: where the parameters go (default: the
-    PPL's default device). Raises ``ValueError`` for a file that is not a saved fit, programs of the
-    other PPL, and parameter names that differ from the programs' (naming them).
+def read_fit(path, model, guide, args, kwargs, *, device=None, fields=frozenset(), stacklevel=3) -> dict:
+    """The keyword arguments of the :class:`~ppzoo.fitting.Fit` saved at ``path`` (by ``Fit.save``),
+    for ``model`` and ``guide`` on the data ``args, kwargs`` (``ppzoo.load_fit`` builds the fit).
+    ``fields``: the names ``Fit`` takes; the record's other entries are left out. The checks and
+    errors are those :func:`ppzoo.fitting.load_fit` documents; ``stacklevel`` points the data
+    warning at its caller's caller.
     """
     from ppzoo.backends import check_guide_ppl, resolve_backend
     from ppzoo.backends.fit_state import fit_state
-    from ppzoo.fitting import Fit
 
     arrays, record = _read(path)
     backend = record["backend"]
@@ -126,12 +122,11 @@ def load_fit(path, model, guide, *args, device=None, **kwargs):
             "draws "
             "and weights will be of these data",
             UserWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     saved_state = {name: arrays[f"state_{i}"] for i, name in enumerate(record["state"])}
-    fields = {f.name for f in dataclasses.fields(Fit)}
     rest = {k: _decode(v) for k, v in record["record"].items() if k in fields}
-    return Fit(
+    return dict(
         model=model,
         guide=guide,
         args=args,

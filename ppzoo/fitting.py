@@ -52,7 +52,7 @@ from ppzoo.inference.svi import IWAE, AnnealedELBO, SVIObjective
 from ppzoo.interrupt import deferred_interrupt
 from ppzoo.refinement import data_elements, refine_fit, why_not_refined
 
-__all__ = ["fit", "Fit"]
+__all__ = ["fit", "Fit", "load_fit"]
 
 #: the default Adam's first learning rate in ``ppzoo.fit`` (lowered tenfold at each plateau, twice)
 LEARNING_RATE = 1e-2
@@ -470,6 +470,24 @@ class Fit:
         return estimate_log_marginal_likelihood(
             self._evaluator(), num_samples=num_samples, chunk_size=chunk_size, seed=seed
         )
+
+
+def load_fit(path, model, guide, *args, device=None, **kwargs) -> Fit:
+    """The fit saved at ``path`` (by ``Fit.save``), for ``model`` and ``guide`` on the data
+    ``*args, **kwargs``.
+
+    ``model`` and ``guide`` must be the programs the fit was made with (or programs of the same PPL
+    with the same ``param`` statements), and the data those it was fitted to for its draws to be
+    the saved fit's (other data give a warning). ``device``: where the parameters go (default: the
+    PPL's default device). Raises ``ValueError`` for a file that is not a saved fit, programs of the
+    other PPL, and parameter names that differ from the programs' (naming them).
+    """
+    import dataclasses
+
+    from ppzoo.fit_io import read_fit
+
+    fields = {f.name for f in dataclasses.fields(Fit)}
+    return Fit(**read_fit(path, model, guide, tuple(args), dict(kwargs), device=device, fields=fields))
 
 
 def fit(

@@ -69,7 +69,7 @@ def log_likelihood(idata, model, *args, thin: int = 1, chunk_size: int = 256, de
     """
     from ppzoo.backends import make_backend
     from ppzoo.checks import check_count
-    from ppzoo.diagnostics.inference_data import _pointwise, split_fixed
+    from ppzoo.diagnostics.inference_data import pointwise_values, split_fixed
 
     check_count("thin", thin, 1)
     check_count("chunk_size", chunk_size, 1)
@@ -92,7 +92,7 @@ def log_likelihood(idata, model, *args, thin: int = 1, chunk_size: int = 256, de
         backend.to_numpy(backend.unconstrain({k: v[i:i + chunk_size] for k, v in values.items()}))
         for i in range(0, num_chains * num_draws, chunk_size)
     ])
-    lp, loglik = _pointwise(backend, flat, chunk_size)
+    lp, loglik = pointwise_values(backend, flat, chunk_size)
     shape = (num_chains, num_draws)
     observed, constant = split_fixed(backend, backend.observed_data())
     groups = {

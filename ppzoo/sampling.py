@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import warnings
-
 from ppzoo.backends import make_backend
 from ppzoo.backends.global_rng import global_rng_kept
 from ppzoo.backends.initial import initial_positions
@@ -19,17 +16,15 @@ from ppzoo.checks import (
     check_thinning,
     pandas_values,
 )
-from ppzoo.diagnostics import arviz_compat, sampler_run_to_inference_data
-from ppzoo.diagnostics.convergence import check_convergence
 from ppzoo.files import check_run_fits_on_disk
 from ppzoo.inference import get_sampler, run_chains
 from ppzoo.inference.sgmcmc.base import LangevinKernel, RefreshingKernel
 from ppzoo.interrupt import (
     check_interrupt,
     deferred_interrupt,
-    interrupt_requested,
 )
 from ppzoo.pointwise import check_log_likelihood, resolve_log_likelihood
+from ppzoo.sampler_result import finish_result
 
 __all__ = ["sample"]
 
@@ -238,40 +233,6 @@ def sample(
         )
         idata = finish_result(run, oracle, num_chains, log_likelihood, stacklevel=4)
         return idata if writer is None else writer.note_failure(idata)
-
-
-def finish_result(run, oracle, num_chains: int, log_likelihood: bool, stacklevel: int = 4):
-    """The ArviZ result of a finished (or stopped) run, with the divergence and convergence
-    warnings (none for a run stopped before its first draw)."""
-    idata = sampler_run_to_inference_data(run, oracle, log_likelihood=log_likelihood)
-    if interrupt_requested():
-        warnings.warn("Ctrl-C came while the result was being built; it is returned whole (a second "
-                      "Ctrl-C stops at once)", RuntimeWarning, stacklevel=stacklevel - 1)
-    if run.positions.shape[1] == 0:  # stopped before its first draw (the driver said so)
-        return idata
-    warn_diverged(idata, num_chains, stacklevel=stacklevel)
-    check_convergence(idata, warn=True, stacklevel=stacklevel, latent=[site.name for site in oracle.layout.latent])
-    return idata
-
-
-def warn_diverged(idata, num_chains: int, stacklevel: int = 2) -> None:
-    """One ``RuntimeWarning`` naming the chains that diverged (``attrs["diverged_chains"]``), where,
-    and what the result holds instead."""
-    recorded = arviz_compat.get_group(idata, "posterior").attrs.get("diverged_chains")
-    if not recorded:
-        return
-    diverged = json.loads(recorded)
-    where = ", ".join(f"chain {d['chain']} at draw {d['draw']} (sampler step {d['step']})" for d in diverged)
-    if arviz_compat.has_group(idata, "diverged_posterior"):
-        kept = (f"the result holds the other {num_chains - len(diverged)} chains, so their summaries and az.loo "
-                "stay usable; the diverged chains' draws are in the diverged_posterior group")
-    else:
-        kept = "no chain stayed finite, so summaries over these draws are NaN"
-    warnings.warn(
-        f"{len(diverged)} of {num_chains} chains diverged (a position or the log density stopped being finite): "
-        f"{where}; {kept}. Reduce step_size, or look at the model where it diverged",
-        RuntimeWarning, stacklevel=stacklevel,
-    )
 
 
 def _kernel(method, **settings):

@@ -65,8 +65,15 @@ def test_numpyro_mcmc_needs_the_model():
     from numpyro.infer import MCMC
     from ppzoo.inference import SGLD
 
-    with pytest.raises(ValueError, match=r"SGLD needs the model to run under numpyro.infer.MCMC"):
+    with pytest.raises(ValueError, match=r"SGLD needs the model to run under numpyro.infer.MCMC: NumPyroLangevin"):
         MCMC(SGLD(), num_warmup=1, num_samples=1, progress_bar=False).run(jax.random.PRNGKey(0), Y)
+
+
+def test_a_kernel_given_a_model_says_how_to_wrap_it():
+    from ppzoo.inference import SGLD
+
+    with pytest.raises(TypeError, match=r"SGLD takes its settings by keyword.*NumPyroLangevin\(SGLD\(\.\.\.\), model\)"):
+        SGLD(lambda y: None)
 
 
 @pytest.mark.parametrize("init, match", [

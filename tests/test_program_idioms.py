@@ -232,7 +232,7 @@ def test_numpyro_mcmc_adapts_during_its_warmup(kernel):
     from numpyro.infer import MCMC
 
     x, y, mean, sd = _flat_problem()
-    mcmc = MCMC(getattr(inference, kernel)(numpyro_flat), num_warmup=1000, num_samples=5000, num_chains=4,
+    mcmc = MCMC(inference.NumPyroLangevin(getattr(inference, kernel)(), numpyro_flat), num_warmup=1000, num_samples=5000, num_chains=4,
                 chain_method="vectorized", progress_bar=False, thinning=5)
     mcmc.run(jax.random.PRNGKey(2), jnp.asarray(x), y=jnp.asarray(y), extra_fields=("grad_evals",))
     state = mcmc.last_state
@@ -248,10 +248,10 @@ def test_numpyro_mcmc_adapts_during_its_warmup(kernel):
 
 def test_psgld_under_numpyro_mcmc_chooses_its_step_size_after_learning_its_preconditioner():
     from numpyro.infer import MCMC
-    from ppzoo.inference import PSGLD
+    from ppzoo.inference import PSGLD, NumPyroLangevin
 
     x, y, _, _ = _flat_problem()
-    mcmc = MCMC(PSGLD(numpyro_flat), num_warmup=300, num_samples=20, num_chains=2, chain_method="vectorized",
+    mcmc = MCMC(NumPyroLangevin(PSGLD(), numpyro_flat), num_warmup=300, num_samples=20, num_chains=2, chain_method="vectorized",
                 progress_bar=False)
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(x), y=jnp.asarray(y), extra_fields=("step_size",))
     step_sizes = np.asarray(mcmc.get_extra_fields()["step_size"])
@@ -370,10 +370,10 @@ def test_auto_thinning_rule_and_bad_values():
 
 # -- a warmup that ends badly ----------------------------------------------------------------
 def test_the_late_warmup_check_finds_chains_apart_and_non_finite_draws():
-    from ppzoo.inference.sgmcmc.driver import WARMUP_R_HAT, _Chains, _late_warmup_problem
+    from ppzoo.inference.sgmcmc.driver import WARMUP_R_HAT, Chains, _late_warmup_problem
 
     def check(draws):
-        chains = _Chains(None, None, None, np.zeros(4), None, True, False, 0.1)
+        chains = Chains(None, None, None, np.zeros(4), None, True, False, 0.1)
         return _late_warmup_problem(chains, draws), chains.warmup_r_hat
 
     rng = np.random.default_rng(0)

@@ -193,11 +193,11 @@ def test_variance_reduction_beats_sgld_at_an_equal_budget():
 
 def test_numpyro_mcmc_runs_the_kernels(regression_data):
     from numpyro.infer import MCMC
-    from ppzoo.inference import SARAHLD
+    from ppzoo.inference import SARAHLD, NumPyroLangevin
 
     x, y = regression_data
     mcmc = MCMC(
-        SARAHLD(LINEAR_REGRESSION["numpyro"], step_size=1e-4, batch_size=6, inner_loop=4),
+        NumPyroLangevin(SARAHLD(step_size=1e-4, batch_size=6, inner_loop=4), LINEAR_REGRESSION["numpyro"]),
         num_warmup=10, num_samples=30, num_chains=2, chain_method="vectorized", progress_bar=False,
     )
     mcmc.run(jax.random.PRNGKey(1), jnp.asarray(x), y=jnp.asarray(y), extra_fields=("grad_evals", "full_gradient"))

@@ -6,7 +6,8 @@ every step reads); a sampler is an estimator plus an update
 (:mod:`.sgld`, :mod:`.svrg_ld`, :mod:`.sarah_ld`, :mod:`.sgld_cv`; :mod:`.psgld` is SGLD
 with a preconditioner learned from the gradients), driven by
 :func:`.driver.run_chains` on any backend, or by ``numpyro.infer.MCMC``
-(``SARAHLD(model)`` is the kernel's NumPyro ``MCMCKernel`` face).
+(``NumPyroLangevin(SARAHLD(), model)`` is the kernel's NumPyro ``MCMCKernel`` face; imported
+on first use, as it imports NumPyro).
 """
 
 from .base import LangevinKernel
@@ -21,7 +22,7 @@ from .svrg_ld import SVRGLD
 
 __all__ = [
     "SGLD", "SVRGLD", "SARAHLD", "SGLDCV", "PSGLD", "LangevinKernel", "Tuning", "Constant", "PolynomialDecay",
-    "SamplerRun", "run_chains", "get_sampler", "SAMPLERS",
+    "SamplerRun", "run_chains", "get_sampler", "SAMPLERS", "NumPyroLangevin",
 ]
 
 #: method name -> kernel class, for ``ppzoo.sample(method=...)``
@@ -33,3 +34,11 @@ def get_sampler(method: str):
     if method not in SAMPLERS:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
     return SAMPLERS[method]
+
+
+def __getattr__(name):
+    if name == "NumPyroLangevin":  # imports NumPyro and JAX: only when asked for
+        from .numpyro_mcmc import NumPyroLangevin
+
+        return NumPyroLangevin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,9 +28,9 @@ override three hooks the driver calls at set-up and during warmup:
 start of its tuning; the driver turns them into a ``Tuning`` (under
 ``numpyro.infer.MCMC`` too: its warmup is the driver's,
 :func:`~.driver.warm_up`).
-Given a NumPyro model as first argument, a kernel class returns its NumPyro
-``MCMCKernel`` face instead (:mod:`ppzoo.backends.numpyro_mcmc`), so
-``numpyro.infer.MCMC(SARAHLD(model), ...)`` runs it.
+Under ``numpyro.infer.MCMC`` a kernel runs wrapped in its NumPyro
+``MCMCKernel`` face (:class:`~.numpyro_mcmc.NumPyroLangevin`):
+``numpyro.infer.MCMC(NumPyroLangevin(SARAHLD(), model), ...)``.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ class LangevinKernel(abc.ABC):
             numbers (diagonal), a ``(D, D)`` symmetric positive-definite matrix
             (dense), or ``None`` for ``M = I`` (or for warmup adaptation to choose it).
 
-    ``Kernel(model, **settings)``, with a NumPyro program first (and optionally
-    ``data_plate=``), is the kernel's NumPyro ``MCMCKernel``.
+    ``NumPyroLangevin(Kernel(**settings), model)`` is the kernel's NumPyro ``MCMCKernel``.
     """
 
     step_size: Any = None
@@ -83,14 +82,15 @@ class LangevinKernel(abc.ABC):
     #: whether the kernel learns a preconditioner of its own as it runs (pSGLD)
     learns_preconditioner = False
 
-    def __new__(cls, model=None, /, **settings):
-        _check_settings(cls, settings, model is not None)
-        if model is None:
-            return super().__new__(cls)
-        from ppzoo.backends.numpyro_mcmc import NumPyroLangevin
-
-        data_plate = settings.pop("data_plate", None)
-        return NumPyroLangevin(cls(**settings), model, data_plate=data_plate)
+    def __new__(cls, *args, **settings):
+        # only checks: a misspelt setting gets the closest name, and a model passed first gets the wrapper
+        if args:
+            raise TypeError(
+                f"{cls.__name__} takes its settings by keyword; to run it on a model under numpyro.infer.MCMC, "
+                f"wrap it: NumPyroLangevin({cls.__name__}(...), model)"
+            )
+        _check_settings(cls, settings)
+        return super().__new__(cls)
 
     def __post_init__(self):
         if self.step_size is not None:
@@ -105,7 +105,7 @@ class LangevinKernel(abc.ABC):
     def sample_field(self):
         # what numpyro.infer.MCMC reads first: a kernel without a model cannot run there
         name = type(self).__name__
-        raise ValueError(f"{name} needs the model to run under numpyro.infer.MCMC: {name}(model, ...)")
+        raise ValueError(f"{name} needs the model to run under numpyro.infer.MCMC: NumPyroLangevin({name}(...), model)")
 
     # -- binding to a model ----------------------------------------------------
     def setup(self, backend):
@@ -190,13 +190,13 @@ class LangevinKernel(abc.ABC):
         }
 
 
-def _check_settings(cls, settings, with_model: bool) -> None:
+def _check_settings(cls, settings) -> None:
     """A ``TypeError`` for a keyword that is not a setting of the kernel ``cls``, with the closest
     setting: ``SGLD(stepsize=...)`` would otherwise get Python's bare "unexpected keyword"."""
     import difflib
 
     fields = [f for f in dataclasses.fields(cls) if f.init]
-    shown = [f.name for f in fields if f.repr] + (["data_plate"] if with_model else [])  # not internal state
+    shown = [f.name for f in fields if f.repr]  # not internal state
     for name in settings:
         if name not in shown and name not in {f.name for f in fields}:
             close = difflib.get_close_matches(name, shown, n=1)

@@ -109,7 +109,7 @@ class SamplerRun:
 
 
 @dataclass
-class _Chains:
+class Chains:
     """What the phases hand on: the bound kernel, its state, the tuning every step reads (built
     from ``preconditioner``, the base ``M^-1``, ``None`` for ``I``), the random state and the
     per-datum gradient evaluations spent per chain ``(C,)``. ``fraction``: ``h lambda_max``
@@ -228,7 +228,7 @@ def _checked_init(init_positions, num_chains, dim):
     return init
 
 
-def _choose_step_size(chains: _Chains, backend, points, origin: bool) -> None:
+def _choose_step_size(chains: Chains, backend, points, origin: bool) -> None:
     """Set ``chains.tuning``: the user's step size if the kernel has one; else ``h`` for the
     ``M^-1`` the steps use (:meth:`~.base.LangevinKernel.step_preconditioner`) at ``points``
     ``(P, D)`` (and the origin, with ``origin``): ``fraction / lambda_max`` under adaptation,
@@ -249,7 +249,7 @@ def _choose_step_size(chains: _Chains, backend, points, origin: bool) -> None:
     chains.tuning = make_tuning(backend, step_size, chains.preconditioner)
 
 
-def _prime(chains: _Chains, backend) -> None:
+def _prime(chains: Chains, backend) -> None:
     """Let a kernel that learns a preconditioner gather its statistics in the coordinates of the
     current ``M^-1`` (a no-op for the others)."""
     base = make_tuning(backend, 0.0, chains.preconditioner)
@@ -257,7 +257,7 @@ def _prime(chains: _Chains, backend) -> None:
     chains.spent += cost
 
 
-def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> _Chains:
+def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> Chains:
     """Bind ``kernel`` to the model and choose the first tuning (see the module docstring)."""
     adapting = adapt and kernel.step_size is None
     kernel = (kernel.for_adaptation(backend) if adapting else kernel).setup(backend)
@@ -275,13 +275,13 @@ def _set_up(kernel, backend, position, rng, *, adapt, dense, seed) -> _Chains:
     state, rng, init_cost = kernel.init_state(backend, position, rng, map_estimate=centres)
     fraction = kernel.adapted_step_fraction(backend.dim, STEP_FRACTION) if adapting else None
     spent = (np.zeros(position.shape[0], dtype=np.int64) + cost + init_cost).astype(np.int64)
-    chains = _Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction, centres=centres)
+    chains = Chains(kernel, state, rng, spent, preconditioner, adapt_mass, dense, fraction, centres=centres)
     _prime(chains, backend)
     _choose_step_size(chains, backend, points, origin=centres is None)
     return chains
 
 
-def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: int, keep: bool) -> list:
+def _run_segment(chains: Chains, backend, steps: int, block: int, bar, done: int, keep: bool) -> list:
     """``steps`` warmup steps in blocks; returns the positions ``[(n, C, D)]`` they went through
     if ``keep``, else ``[]``."""
     window, taken = [], 0
@@ -300,7 +300,7 @@ def _run_segment(chains: _Chains, backend, steps: int, block: int, bar, done: in
     return window
 
 
-def _run_plan(chains: _Chains, backend, plan, block: int, bar, done: int, keep_late: bool):
+def _run_plan(chains: Chains, backend, plan, block: int, bar, done: int, keep_late: bool):
     """Run the segments ``plan`` (:func:`~.adaptation.warmup_plan`); under adaptation, re-estimate
     ``M^-1`` (``"window"``) and ``h`` after each. Returns the late warmup's draws ``(n, C, D)``
     with ``keep_late`` (the last window and the final segment: the longer the stretch, the longer
@@ -323,7 +323,7 @@ def _run_plan(chains: _Chains, backend, plan, block: int, bar, done: int, keep_l
     return late
 
 
-def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bool = False) -> None:
+def _warm_up(chains: Chains, backend, num_warmup: int, bar, autocorrelation: bool = False) -> None:
     """Run the warmup plan; under adaptation, check how it ended (:func:`_late_warmup_problem`) and,
     while it ended badly, apply :data:`WARMUP_REMEDY` (:func:`_remedy`) at most :data:`MAX_WARMUP_REMEDIES`
     times; with ``autocorrelation``, estimate the chains' autocorrelation time from the late
@@ -351,7 +351,7 @@ def _warm_up(chains: _Chains, backend, num_warmup: int, bar, autocorrelation: bo
         _choose_step_size(chains, backend, backend.to_numpy(chains.state.position), origin=False)
 
 
-def _late_warmup_problem(chains: _Chains, late) -> str | None:
+def _late_warmup_problem(chains: Chains, late) -> str | None:
     """What is wrong with how the warmup ended, or ``None``: the chains disagree (the largest
     rank-normalised split R-hat of the late warmup's draws ``(n, C, D)`` in whitened coordinates
     above :data:`WARMUP_R_HAT`, with at least 2 chains), or a chain is no longer finite."""
@@ -378,7 +378,7 @@ def remedy_plan(num_warmup: int, block: int):
     return [(steps[0], "window"), (steps[1], None)]
 
 
-def _remedy(chains: _Chains, backend, remedy: str, problem: str) -> None:
+def _remedy(chains: Chains, backend, remedy: str, problem: str) -> None:
     """Before another stretch of warmup (:func:`remedy_plan`): ``"extend"`` carries on from where
     the chains are; ``"restart"`` moves every chain to the best mode of the Laplace start (the
     per-chain MAP with the lowest potential; without one, the chain whose current position has
@@ -429,7 +429,7 @@ def resolve_thinning(thinning, autocorrelation: float | None) -> int:
     return int(min(MAX_AUTO_THINNING, max(1, math.ceil(autocorrelation / AUTO_THINNING_DIVISOR))))
 
 
-def _draw(chains: _Chains, backend, num_samples: int, thinning: int, bar, kept: list, done: int = 0,
+def _draw(chains: Chains, backend, num_samples: int, thinning: int, bar, kept: list, done: int = 0,
           on_block=None) -> bool:
     """Sample draws ``done + 1`` to ``num_samples``, every ``thinning``-th step, appending
     ``(positions, infos)`` blocks to ``kept`` (calling ``on_block`` after each); returns whether
@@ -463,7 +463,7 @@ class Resumed:
     """Where a checkpointed run stopped: its chains after ``done`` draws, the ``kept`` blocks
     ``[(positions (n, C, D), infos)]`` of those draws and the thinning they used."""
 
-    chains: _Chains
+    chains: Chains
     kept: list
     done: int
     thinning: int
@@ -485,7 +485,7 @@ class WarmChains:
 def warm_up(kernel, backend, position, rng, *, num_warmup: int, adapt: bool = True, preconditioner: str = "auto",
             seed: int = 0) -> WarmChains:
     """Set up and warm up chains at ``position`` ``(C, D)`` exactly as :func:`run_chains` does,
-    for drivers of their own (NumPyro's ``MCMC``, :mod:`ppzoo.backends.numpyro_mcmc`), which
+    for drivers of their own (NumPyro's ``MCMC``, :mod:`.numpyro_mcmc`), which
     then step with the returned tuning."""
     check_count("num_warmup", num_warmup, 0)
     chains = _set_up(kernel, backend, position, rng, adapt=adapt, dense=use_dense(preconditioner, backend.dim),
@@ -594,7 +594,7 @@ def run_chains(
                           1 if thinning == "auto" else thinning, True, {"adapted": 0}, stopped_in=stage,
                           last_position=backend.to_numpy(position))
     thinning = resolve_thinning(thinning, chains.autocorrelation)
-    return _collect(chains, backend, kept, num_warmup, thinning, interrupted, stopped_in=stopped_in)
+    return collect_run(chains, backend, kept, num_warmup, thinning, interrupted, stopped_in=stopped_in)
 
 
 def _no_stats(num_chains: int) -> dict:
@@ -603,7 +603,7 @@ def _no_stats(num_chains: int) -> dict:
     return {k: np.zeros((num_chains, 0), dtype=t) for k, t in empty.items()}
 
 
-def _collect(chains: _Chains, backend, kept: list, num_warmup: int, thinning: int, interrupted: bool,
+def collect_run(chains: Chains, backend, kept: list, num_warmup: int, thinning: int, interrupted: bool,
              stopped_in: str = "") -> SamplerRun:
     num_chains = chains.spent.shape[0]
     last = backend.to_numpy(chains.state.position)
@@ -618,7 +618,7 @@ def _collect(chains: _Chains, backend, kept: list, num_warmup: int, thinning: in
                       stopped_in=stopped_in, last_position=last)
 
 
-def _run_attrs(chains: _Chains) -> dict:
+def _run_attrs(chains: Chains) -> dict:
     attrs = {"adapted": int(chains.adapting)}
     if chains.preconditioner is not None:
         attrs["inverse_mass"] = chains.preconditioner.inverse_mass.copy()

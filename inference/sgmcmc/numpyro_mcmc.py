@@ -1,13 +1,12 @@
 """ppzoo's Langevin kernels as NumPyro ``MCMCKernel``s.
 
-    mcmc = numpyro.infer.MCMC(SARAHLD(model), num_warmup=1000, num_samples=1000,
+    mcmc = numpyro.infer.MCMC(NumPyroLangevin(SARAHLD(), model), num_warmup=1000, num_samples=1000,
                               num_chains=4, chain_method="vectorized")
     mcmc.run(jax.random.PRNGKey(0), x, y=y)
     idata = az.from_numpyro(mcmc)
 
 ``NumPyroLangevin`` wraps a ppzoo kernel (which knows nothing of NumPyro)
-and turns it into NumPyro's ``init`` / ``sample``; ``SARAHLD(model, ...)``
-returns one (:class:`ppzoo.inference.sgmcmc.base.LangevinKernel`). With
+and turns it into NumPyro's ``init`` / ``sample``. With
 ``chain_method="vectorized"`` NumPyro hands ``init`` one key per chain and
 the kernel runs all chains as one batch (each with its own minibatches, and
 full-gradient refreshes as real branches); with ``"sequential"`` (what
@@ -83,7 +82,8 @@ class NumPyroLangevin(MCMCKernel):
 
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         from ppzoo.backends.numpyro_backend import NumPyroBackend
-        from ppzoo.inference.sgmcmc.driver import warm_up
+
+        from .driver import warm_up
 
         backend = NumPyroBackend(self.model, model_args, model_kwargs, data_plate=self.data_plate)
         batched = not is_prng_key(rng_key)

@@ -65,10 +65,10 @@ def _watched(ppl, watcher, run):
 def _numpyro_trace(model, args, kwargs):
     from numpyro.primitives import Messenger
 
-    from ppzoo.backends.numpyro_backend import NumPyroBackend, _to_jax, trace_numpyro
+    from ppzoo.backends.numpyro_backend import NumPyroBackend, to_jax, trace_numpyro
 
     watcher = _statement_watcher(Messenger)(model)
-    trace = _watched("numpyro", watcher, lambda: trace_numpyro(watcher, _to_jax(tuple(args)), _to_jax(dict(kwargs))))
+    trace = _watched("numpyro", watcher, lambda: trace_numpyro(watcher, to_jax(tuple(args)), to_jax(dict(kwargs))))
     has_sites = any(site["type"] == "sample" for site in trace.values())
     return NumPyroBackend, trace if has_sites else None
 
@@ -77,7 +77,7 @@ def _pyro_trace(model, args, kwargs):
     import torch
     from pyro.poutine.messenger import Messenger
 
-    from ppzoo.backends.pyro_backend import PyroBackend, _to_torch, trace_pyro
+    from ppzoo.backends.pyro_backend import PyroBackend, to_torch, trace_pyro
 
     class PyroWatcher(Messenger):
         entered = finished = None
@@ -89,7 +89,7 @@ def _pyro_trace(model, args, kwargs):
             self.finished, self.entered = msg.get("name"), None
 
     watcher = PyroWatcher()
-    args, kwargs = _to_torch(tuple(args), torch.device("cpu")), _to_torch(dict(kwargs), torch.device("cpu"))
+    args, kwargs = to_torch(tuple(args), torch.device("cpu")), to_torch(dict(kwargs), torch.device("cpu"))
     trace = _watched("pyro", watcher, lambda: trace_pyro(watcher(model), args, kwargs))
     has_sites = any(site["type"] == "sample" for site in trace.nodes.values())
     return PyroBackend, trace if has_sites else None

@@ -67,7 +67,7 @@ def _is_data(leaf) -> bool:
     return isinstance(leaf, jax.Array) and leaf.ndim > 0
 
 
-def _to_jax(tree, device=None):
+def to_jax(tree, device=None):
     def convert(leaf):
         if type(leaf).__module__.startswith("pandas") and hasattr(leaf, "to_numpy"):  # a Series, a DataFrame
             leaf = leaf.to_numpy()
@@ -82,7 +82,7 @@ def _to_jax(tree, device=None):
     return jax.tree_util.tree_map(convert, tree)
 
 
-def _jax_device(device):
+def jax_device(device):
     if device is None or isinstance(device, jax.Device):
         return device
     if isinstance(device, str):
@@ -103,7 +103,7 @@ def _jax_device(device):
     raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a jax.Device; got {device!r}")
 
 
-def _feasible(site):
+def feasible(site):
     """A value for a continuous latent site that no handler has given one: ``biject_to(support)`` of
     zeros (a point of the support, as ``init_to_feasible``), so that a program with an improper
     prior (``ImproperUniform``, which cannot be sampled) can be traced."""
@@ -117,8 +117,8 @@ def _feasible(site):
     return transform(jnp.zeros(shape))
 
 
-def _at_check_point(site):
-    """As :func:`_feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
+def at_check_point(site):
+    """As :func:`feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
     the site's own unconstrained shape (so a site whose shape the data set still gets a value)."""
     if site["type"] != "sample" or site["is_observed"] or site["value"] is not None or site["fn"].support.is_discrete:
         return None
@@ -128,9 +128,9 @@ def _at_check_point(site):
     return transform(jnp.asarray(check_point(int(np.prod(shape, dtype=int))), dtype=jnp.result_type(float)).reshape(shape))
 
 
-def trace_numpyro(model, args, kwargs, data=None, point=_feasible):
+def trace_numpyro(model, args, kwargs, data=None, point=feasible):
     """Trace a NumPyro program once (seeded), optionally substituting ``data``; latents not in
-    ``data`` take a feasible value (:func:`_feasible`, or ``point``) instead of a draw from their prior."""
+    ``data`` take a feasible value (:func:`feasible`, or ``point``) instead of a draw from their prior."""
     fn = handlers.seed(model, rng_seed=0)
     if data:
         fn = handlers.substitute(fn, data=data)
@@ -159,14 +159,14 @@ def numpyro_sites(trace) -> tuple[list[Site], dict[str, PlateRecord]]:
 
 def site_names(model, args, kwargs) -> tuple[list, list]:
     """``(latent sites, observed sites)`` of one trace of ``model``."""
-    trace = trace_numpyro(model, _to_jax(tuple(args)), _to_jax(dict(kwargs)))
+    trace = trace_numpyro(model, to_jax(tuple(args)), to_jax(dict(kwargs)))
     sites = [(n, s["is_observed"]) for n, s in trace.items() if s["type"] == "sample"]
     return [n for n, o in sites if not o], [n for n, o in sites if o]
 
 
 def observed_plates(model, args, kwargs) -> dict:
     """``{observed site: {plate name: dim}}`` of one trace of ``model``."""
-    trace = trace_numpyro(model, _to_jax(tuple(args)), _to_jax(dict(kwargs)))
+    trace = trace_numpyro(model, to_jax(tuple(args)), to_jax(dict(kwargs)))
     return {n: {f.name: f.dim for f in s["cond_indep_stack"]} for n, s in trace.items()
             if s["type"] == "sample" and s["is_observed"]}
 
@@ -209,9 +209,9 @@ class NumPyroBackend(Backend):
 
     def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, batch_args=None):
         self.model = model
-        self.device = _jax_device(device)
-        self.args = _to_jax(tuple(args), self.device)
-        self.kwargs = _to_jax(dict(kwargs or {}), self.device)
+        self.device = jax_device(device)
+        self.args = to_jax(tuple(args), self.device)
+        self.kwargs = to_jax(dict(kwargs or {}), self.device)
         check_real_arguments(model, self.args, self.kwargs)
         if trace is None:
             trace = trace_numpyro(model, self.args, self.kwargs)
@@ -331,8 +331,8 @@ class NumPyroBackend(Backend):
 
     def _view(self, args, kwargs, idx):
         """The :class:`~.sites.ProgramView` of a run on ``idx`` with these arguments, the latents at
-        :func:`_at_check_point` (:func:`~.batching.check_data_reading`)."""
-        trace = trace_numpyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=_at_check_point)
+        :func:`at_check_point` (:func:`~.batching.check_data_reading`)."""
+        trace = trace_numpyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=at_check_point)
         plates = {n: (int(s["args"][0]), int(jnp.shape(s["value"])[0])) for n, s in trace.items() if s["type"] == "plate"}
         deterministic = [(n, s["value"], [f.name for f in s.get("cond_indep_stack", ())])
                          for n, s in trace.items() if s["type"] == "deterministic"]

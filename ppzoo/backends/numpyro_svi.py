@@ -237,8 +237,8 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     from numpyro.infer.autoguide import AutoGuide
 
     from ppzoo.backends.numpyro_backend import (
-        _at_check_point,
-        _feasible,
+        at_check_point,
+        feasible,
         numpyro_sites,
         trace_numpyro,
     )
@@ -258,7 +258,7 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     def view(a, kw, idx):
         whole = int(idx.shape[0]) == int(first[plate]["args"][0]) if plate in first else False
         given = {} if whole else {n: jnp.take(v, idx, axis=axis) for n, (v, axis) in whole_local.items()}
-        trace = trace_numpyro(model, a, kw, data={plate: idx, **given}, point=_at_check_point)
+        trace = trace_numpyro(model, a, kw, data={plate: idx, **given}, point=at_check_point)
         if whole:
             for n in local:
                 site = trace[n]
@@ -285,7 +285,7 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
         return int(found.group(1)) if found else None
 
     def param_shapes(program, a, kw):
-        trace = handlers.trace(handlers.substitute(handlers.seed(program, 0), substitute_fn=_feasible)).get_trace(*a, **kw)
+        trace = handlers.trace(handlers.substitute(handlers.seed(program, 0), substitute_fn=feasible)).get_trace(*a, **kw)
         return {n: jnp.shape(s["value"]) for n, s in trace.items() if s["type"] == "param"}
 
     return SVIProbe(run, view, indexed_past, param_shapes, local, isinstance(guide, AutoGuide), own)

@@ -80,7 +80,7 @@ FULL_DATA_CHUNK = 4096
 MAX_COMPILED_CHAINS = 64
 
 
-def _torch_device(device):
+def torch_device(device):
     if device is None:
         return torch.device("cpu")
     asked = device
@@ -102,7 +102,7 @@ def _torch_device(device):
     return device
 
 
-def _to_torch(tree, device):
+def to_torch(tree, device):
     def convert(leaf):
         if type(leaf).__module__.startswith("pandas") and hasattr(leaf, "to_numpy"):  # a Series, a DataFrame
             leaf = leaf.to_numpy()
@@ -121,7 +121,7 @@ def _to_torch(tree, device):
     return convert(tree)
 
 
-def _feasible(site):
+def feasible(site):
     """A value for a latent site that no handler has given one: for a continuous site
     ``biject_to(support)`` of zeros (a point of the support, as Pyro's ``init_to_feasible`` but
     without drawing from the prior, so that an improper prior such as ``ImproperUniform`` can be
@@ -134,8 +134,8 @@ def _feasible(site):
     return transform(torch.zeros(transform.inverse_shape(fn.shape()), device=device))
 
 
-def _at_check_point(site):
-    """As :func:`_feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
+def at_check_point(site):
+    """As :func:`feasible`, at ``biject_to(support)`` of :func:`~.batching.check_point` values of
     the site's own unconstrained shape (so a site whose shape the data set still gets a value)."""
     fn = site["fn"]
     if fn.support.is_discrete:
@@ -147,9 +147,9 @@ def _at_check_point(site):
     return transform(values.reshape(shape))
 
 
-def trace_pyro(model, args, kwargs, data=None, point=_feasible):
+def trace_pyro(model, args, kwargs, data=None, point=feasible):
     """Trace a Pyro program once, optionally conditioning on ``data``, validation off; latents not
-    in ``data`` take a feasible value (:func:`_feasible`, or ``point``) instead of a draw from their prior."""
+    in ``data`` take a feasible value (:func:`feasible`, or ``point``) instead of a draw from their prior."""
     fn = poutine.condition(model, data=data) if data else model
     # outside the conditioning, so it sees the conditioned values and leaves them be
     fn = InitMessenger(point)(fn)
@@ -199,7 +199,7 @@ def _throwaway_trace(model, args, kwargs):
     state = pyro.util.get_rng_state()
     try:
         with pyro.get_param_store().scope(), torch.no_grad():
-            return trace_pyro(model, _to_torch(tuple(args), None), _to_torch(dict(kwargs), None))
+            return trace_pyro(model, to_torch(tuple(args), None), to_torch(dict(kwargs), None))
     finally:
         pyro.util.set_rng_state(state)
 
@@ -416,9 +416,9 @@ class PyroBackend(Backend):
     def __init__(self, model, args=(), kwargs=None, data_plate=None, device=None, trace=None, jit_compile=True,
                  batch_args=None):
         self.model = model
-        self.device = _torch_device(device)
-        self.args = _to_torch(tuple(args), self.device)
-        self.kwargs = _to_torch(dict(kwargs or {}), self.device)
+        self.device = torch_device(device)
+        self.args = to_torch(tuple(args), self.device)
+        self.kwargs = to_torch(dict(kwargs or {}), self.device)
         self.jit_compile = jit_compile
         if trace is None:
             trace = trace_pyro(model, self.args, self.kwargs)
@@ -492,9 +492,9 @@ class PyroBackend(Backend):
 
     def _view(self, args, kwargs, idx):
         """The :class:`~.sites.ProgramView` of a run on ``idx`` with these arguments, the latents at
-        :func:`_at_check_point` (:func:`~.batching.check_data_reading`)."""
+        :func:`at_check_point` (:func:`~.batching.check_data_reading`)."""
         with torch.no_grad():
-            trace = trace_pyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=_at_check_point)
+            trace = trace_pyro(self.model, args, kwargs, data={self.layout.data_plate: idx}, point=at_check_point)
         plates = {n: (int(s["fn"].size), int(s["value"].shape[0])) for n, s in trace.nodes.items()
                   if s["type"] == "sample" and site_is_subsample(s)}
         deterministic = [(n, s["value"], [f.name for f in s["cond_indep_stack"] if f.vectorized])

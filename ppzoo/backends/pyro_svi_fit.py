@@ -99,8 +99,8 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     from pyro.infer.autoguide import AutoGuide
 
     from ppzoo.backends.pyro_backend import (
-        _at_check_point,
-        _feasible,
+        at_check_point,
+        feasible,
         length_indexed_past,
         pyro_sites,
         trace_pyro,
@@ -129,7 +129,7 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     def view(a, kw, idx):
         whole = int(idx.shape[0]) == num_data
         given = {} if whole else {n: v.index_select(axis, idx) for n, (v, axis) in whole_local.items()}
-        trace = trace_pyro(model, a, kw, data={plate: idx, **given}, point=_at_check_point)
+        trace = trace_pyro(model, a, kw, data={plate: idx, **given}, point=at_check_point)
         if whole:
             for n in local:
                 site = trace.nodes[n]
@@ -151,7 +151,7 @@ def minibatch_probe(model, guide, args, kwargs, plate) -> SVIProbe:
     def param_shapes(program, a, kw):
         from pyro.infer.autoguide.initialization import InitMessenger
 
-        trace = poutine.trace(InitMessenger(_feasible)(program)).get_trace(*a, **kw)
+        trace = poutine.trace(InitMessenger(feasible)(program)).get_trace(*a, **kw)
         return {n: tuple(s["value"].shape) for n, s in trace.nodes.items() if s["type"] == "param"}
 
     return SVIProbe(run, view, indexed_past, param_shapes, local, isinstance(guide, AutoGuide), own)

@@ -88,14 +88,14 @@ class PyroSVI:
     name = "pyro"
 
     def __init__(self, device=None):
-        from ppzoo.backends.pyro_backend import _torch_device
+        from ppzoo.backends.pyro_backend import torch_device
 
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
 
     def _data(self, args, kwargs):
-        from ppzoo.backends.pyro_backend import _to_torch
+        from ppzoo.backends.pyro_backend import to_torch
 
-        return _to_torch(tuple(args), self.device), _to_torch(dict(kwargs), self.device)
+        return to_torch(tuple(args), self.device), to_torch(dict(kwargs), self.device)
 
     def scope(self, scope):
         """A context in which the Pyro parameter store is the fit's (``None``: the global store)."""
@@ -165,9 +165,9 @@ class PyroSVI:
         return {n for t in (guide_trace, model_trace) for n, site in t.nodes.items() if site["type"] == "param"}
 
     def _params(self, params):
-        from ppzoo.backends.pyro_backend import _to_torch
+        from ppzoo.backends.pyro_backend import to_torch
 
-        return _to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, self.device) or None
+        return to_torch({k: np.asarray(v) for k, v in (params or {}).items()}, self.device) or None
 
     def posterior_guide(self, model, guide, args, kwargs, *, params, scope=None):
         """``(guide, params)`` whose draws are the fitted posterior: an ``AutoLaplaceApproximation``
@@ -218,10 +218,10 @@ class PyroSVI:
     def observed_means(self, model, args, kwargs, *, params, latents, scope=None) -> dict:
         """``{site: mean}``: the model's observed sites' means, latents held at ``latents``, NumPy."""
         from ppzoo.backends import pyro_svi_eval
-        from ppzoo.backends.pyro_backend import _to_torch
+        from ppzoo.backends.pyro_backend import to_torch
 
         args, kwargs = self._data(args, kwargs)
-        latents = _to_torch({k: np.asarray(v) for k, v in latents.items()}, self.device)
+        latents = to_torch({k: np.asarray(v) for k, v in latents.items()}, self.device)
         with self.scope(scope):
             return pyro_svi_eval.observed_means(model, args, kwargs, params=self._params(params), latents=latents)
 
@@ -266,14 +266,14 @@ class NumPyroSVI:
     name = "numpyro"
 
     def __init__(self, device=None):
-        from ppzoo.backends.numpyro_backend import _jax_device
+        from ppzoo.backends.numpyro_backend import jax_device
 
-        self.device = _jax_device(device)
+        self.device = jax_device(device)
 
     def _data(self, args, kwargs):
-        from ppzoo.backends.numpyro_backend import _to_jax
+        from ppzoo.backends.numpyro_backend import to_jax
 
-        return _to_jax(tuple(args), self.device), _to_jax(dict(kwargs), self.device)
+        return to_jax(tuple(args), self.device), to_jax(dict(kwargs), self.device)
 
     @staticmethod
     def _default_optimizer(learning_rate):

@@ -47,7 +47,7 @@ def _constrained(backend, positions):
     return out
 
 
-def _pointwise(backend, flat, chunk):
+def pointwise_values(backend, flat, chunk):
     parts = [backend.pointwise(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
     lp = np.concatenate([p[0] for p in parts])
     return lp, {k: np.concatenate([p[1][k] for p in parts], axis=0) for k in parts[0][1]}
@@ -98,7 +98,7 @@ def sampler_run_to_inference_data(run, backend, *, log_likelihood: bool = True):
     stats = dict(run.stats)
     stats["diverging"] = stats["diverging"].astype(bool)
     if log_likelihood:
-        lp, loglik = _pointwise(backend, flat, _LOGLIK_CHUNK)
+        lp, loglik = pointwise_values(backend, flat, _LOGLIK_CHUNK)
         groups["log_likelihood"] = {k: v.reshape((num_chains, num_draws) + v.shape[1:]) for k, v in loglik.items()
                                     if k not in constant}
         stats["lp"] = lp.reshape(num_chains, num_draws)
