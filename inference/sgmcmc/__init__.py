@@ -10,7 +10,7 @@ with a preconditioner learned from the gradients), driven by
 on first use, as it imports NumPyro).
 """
 
-from .base import LangevinKernel
+from .base import KERNELS, LangevinKernel
 from .diffusions import Tuning
 from .driver import SamplerRun, run_chains
 from .psgld import PSGLD
@@ -25,8 +25,23 @@ __all__ = [
     "SamplerRun", "run_chains", "get_sampler", "SAMPLERS", "NumPyroLangevin",
 ]
 
-#: method name -> kernel class, for ``ppzoo.sample(method=...)``
-SAMPLERS = {"sgld": SGLD, "svrg-ld": SVRGLD, "sarah-ld": SARAHLD, "sgld-cv": SGLDCV, "psgld": PSGLD}
+#: method name -> kernel class, for ``ppzoo.sample(method=...)``: the kernels registered themselves
+#: (:data:`.base.KERNELS`) as their modules were imported above, or by :func:`_import_kernels`
+SAMPLERS = KERNELS
+
+
+def _import_kernels():
+    """Import every module of this package but the NumPyro wrapper (which imports NumPyro), so that
+    a kernel in a new module is registered without an edit here."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "numpyro_mcmc":
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_kernels()
 
 
 def get_sampler(method: str):

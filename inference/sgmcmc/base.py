@@ -47,7 +47,15 @@ from ppzoo.checks import check_batch_size, check_count, check_number
 from .preconditioner import as_preconditioner
 from .schedules import as_schedule
 
-__all__ = ["LangevinKernel", "RefreshingKernel"]
+__all__ = ["LangevinKernel", "RefreshingKernel", "KERNELS", "INTEGRATORS", "ESTIMATORS"]
+
+#: method name -> kernel class: every concrete kernel class registers itself here when its module is
+#: imported (:meth:`LangevinKernel.__init_subclass__`); ``ppzoo.sample(method=...)`` reads it
+KERNELS: dict = {}
+#: what a kernel's ``integrator`` may be: the dynamics its step discretises
+INTEGRATORS = ("overdamped",)
+#: what a kernel's ``estimator`` may be: how it estimates ``grad U`` (:mod:`.gradients`)
+ESTIMATORS = ("plain", "control-variate", "svrg", "sarah")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,10 +85,28 @@ class LangevinKernel(abc.ABC):
     temperature: float = 1.0
     inverse_mass: Any = None
 
-    #: method name used by ``ppzoo.sample`` and in the result's attrs
+    #: method name used by ``ppzoo.sample`` and in the result's attrs; a class that sets it is
+    #: registered in :data:`KERNELS` under it
     name = "langevin"
+    #: the dynamics the step discretises (:data:`INTEGRATORS`): ``"overdamped"`` Langevin,
+    #: ``theta' = theta - h M^-1 g + sqrt(2 h T) L xi`` (:func:`.diffusions.langevin_step`)
+    integrator = "overdamped"
+    #: the gradient estimator ``g`` (:data:`ESTIMATORS`): ``"plain"`` minibatch,
+    #: ``"control-variate"`` at a fixed anchor, ``"svrg"`` (anchor refreshed), ``"sarah"`` (recursive)
+    estimator = "plain"
     #: whether the kernel learns a preconditioner of its own as it runs (pSGLD)
     learns_preconditioner = False
+
+    def __init_subclass__(cls, **options):
+        super().__init_subclass__(**options)
+        if "name" not in cls.__dict__:  # an intermediate class (RefreshingKernel): not a method
+            return
+        if cls.integrator not in INTEGRATORS or cls.estimator not in ESTIMATORS:
+            raise TypeError(f"kernel {cls.__name__}: integrator must be one of {INTEGRATORS} and estimator one of "
+                            f"{ESTIMATORS}, got {cls.integrator!r} and {cls.estimator!r}")
+        if KERNELS.get(cls.name, cls).__qualname__ != cls.__qualname__:
+            raise TypeError(f"kernel {cls.__name__}: the method name {cls.name!r} is {KERNELS[cls.name].__name__}'s")
+        KERNELS[cls.name] = cls
 
     def __new__(cls, *args, **settings):
         # only checks: a misspelt setting gets the closest name, and a model passed first gets the wrapper

@@ -91,6 +91,7 @@ class SARAHLD(RefreshingKernel):
     other settings as in :class:`~ppzoo.inference.sgmcmc.base.LangevinKernel`."""
 
     name = "sarah-ld"
+    estimator = "sarah"
 
     def init_state(self, backend, position, rng, map_estimate=None):
         return SARAHState(position, 0, position, 0.0 * position), rng, 0

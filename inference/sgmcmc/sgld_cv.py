@@ -58,6 +58,7 @@ class SGLDCV(LangevinKernel):
     map_learning_rate: float = 0.05
 
     name = "sgld-cv"
+    estimator = "control-variate"
 
     def __post_init__(self):
         super().__post_init__()

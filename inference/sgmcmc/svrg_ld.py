@@ -43,6 +43,7 @@ class SVRGLD(RefreshingKernel):
     other settings as in :class:`~ppzoo.inference.sgmcmc.base.LangevinKernel`."""
 
     name = "svrg-ld"
+    estimator = "svrg"
 
     def init_state(self, backend, position, rng, map_estimate=None):
         return SVRGState(position, 0, position, 0.0 * position), rng, 0
