@@ -34,4 +34,10 @@ def __getattr__(name):
         from .sgmcmc.numpyro_mcmc import NumPyroLangevin
 
         return NumPyroLangevin
+    from . import sgmcmc
+
+    try:  # a registered kernel by its class name (SGHMC)
+        return getattr(sgmcmc, name)
+    except AttributeError:
+        pass
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,9 +72,10 @@ def sample(
     Args:
         method: ``"sgld-cv"`` (the default: SGLD with control variates at the MAP, whose
             posterior sds are right where plain SGLD's minibatch noise widens them),
-            ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"`` or ``"psgld"``
+            ``"sgld"``, ``"svrg-ld"``, ``"sarah-ld"``, ``"psgld"``
             (SGLD with an RMSprop preconditioner, Li et al. 2016, frozen after warmup:
-            :mod:`ppzoo.inference.sgmcmc.psgld`), or a kernel object such as
+            :mod:`ppzoo.inference.sgmcmc.psgld`) or ``"sghmc"`` (with momentum:
+            :mod:`ppzoo.inference.sgmcmc.sghmc`), or a kernel object such as
             ``ppzoo.inference.SGLDCV(map_steps=2000)`` or ``ppzoo.inference.PSGLD(decay=0.95)``
             (whose own settings are then used: leave ``step_size``,
             ``batch_size``, ``temperature`` and ``inner_loop`` unset).

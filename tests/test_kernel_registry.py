@@ -3,6 +3,7 @@
 import dataclasses
 import re
 
+import ppzoo.inference
 import pytest
 from ppzoo.inference import SAMPLERS, get_sampler
 from ppzoo.inference.sgmcmc import SGLD
@@ -11,11 +12,11 @@ from ppzoo.inference.sgmcmc.base import ESTIMATORS, INTEGRATORS, KERNELS
 
 def test_every_method_is_a_registered_kernel_with_its_parts_declared():
     assert SAMPLERS is KERNELS
-    assert sorted(SAMPLERS) == ["psgld", "sarah-ld", "sgld", "sgld-cv", "svrg-ld"]
+    assert sorted(SAMPLERS) == ["psgld", "sarah-ld", "sghmc", "sgld", "sgld-cv", "svrg-ld"]
     parts = {name: (cls.integrator, cls.estimator) for name, cls in SAMPLERS.items()}
     assert parts == {
         "sgld": ("overdamped", "plain"), "psgld": ("overdamped", "plain"), "sgld-cv": ("overdamped", "control-variate"),
-        "svrg-ld": ("overdamped", "svrg"), "sarah-ld": ("overdamped", "sarah"),
+        "svrg-ld": ("overdamped", "svrg"), "sarah-ld": ("overdamped", "sarah"), "sghmc": ("underdamped", "plain"),
     }
     assert all(cls.name == name for name, cls in SAMPLERS.items())
 
@@ -27,6 +28,7 @@ def test_a_new_kernel_class_is_found_by_its_method_name():
             name = "warm-sgld-for-test"
 
         assert get_sampler("warm-sgld-for-test") is WarmSGLD
+        assert ppzoo.inference.WarmSGLD is WarmSGLD  # importable by class name, no edit of the package
         assert WarmSGLD(temperature=2.0).temperature == 2.0
     finally:
         KERNELS.pop("warm-sgld-for-test", None)

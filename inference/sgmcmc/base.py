@@ -53,7 +53,7 @@ __all__ = ["LangevinKernel", "RefreshingKernel", "KERNELS", "INTEGRATORS", "ESTI
 #: imported (:meth:`LangevinKernel.__init_subclass__`); ``ppzoo.sample(method=...)`` reads it
 KERNELS: dict = {}
 #: what a kernel's ``integrator`` may be: the dynamics its step discretises
-INTEGRATORS = ("overdamped",)
+INTEGRATORS = ("overdamped", "underdamped")
 #: what a kernel's ``estimator`` may be: how it estimates ``grad U`` (:mod:`.gradients`)
 ESTIMATORS = ("plain", "control-variate", "svrg", "sarah")
 
