@@ -15,9 +15,9 @@ A row's ``value`` replaces one argument of a call that is otherwise good (``give
   too; ``model="logistic"`` is the regression with Bernoulli labels; rows whose argument is
   ``model`` replace the program itself (:class:`Program`: a program with a discrete latent, one
   that raises, one with an improper prior, ...), given 20 data ``y``;
-* the kernels (``SGLD``, ``SGLDCV``, ``SVRGLD``, ``SARAHLD``, ``PSGLD``) and schedules
+* the kernels (``SGLD``, ``SGLDCV``, ``SVRGLD``, ``SARAHLD``, ``PSGLD``, ``SGHMC``) and schedules
   (``PolynomialDecay``, ``Constant``) of ``ppzoo.inference`` are constructed with the one setting
-  (``PolynomialDecay`` with ``a=1e-3`` besides);
+  (``PolynomialDecay`` with ``a=1e-3`` besides), or, for ``model``, given it positionally;
 * ``cli``: ``ppzoo.cli.main`` in process, on the command line in ``value`` (``{tmp}`` is a fresh
   folder; ``run`` gets ``--out {tmp}/run.nc --no-progress`` unless the row sets ``--out``); it must
   end with status 2 and one line ``ppzoo...: error: ...`` on stderr that matches the row.
@@ -41,7 +41,7 @@ DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 
 #: functions whose rows run on both PPLs; the others (kernels, schedules, the CLI) run once
 PPL_FUNCTIONS = ("sample", "fit", "log_marginal_likelihood")
-KERNELS = ("SGLD", "SGLDCV", "SVRGLD", "SARAHLD", "PSGLD", "PolynomialDecay", "Constant")
+KERNELS = ("SGLD", "SGLDCV", "SVRGLD", "SARAHLD", "PSGLD", "SGHMC", "PolynomialDecay", "Constant")
 
 
 @dataclass(frozen=True)
@@ -596,6 +596,11 @@ _KERNEL = [
     ("PSGLD", "damping", -1e-5, ValueError, f"damping {FINITE} > 0, got -1e-05", None),
     ("PSGLD", "damping", math.inf, ValueError, f"damping {FINITE} > 0, got inf", "inf"),
     ("PSGLD", "freeze", "yes", TypeError, "freeze must be True or False, got 'yes'", None),
+    ("SGHMC", "friction", 0.0, ValueError, r"friction must be a number in \(0, 1\] \(the fraction of the velocity lost per step\), got 0.0", None),
+    ("SGHMC", "friction", 1.5, ValueError, r"friction must be a number in \(0, 1\].*got 1.5", None),
+    ("SGHMC", "friction", math.nan, ValueError, r"friction must be a number in \(0, 1\].*got nan", "nan"),
+    ("SGHMC", "friction", "high", TypeError, r"friction must be a number in \(0, 1\].*got 'high'", None),
+    ("SGLD", "model", "positional", TypeError, r"SGLD takes its settings by keyword.*NumPyroLangevin\(SGLD\(\.\.\.\), model\)", None),
     ("PSGLD", "prime_steps", 0, ValueError, "prime_steps must be an integer >= 1, got 0", None),
     ("PSGLD", "prime_steps", 1.5, TypeError, "prime_steps must be an integer >= 1, got 1.5", None),
     ("PolynomialDecay", "a", 0.0, ValueError, f"a {FINITE} > 0, got 0.0", None),

@@ -25,9 +25,8 @@ evaluations.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, NamedTuple
-
-from ppzoo.checks import check_number
 
 from .base import LangevinKernel
 from .diffusions import apply_factor, apply_inverse_mass
@@ -57,8 +56,11 @@ class SGHMC(LangevinKernel):
     def __post_init__(self):
         super().__post_init__()
         # 0 would conserve energy and never mix; above 1 the velocity flips sign every step
-        if check_number("friction", self.friction, low=0.0, strict=True) > 1.0:
-            raise ValueError(f"friction must be a number in (0, 1], got {self.friction!r}")
+        message = f"friction must be a number in (0, 1] (the fraction of the velocity lost per step), got {self.friction!r}"
+        if isinstance(self.friction, bool) or not isinstance(self.friction, numbers.Real):
+            raise TypeError(message)
+        if not 0.0 < self.friction <= 1.0:  # NaN fails both
+            raise ValueError(message)
 
     def init_state(self, backend, position, rng, map_estimate=None):
         # the velocity starts at rest; warmup draws it towards its stationary law N(0, h T M^-1)
