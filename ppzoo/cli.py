@@ -40,9 +40,9 @@ import warnings
 
 from ppzoo._version import __version__
 from ppzoo.files import (
-    temporary_beside,
     check_writable,
     netcdf_image,
+    temporary_beside,
     write_netcdf,
     writing_result_to,
 )
@@ -479,6 +479,11 @@ def _run(opts) -> int:
             "inner_loop": opts.inner_loop,
         }
         settings.update({k: v for k, v in given.items() if v is not None})
+        if not isinstance(settings["method"], str):  # the entry's kernel object: the options go into it
+            import dataclasses
+
+            folded = {k: settings.pop(k) for k in ("step_size", "batch_size", "inner_loop") if k in settings}
+            settings["method"] = dataclasses.replace(settings["method"], **folded)
         with result_file:
             idata = ppzoo.sample(
                 spec.model(opts.backend),

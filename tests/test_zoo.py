@@ -9,14 +9,13 @@ within a factor ``1 +- tolerance[1]`` of the reference sds. The tolerances
 include the run's own Monte Carlo error: with ``S`` effective draws a mean is
 off by about ``sd / sqrt(S)`` (0.1 sd at S = 100) and an sd by about a
 fraction ``1 / sqrt(2 S)`` of itself (0.07 at S = 100), plus the step-size
-bias of Langevin dynamics. The neural network's raw weights are not
-identifiable, and its report is not clean: its cases are marked as expected
-failures (``UNIDENTIFIABLE``).
+bias of Langevin dynamics.
 
 What is compared is what ``ModelSpec.summarize`` reports: the parameters,
-or, for entries whose parameters are not identifiable (``ModelSpec.derived``:
-the neural network's hidden units, probabilistic PCA's loadings), quantities
-that are (the regression function at fixed inputs, ``W W'``).
+or the quantities a user reads where the entry names them
+(``ModelSpec.derived``: the neural network's regression function at fixed
+inputs, probabilistic PCA's ``W W'``, whose loadings are identified only up
+to the entry's constraints).
 """
 
 import dataclasses
@@ -79,44 +78,25 @@ def _random_draws(spec, seed=0, chains=2, draws=3):
     return {k: np.asarray(v).reshape((chains, draws) + v.shape[1:]) for k, v in prior.items() if k not in observed}
 
 
-def test_bnn_quantities_do_not_change_when_hidden_units_are_permuted_or_flipped():
+def test_bnn_parameters_are_identifiable_and_its_quantities_are_f_and_sigma():
+    """Positive slopes and ordered kinks: every prior draw has them, and the compared quantities are
+    the regression function at the fixed inputs and the noise scale."""
     spec = models.get("bnn_regression")
-    draws = _random_draws(spec)
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(bnn_regression.HIDDEN)
-    sign = np.where(rng.random(bnn_regression.HIDDEN) < 0.5, -1.0, 1.0)
-    moved = dict(draws)
-    moved["w1"] = draws["w1"][..., perm] * sign
-    moved["b1"] = draws["b1"][..., perm] * sign
-    moved["w2"] = draws["w2"][..., perm] * sign
-    before, after = spec.quantities(draws), spec.quantities(moved)
-    assert set(before) == {"f", "sigma"} and before["f"].shape == (2, 3, len(bnn_regression.X_STAR))
-    np.testing.assert_allclose(after["f"], before["f"], rtol=1e-6, atol=1e-6)
-    assert not np.allclose(moved["w1"], draws["w1"])  # the parameters did change
+    draws = _random_draws(spec, draws=50)
+    assert np.all(draws["a"] > 0) and np.all(np.diff(draws["c"], axis=-1) > 0)
+    got = spec.quantities(draws)
+    assert set(got) == {"f", "sigma"} and got["f"].shape == (2, 50, len(bnn_regression.X_STAR))
 
 
 def test_bnn_predict_is_the_network_forward_pass():
-    draws = {"w1": np.array([[1.0, -2.0]]), "b1": np.array([0.5, 0.0]), "w2": np.array([3.0, 1.0]), "b2": np.array(-1.0)}
-    x = np.array([[0.0], [1.0]])
-    expected = np.tanh(x @ draws["w1"] + draws["b1"]) @ draws["w2"] + draws["b2"]
+    """``f(x) = sum_h w2_h tanh(a_h (x - c_h)) + b2`` is ``tanh(x W1 + b1) . w2 + b2`` with ``W1 = a``, ``b1 = -a c``."""
+    draws = {"a": np.array([1.0, 2.0]), "c": np.array([-0.5, 0.25]), "w2": np.array([3.0, 1.0]), "b2": np.array(-1.0)}
+    x = np.array([[0.0], [1.0], [-2.0]])
+    w1, b1 = draws["a"][None, :], -draws["a"] * draws["c"]
+    expected = np.tanh(x @ w1 + b1) @ draws["w2"] + draws["b2"]
     np.testing.assert_allclose(bnn_regression.predict(draws, x), expected)
     with pytest.raises(ValueError, match="x_star"):
         bnn_regression.predict(draws, np.zeros(3))
-
-
-def test_bnn_preconditioner_follows_the_samplers_layout():
-    from ppzoo.backends import make_backend
-
-    spec = models.get("bnn_regression")
-    args, kwargs = spec.load_data()
-    layout = make_backend(spec.numpyro_model, args, kwargs, backend="numpyro").layout
-    inverse_mass = spec.sampler_defaults["inverse_mass"]
-    assert inverse_mass.shape == (layout.dim,)
-    for site in layout.latent:
-        block = inverse_mass[site.offset:site.offset + site.size]
-        np.testing.assert_allclose(block, 1.0 / bnn_regression.HIDDEN if site.name == "w2" else 1.0)
-    with pytest.raises(ValueError, match="hidden must be an integer >= 1, got 0"):
-        bnn_regression.prior_inverse_mass(hidden=0)
 
 
 def test_ppca_loadings_are_lower_trapezoidal_and_give_w_wt():
@@ -168,23 +148,9 @@ def test_quantities_reject_bad_posteriors():
 #: the cases of the default run (each about as costly as a case of the old default run); every
 #: case runs under `pytest -m slow`
 QUICK = {("logistic_regression", "numpyro")}
-#: R-hat and ESS are judged on the raw weights, which are not identifiable: chains settle in different
-#: ones of the 2^5 5! symmetric copies of the posterior (R-hat 3.4 to 4.1, bulk ESS 4, at seeds 0 and 1
-#: on either backend; 2.6 with every chain started from one point), so `ppzoo run bnn_regression`
-#: ends with a ConvergenceWarning at any affordable length; strict, so that a fix shows
-UNIDENTIFIABLE = pytest.mark.xfail(raises=ConvergenceWarning, strict=True,
-                                   reason="the raw BNN weights are not identifiable: R-hat far above 1.01")
-
-
 def _entry_cases():
-    """Every (entry, backend): QUICK in the default run, the rest under `pytest -m slow`, the
-    neural network's marked UNIDENTIFIABLE."""
-    cases = slow_for([(n, b) for n in ENTRIES for b in ("numpyro", "pyro")], lambda case: case not in QUICK)
-    return [
-        pytest.param(*case.values, marks=[*case.marks, UNIDENTIFIABLE])
-        if getattr(case, "values", case)[0] == "bnn_regression" else case
-        for case in cases
-    ]
+    """Every (entry, backend): QUICK in the default run, the rest under `pytest -m slow`."""
+    return slow_for([(n, b) for n in ENTRIES for b in ("numpyro", "pyro")], lambda case: case not in QUICK)
 
 
 @pytest.mark.parametrize("name, backend", _entry_cases())
