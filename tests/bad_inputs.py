@@ -244,7 +244,7 @@ ROWS += [
 # -- sample: every argument -----------------------------------------------------------------------
 _SAMPLE = [
     # (argument, value, error, match, shown, given)
-    ("method", "hmc", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'", None, ()),
+    ("method", "hmc", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sghmc', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'hmc'", None, ()),
     ("method", 3, TypeError, "method must be a method name or a ppzoo Langevin kernel, got 3", None, ()),
     ("method", SGLD, TypeError, "method must be a method name or a ppzoo Langevin kernel", "the class SGLD (not an instance)", ()),
     ("num_samples", 0, ValueError, "num_samples must be an integer >= 1, got 0", None, ()),
@@ -518,7 +518,7 @@ _MORE_SAMPLE = [
     ("step_size", True, TypeError, "step_size must be a positive number, ppzoo.inference.Constant", None, ()),
     ("batch_size", True, TypeError, "batch_size must be an integer >= 1, got True", None, ()),
     ("batch_size", -5, ValueError, "batch_size must be an integer >= 1, got -5", None, ()),
-    ("method", "SGLD", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'SGLD'",
+    ("method", "SGLD", ValueError, r"method must be one of \['psgld', 'sarah-ld', 'sghmc', 'sgld', 'sgld-cv', 'svrg-ld'\], got 'SGLD'",
      None, ()),
     ("method", "nuts", ValueError, "method must be one of .* got 'nuts'", None, ()),
     ("method", None, TypeError, "method must be a method name or a ppzoo Langevin kernel, got None", None, ()),

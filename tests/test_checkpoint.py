@@ -41,9 +41,11 @@ def groups(idata):
     return {g: arviz_compat.get_group(idata, g) for g in ("posterior", "sample_stats", "log_likelihood")}
 
 
-# the adapted tuning (preconditioner, step size) on one backend, a recursive kernel's state on the other
+# the adapted tuning (preconditioner, step size) on one backend, a recursive kernel's state on the other,
+# and a kernel with momentum (its velocity is state)
 @pytest.mark.parametrize("backend, method, adapt",
-                         slow_for([("numpyro", "sgld-cv", True), ("pyro", "sarah-ld", False)], lambda c: c[0] == "numpyro"))
+                         slow_for([("numpyro", "sgld-cv", True), ("pyro", "sarah-ld", False), ("numpyro", "sghmc", True)],
+                                  lambda c: c[0] == "numpyro"))
 def test_a_resumed_run_gives_the_uninterrupted_draws(tmp_path, monkeypatch, backend, method, adapt):
     spec = models.get("linear_regression")
     args, kwargs = spec.load_data()
