@@ -201,3 +201,25 @@ def test_a_failing_predictive_leaves_the_run_written(tmp_path, monkeypatch, caps
     result = arviz_compat.from_netcdf(tmp_path / "run.nc")
     assert arviz_compat.get_group(result, "posterior")["mu"].shape == (2, 20)
     assert not arviz_compat.has_group(result, "posterior_predictive")
+
+
+def test_run_puts_command_line_step_options_into_an_entrys_kernel(monkeypatch, tmp_path):
+    """bnn_regression's sampler default is a kernel object (SGHMC with its friction): --step-size and
+    --batch-size go into it rather than beside it, and its own settings stay."""
+    from ppzoo.inference import SGHMC
+
+    import ppzoo
+    from ppzoo import cli
+
+    seen = {}
+
+    def fake_sample(model, *args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(ppzoo, "sample", fake_sample)
+    code = cli.main(["run", "bnn_regression", "--step-size", "1e-4", "--batch-size", "32", "--no-progress",
+                     "--out", str(tmp_path / "run.nc")])
+    assert code != 0 and isinstance(seen["method"], SGHMC)
+    assert (seen["method"].step_size, seen["method"].batch_size, seen["method"].friction) == (1e-4, 32, 0.02)
+    assert "step_size" not in seen and "batch_size" not in seen
