@@ -30,14 +30,11 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name == "NumPyroLangevin":  # imports NumPyro and JAX: only when asked for
-        from .sgmcmc.numpyro_mcmc import NumPyroLangevin
-
-        return NumPyroLangevin
+    # NumPyroLangevin (imported on first use) and registered kernels by class name (SGHMC): the
+    # sampler package resolves both
     from . import sgmcmc
 
-    try:  # a registered kernel by its class name (SGHMC)
+    try:
         return getattr(sgmcmc, name)
     except AttributeError:
-        pass
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -97,9 +97,7 @@ def _sample_size(data_size, objective=None) -> tuple[int, int]:
         k = objective.num_particles
         wanted = PARTICLES * k * max(1, k // 5)
     per_chunk = PARTICLE_DATA_BUDGET // max(int(data_size or 1), 1)
-    if wanted <= per_chunk:
-        return wanted, 1
-    chunks = min(MAX_CHUNKS, -(-wanted // max(per_chunk, 1)))
+    chunks = min(MAX_CHUNKS, -(-wanted // max(per_chunk, 1)))  # one where the whole sample fits
     return int(min(per_chunk, -(-wanted // chunks))), int(chunks)
 
 

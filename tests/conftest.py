@@ -50,6 +50,19 @@ def pyro_gaussian_location(x):
         pyro.sample("x", pdist.Normal(theta, 1.0), obs=x[idx])
 
 
+def worst_second_moment_gap(z, expected):
+    """The largest ``|mean(z_i z_j) - expected[i, j]|`` over ``i <= j``, in Monte Carlo standard errors
+    of the product series (ArviZ's MCSE); ``z`` is ``(chain, draw, D)``, ``expected`` ``(D, D)``."""
+    import arviz as az
+
+    worst = 0.0
+    for i in range(z.shape[-1]):
+        for j in range(i, z.shape[-1]):
+            product = z[..., i] * z[..., j]
+            worst = max(worst, abs(product.mean() - expected[i, j]) / float(az.mcse(product)))
+    return worst
+
+
 def slow_for(cases, is_slow):
     """``cases`` as parameters, those for which ``is_slow(case)`` marked ``slow`` (run by ``pytest -m slow``):
     a check whose variants cost very different times keeps its quick ones in the default run."""
